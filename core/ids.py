@@ -1,0 +1,45 @@
+"""Event identifiers: UUIDv7 (RFC 9562), time-ordered so that sinks can sort and dedupe on them."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+
+_lock = threading.Lock()
+_last_ms = 0
+_counter = 0
+
+
+def uuid7(unix_ms: int | None = None) -> uuid.UUID:
+    """Return a UUIDv7: 48-bit Unix milliseconds, version 7, 12-bit counter, variant, 62 random bits.
+
+    Within one millisecond the 12-bit ``rand_a`` field is a counter (RFC 9562 §6.2, method 1),
+    so ids made by one process are strictly increasing.
+    """
+    global _last_ms, _counter
+    with _lock:
+        ms = int(time.time() * 1000) if unix_ms is None else int(unix_ms)
+        if ms <= _last_ms:
+            ms = _last_ms
+            _counter += 1
+            if _counter > 0xFFF:  # counter overflow: borrow the next millisecond
+                ms += 1
+                _counter = 0
+        else:
+            _counter = 0
+        _last_ms = ms
+        counter = _counter
+    rand_b = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
+    value = (ms & ((1 << 48) - 1)) << 80
+    value |= 0x7 << 76
+    value |= counter << 64
+    value |= 0b10 << 62
+    value |= rand_b
+    return uuid.UUID(int=value)
+
+
+def new_event_id() -> str:
+    """A fresh UUIDv7 as its canonical string."""
+    return str(uuid7())

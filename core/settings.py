@@ -1,0 +1,198 @@
+"""Typed, frozen settings read from the environment (pydantic-settings).
+
+Every part runs embedded unless its variable points at a real service:
+
+======================== ================================ =====================================
+variable                 embedded default                 distributed example
+======================== ================================ =====================================
+KAFKA_BOOTSTRAP_SERVERS  (unset: start Tansu on loopback) ``kafka-1:9092,kafka-2:9092``
+CLICKHOUSE_URL           (unset: chDB in the data dir)    ``https://user@ch.example:8443/rf``
+OBJECT_STORE_URL         ``file://<data dir>/objects``    ``s3://heimdall-models``
+SCHEMA_REGISTRY_URL      (unset: single-object encoding)  ``http://registry:8081``
+======================== ================================ =====================================
+
+Secrets (passwords, registry credentials) are ``SecretStr``: they print as ``**********``
+and :meth:`HeimdallSettings.describe` masks a password written inside a URL.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from heimdall.core.errors import ConfigError
+
+
+def mask_url(url: str | None) -> str | None:
+    """Return ``url`` with any password replaced by ``***`` (``http://u:***@host``)."""
+    if not url:
+        return url
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+
+
+class KafkaSettings(BaseSettings):
+    """Where the broker is and how to authenticate (``KAFKA_*``)."""
+
+    model_config = SettingsConfigDict(env_prefix="KAFKA_", frozen=True, extra="ignore")
+
+    bootstrap_servers: str | None = Field(
+        None, description="host:port list of a real cluster; unset starts the embedded broker"
+    )
+    security_protocol: str = Field("PLAINTEXT", description="PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL")
+    sasl_mechanism: str | None = Field(None, description="PLAIN, SCRAM-SHA-256, SCRAM-SHA-512")
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    compression_type: str = Field("zstd", description="producer compression: none, lz4, zstd")
+    session_timeout_ms: int = Field(6000, description="consumer-group session timeout")
+
+    @property
+    def embedded(self) -> bool:
+        return not self.bootstrap_servers
+
+    def client_config(self, bootstrap_servers: str) -> dict[str, Any]:
+        """librdkafka settings common to producers, consumers and the admin client."""
+        conf: dict[str, Any] = {
+            "bootstrap.servers": bootstrap_servers,
+            "security.protocol": self.security_protocol,
+        }
+        if self.sasl_mechanism:
+            conf["sasl.mechanism"] = self.sasl_mechanism
+        if self.sasl_username:
+            conf["sasl.username"] = self.sasl_username
+        if self.sasl_password is not None:
+            conf["sasl.password"] = self.sasl_password.get_secret_value()
+        return conf
+
+
+class ClickHouseSettings(BaseSettings):
+    """Measurement history store (``CLICKHOUSE_*``)."""
+
+    model_config = SettingsConfigDict(env_prefix="CLICKHOUSE_", frozen=True, extra="ignore")
+
+    url: str | None = Field(
+        None, description="http(s)://[user@]host:port[/database]; unset opens chDB in the data dir"
+    )
+    password: SecretStr | None = Field(None, description="password for CLICKHOUSE_URL")
+    database: str = Field("heimdall", description="database holding Heimdall's tables")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _password_out_of_url(cls, data: Any) -> Any:
+        """A password written in the URL moves to ``password`` so the URL can be shown."""
+        if isinstance(data, dict) and data.get("url"):
+            parts = urlsplit(str(data["url"]))
+            if parts.password is not None:
+                data = dict(data)
+                data.setdefault("password", parts.password)
+                data["url"] = mask_url(str(data["url"]))
+        return data
+
+    def url_and_password(self) -> tuple[str | None, str | None]:
+        pw = self.password.get_secret_value() if self.password else None
+        return (self.url.replace(":***@", "@") if self.url else None), pw
+
+
+class ObjectStoreSettings(BaseSettings):
+    """Model registry and IQ archive (``OBJECT_STORE_*``)."""
+
+    model_config = SettingsConfigDict(env_prefix="OBJECT_STORE_", frozen=True, extra="ignore")
+
+    url: str | None = Field(None, description="file://… or s3://bucket/prefix; unset is <data dir>/objects")
+    endpoint_url: str | None = Field(None, description="S3 endpoint for MinIO or a local S3 server")
+    key: str | None = None
+    secret: SecretStr | None = None
+
+
+class SchemaRegistrySettings(BaseSettings):
+    """Confluent Schema Registry (``SCHEMA_REGISTRY_*``); unset writes Avro single-object encoding."""
+
+    model_config = SettingsConfigDict(env_prefix="SCHEMA_REGISTRY_", frozen=True, extra="ignore")
+
+    url: str | None = Field(None, description="http(s)://host:port, or mock://name in tests")
+    basic_auth: SecretStr | None = Field(None, description="user:password for the registry")
+
+
+class TopicNames(BaseModel):
+    """Topic names (``HEIMDALL_TOPICS__IQ=…`` and so on)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    iq: str = "rf.iq.v1"
+    features: str = "rf.features.v1"
+    observations: str = "rf.observations.v1"
+    localizations: str = "rf.localizations.v1"
+    truth: str = "rf.truth.v1"
+    receivers: str = "rf.receivers.v1"
+    models: str = "rf.models.v1"
+    dlq: str = "rf.dlq.v1"
+
+    def all(self) -> list[str]:
+        return list(self.model_dump().values())
+
+
+class HeimdallSettings(BaseSettings):
+    """Everything Heimdall reads from the environment (``HEIMDALL_*`` plus the service groups)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="HEIMDALL_", env_nested_delimiter="__", frozen=True, extra="ignore"
+    )
+
+    data_dir: Path = Field(Path(".heimdall"), description="embedded state: chDB, objects, logs")
+    partitions: int = Field(3, ge=1, le=256, description="partitions of each topic it creates")
+    assoc_window_s: float = Field(1.0, gt=0, description="association window length")
+    assoc_min_receivers: int = Field(4, ge=3, description="receivers an observation needs")
+    max_chunk_samples: int = Field(1 << 20, description="larger IQ chunks are refused to the DLQ")
+    log_level: str = Field("WARNING", description="Python logging level")
+    topics: TopicNames = Field(default_factory=TopicNames)
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    clickhouse: ClickHouseSettings = Field(default_factory=ClickHouseSettings)
+    object_store: ObjectStoreSettings = Field(default_factory=ObjectStoreSettings)
+    schema_registry: SchemaRegistrySettings = Field(default_factory=SchemaRegistrySettings)
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, v: str) -> str:
+        v = v.upper()
+        if v not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError(f"HEIMDALL_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, not {v!r}")
+        return v
+
+    @property
+    def object_store_url(self) -> str:
+        if self.object_store.url:
+            return self.object_store.url
+        return (self.data_dir.resolve() / "objects").as_uri()
+
+    @property
+    def chdb_path(self) -> Path:
+        return self.data_dir.resolve() / "chdb"
+
+    def describe(self) -> dict[str, str]:
+        """Where each part runs, safe to print (no secrets)."""
+        return {
+            "kafka": self.kafka.bootstrap_servers or "embedded (Tansu on loopback)",
+            "clickhouse": mask_url(self.clickhouse.url) or f"embedded (chDB at {self.chdb_path})",
+            "object store": mask_url(self.object_store_url) or "",
+            "schema registry": mask_url(self.schema_registry.url) or "none (Avro single-object encoding)",
+        }
+
+
+def load_settings(**overrides: Any) -> HeimdallSettings:
+    """Read the settings; a wrong variable becomes one :class:`ConfigError` line naming it."""
+    from pydantic import ValidationError
+
+    try:
+        return HeimdallSettings(**overrides)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = "HEIMDALL_" + "__".join(str(p).upper() for p in err["loc"])
+        raise ConfigError(f"{where}: {err['msg']}") from None
