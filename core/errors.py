@@ -29,3 +29,7 @@ class EstimationError(HeimdallError):
 
 class BrokerError(HeimdallError):
     """The embedded broker could not be started or reached."""
+
+
+class StoreError(HeimdallError):
+    """The ClickHouse store cannot be opened or used (directory in use, server unreachable)."""

@@ -13,7 +13,7 @@ _counter = 0
 
 
 def uuid7(unix_ms: int | None = None) -> uuid.UUID:
-    """Return a UUIDv7: 48-bit Unix milliseconds, version 7, 12-bit counter, variant, 62 random bits.
+    """Return a UUIDv7: 48-bit Unix ms, version 7, 12-bit counter, variant, 62 random bits.
 
     Within one millisecond the 12-bit ``rand_a`` field is a counter (RFC 9562 §6.2, method 1),
     so ids made by one process are strictly increasing.
@@ -21,16 +21,21 @@ def uuid7(unix_ms: int | None = None) -> uuid.UUID:
     global _last_ms, _counter
     with _lock:
         ms = int(time.time() * 1000) if unix_ms is None else int(unix_ms)
-        if ms <= _last_ms:
+        if ms > _last_ms:
+            _last_ms, _counter = ms, 0
+        elif ms == _last_ms or unix_ms is None:  # same or clock stepped back: keep order
             ms = _last_ms
             _counter += 1
             if _counter > 0xFFF:  # counter overflow: borrow the next millisecond
-                ms += 1
-                _counter = 0
-        else:
-            _counter = 0
-        _last_ms = ms
+                _last_ms, _counter = _last_ms + 1, 0
+                ms = _last_ms
+        else:  # an explicit past time: honour it, outside the monotonic sequence
+            return _compose(ms, 0)
         counter = _counter
+    return _compose(ms, counter)
+
+
+def _compose(ms: int, counter: int) -> uuid.UUID:
     rand_b = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
     value = (ms & ((1 << 48) - 1)) << 80
     value |= 0x7 << 76

@@ -47,7 +47,9 @@ class KafkaSettings(BaseSettings):
     bootstrap_servers: str | None = Field(
         None, description="host:port list of a real cluster; unset starts the embedded broker"
     )
-    security_protocol: str = Field("PLAINTEXT", description="PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL")
+    security_protocol: str = Field(
+        "PLAINTEXT", description="PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL"
+    )
     sasl_mechanism: str | None = Field(None, description="PLAIN, SCRAM-SHA-256, SCRAM-SHA-512")
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
@@ -106,14 +108,16 @@ class ObjectStoreSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="OBJECT_STORE_", frozen=True, extra="ignore")
 
-    url: str | None = Field(None, description="file://… or s3://bucket/prefix; unset is <data dir>/objects")
+    url: str | None = Field(
+        None, description="file://… or s3://bucket/prefix; unset is <data dir>/objects"
+    )
     endpoint_url: str | None = Field(None, description="S3 endpoint for MinIO or a local S3 server")
     key: str | None = None
     secret: SecretStr | None = None
 
 
 class SchemaRegistrySettings(BaseSettings):
-    """Confluent Schema Registry (``SCHEMA_REGISTRY_*``); unset writes Avro single-object encoding."""
+    """Confluent Schema Registry (``SCHEMA_REGISTRY_*``); unset: Avro single-object encoding."""
 
     model_config = SettingsConfigDict(env_prefix="SCHEMA_REGISTRY_", frozen=True, extra="ignore")
 
@@ -182,7 +186,8 @@ class HeimdallSettings(BaseSettings):
             "kafka": self.kafka.bootstrap_servers or "embedded (Tansu on loopback)",
             "clickhouse": mask_url(self.clickhouse.url) or f"embedded (chDB at {self.chdb_path})",
             "object store": mask_url(self.object_store_url) or "",
-            "schema registry": mask_url(self.schema_registry.url) or "none (Avro single-object encoding)",
+            "schema registry": mask_url(self.schema_registry.url)
+            or "none (Avro single-object encoding)",
         }
 
 

@@ -9,7 +9,12 @@ from heimdall.core.settings import load_settings, mask_url
 
 
 def test_embedded_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in ("KAFKA_BOOTSTRAP_SERVERS", "CLICKHOUSE_URL", "OBJECT_STORE_URL", "SCHEMA_REGISTRY_URL"):
+    for var in (
+        "KAFKA_BOOTSTRAP_SERVERS",
+        "CLICKHOUSE_URL",
+        "OBJECT_STORE_URL",
+        "SCHEMA_REGISTRY_URL",
+    ):
         monkeypatch.delenv(var, raising=False)
     s = load_settings()
     assert s.kafka.embedded

@@ -1,0 +1,91 @@
+"""Synthesis speed of the simulated receiver network vs real time (one core).
+
+Run: ``.venv/bin/python bench/bench_simulator.py [--steps N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from heimdall.producers.sim import (
+    NbfmSpec,
+    ReceiverSpec,
+    Scenario,
+    Simulator,
+    TransmitterSpec,
+    seed_network,
+)
+
+T0_NS = 1_760_000_000_000_000_000
+
+
+def _large_scenario(n_rx: int = 50, n_tx: int = 6) -> Scenario:
+    rng = np.random.default_rng(0)
+    receivers = [
+        ReceiverSpec(
+            receiver_id=f"rx{i:03d}",
+            lat_deg=float(rng.uniform(44.3, 45.6)),
+            lon_deg=float(rng.uniform(7.2, 9.2)),
+            alt_m=float(rng.uniform(50, 800)),
+        )
+        for i in range(n_rx)
+    ]
+    transmitters = [
+        TransmitterSpec(
+            source_id=f"tx{j}",
+            lat_deg=float(rng.uniform(44.5, 45.4)),
+            lon_deg=float(rng.uniform(7.5, 9.0)),
+            alt_m=300.0,
+            channel_freq_hz=145.2e6 + 25e3 * j,
+            freq_offset_hz=float(rng.uniform(-300, 300)),
+            waveform=NbfmSpec(),
+        )
+        for j in range(n_tx)
+    ]
+    return Scenario(receivers=receivers, transmitters=transmitters)
+
+
+def _measure(sim: Simulator, n_steps: int) -> tuple[float, int]:
+    for _ in sim.steps(T0_NS, 2):  # warm-up (grid caches)
+        pass
+    n_chunks = 0
+    t = time.perf_counter()
+    for chunks, _ in sim.steps(T0_NS, n_steps):
+        n_chunks += len(chunks)
+    return time.perf_counter() - t, n_chunks
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--steps", type=int, default=300, help="steps per case")
+    args = parser.parse_args()
+    cases = [
+        ("seed network (7 rx x 2 ch)", Simulator(seed_network(), seed=1)),
+        ("seed network, noiseless", Simulator(seed_network(), seed=1, noise=False)),
+        ("50 rx x 6 NBFM ch", Simulator(_large_scenario(), seed=1)),
+    ]
+    table = Table(title=f"heimdall.producers.sim — {args.steps} steps per case, one core")
+    for col in ("case", "chunks/step", "wall s", "simulated s", "x real time", "Msamples/s"):
+        table.add_column(col, justify="left" if col == "case" else "right")
+    for name, sim in cases:
+        wall_s, n_chunks = _measure(sim, args.steps)
+        sim_s = args.steps * sim.scenario.chunk_s
+        n_samples = n_chunks * sim.scenario.n_samples
+        table.add_row(
+            name,
+            str(n_chunks // args.steps),
+            f"{wall_s:.3f}",
+            f"{sim_s:.1f}",
+            f"{sim_s / wall_s:.0f}",
+            f"{n_samples / wall_s / 1e6:.1f}",
+        )
+    Console(width=110).print(table)
+
+
+if __name__ == "__main__":
+    main()

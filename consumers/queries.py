@@ -1,0 +1,154 @@
+"""Read helpers over the history tables (what the runtime summary prints).
+
+Every read uses ``FINAL`` so that an event written twice (a replay, a crash between the
+write and the commit) counts once. Table names are unqualified: they resolve in the
+client's current database, which :func:`heimdall.core.store.open_clickhouse` sets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from clickhouse_connect.driver.binding import quote_identifier
+
+__all__ = [
+    "HISTORY_TABLES",
+    "LocalizationError",
+    "count_rows",
+    "error_summary",
+    "localization_errors",
+]
+
+HISTORY_TABLES = ("features", "observations", "localizations", "truth")
+
+
+def count_rows(client: Any, table: str) -> int:
+    """Distinct events in ``table`` (``SELECT count() FROM table FINAL``)."""
+    if table not in HISTORY_TABLES:
+        raise ValueError(f"unknown table {table!r}: one of {', '.join(HISTORY_TABLES)}")
+    result = client.query(f"SELECT count() FROM {quote_identifier(table)} FINAL")
+    return int(result.result_rows[0][0])
+
+
+@dataclass(frozen=True, slots=True)
+class LocalizationError:
+    """One localization against the truth of its channel nearest to it in time."""
+
+    event_id: str
+    channel_id: str
+    t_ns: int
+    method: str
+    source_id: str
+    truth_t_ns: int
+    dt_s: float
+    error_m: float
+    drms_m: float
+
+
+# The nearest truth in time is the closer of the latest truth at or before the localization
+# and the earliest truth at or after it: two ASOF joins (a plain join would be channel x
+# channel rows). geoDistance is on the WGS84 ellipsoid (ClickHouse's approximation).
+_ERRORS_SQL = """
+WITH
+    loc AS (
+        SELECT event_id, channel_id, t_ns, lat_deg, lon_deg, method, drms_m
+        FROM localizations FINAL
+    ),
+    tr AS (
+        SELECT assumeNotNull(channel_id) AS channel_id, t_ns, lat_deg, lon_deg, source_id
+        FROM truth FINAL
+        WHERE channel_id IS NOT NULL
+    ),
+    before AS (
+        SELECT loc.event_id AS event_id, tr.t_ns AS t_ns, tr.lat_deg AS lat_deg,
+               tr.lon_deg AS lon_deg, tr.source_id AS source_id
+        FROM loc ASOF INNER JOIN tr ON loc.channel_id = tr.channel_id AND loc.t_ns >= tr.t_ns
+    ),
+    after AS (
+        SELECT loc.event_id AS event_id, tr.t_ns AS t_ns, tr.lat_deg AS lat_deg,
+               tr.lon_deg AS lon_deg, tr.source_id AS source_id
+        FROM loc ASOF INNER JOIN tr ON loc.channel_id = tr.channel_id AND loc.t_ns <= tr.t_ns
+    ),
+    nearest AS (
+        SELECT event_id, argMin(tuple(t_ns, lat_deg, lon_deg, source_id), abs(d)) AS m
+        FROM (
+            SELECT b.event_id AS event_id, b.t_ns AS t_ns, b.lat_deg AS lat_deg,
+                   b.lon_deg AS lon_deg, b.source_id AS source_id,
+                   toFloat64(l.t_ns) - toFloat64(b.t_ns) AS d
+            FROM (SELECT * FROM before UNION ALL SELECT * FROM after) AS b
+            INNER JOIN loc AS l ON l.event_id = b.event_id
+        )
+        GROUP BY event_id
+    )
+SELECT
+    toString(loc.event_id) AS event_id,
+    toString(loc.channel_id) AS channel_id,
+    loc.t_ns AS t_ns,
+    toString(loc.method) AS method,
+    toString(nearest.m.4) AS source_id,
+    nearest.m.1 AS truth_t_ns,
+    (toFloat64(loc.t_ns) - toFloat64(nearest.m.1)) / 1e9 AS dt_s,
+    geoDistance(loc.lon_deg, loc.lat_deg, nearest.m.3, nearest.m.2) AS error_m,
+    loc.drms_m AS drms_m
+FROM loc
+INNER JOIN nearest ON loc.event_id = nearest.event_id
+{where}
+ORDER BY loc.t_ns, event_id
+"""
+
+
+def localization_errors(
+    client: Any, *, max_dt_s: float | None = None, channel_id: str | None = None
+) -> list[LocalizationError]:
+    """Horizontal error, metres, of every localization that has a truth on its channel.
+
+    Each localization is paired with the truth of the same ``channel_id`` nearest to it in
+    time; ``max_dt_s`` drops pairs further apart than that. Localizations of a channel with
+    no truth are left out.
+    """
+    conds: list[str] = []
+    params: dict[str, Any] = {}
+    if max_dt_s is not None:
+        conds.append("abs(dt_s) <= {max_dt_s:Float64}")
+        params["max_dt_s"] = float(max_dt_s)
+    if channel_id is not None:
+        conds.append("loc.channel_id = {channel_id:String}")
+        params["channel_id"] = channel_id
+    where = ("WHERE " + " AND ".join(conds)) if conds else ""
+    result = client.query(_ERRORS_SQL.format(where=where), parameters=params)
+    return [
+        LocalizationError(
+            event_id=r[0],
+            channel_id=r[1],
+            t_ns=int(r[2]),
+            method=r[3],
+            source_id=r[4],
+            truth_t_ns=int(r[5]),
+            dt_s=float(r[6]),
+            error_m=float(r[7]),
+            drms_m=float(r[8]),
+        )
+        for r in result.result_rows
+    ]
+
+
+def error_summary(errors: list[LocalizationError]) -> dict[str, float]:
+    """Count, mean, median, 95th percentile and max of the horizontal errors, metres."""
+    if not errors:
+        return {"n": 0.0}
+    xs = sorted(e.error_m for e in errors)
+
+    def pct(q: float) -> float:
+        i = q * (len(xs) - 1)
+        lo = int(i)
+        hi = min(lo + 1, len(xs) - 1)
+        return xs[lo] + (xs[hi] - xs[lo]) * (i - lo)
+
+    return {
+        "n": float(len(xs)),
+        "mean_m": sum(xs) / len(xs),
+        "median_m": pct(0.5),
+        "p95_m": pct(0.95),
+        "max_m": xs[-1],
+    }

@@ -1,0 +1,57 @@
+"""Kafka client construction shared by producers, consumers and the runtime (confluent-kafka)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from confluent_kafka import Consumer, Producer
+from confluent_kafka.admin import AdminClient
+
+from heimdall.core.errors import ConfigError
+from heimdall.core.settings import HeimdallSettings
+
+
+def bootstrap(settings: HeimdallSettings) -> str:
+    """The bootstrap servers; in embedded mode the runtime exports them before starting stages."""
+    if not settings.kafka.bootstrap_servers:
+        raise ConfigError(
+            "KAFKA_BOOTSTRAP_SERVERS is not set: start the embedded runtime with `heimdall up` "
+            "or point it at a Kafka cluster"
+        )
+    return settings.kafka.bootstrap_servers
+
+
+def producer(settings: HeimdallSettings, **overrides: Any) -> Producer:
+    """An idempotent producer with the configured compression and small linger for low latency."""
+    conf = settings.kafka.client_config(bootstrap(settings))
+    conf.update(
+        {
+            "enable.idempotence": True,
+            "compression.type": settings.kafka.compression_type,
+            "linger.ms": 5,
+            "message.max.bytes": 8 * 1024 * 1024,
+        }
+    )
+    conf.update(overrides)
+    return Producer(conf)
+
+
+def consumer(settings: HeimdallSettings, group_id: str, **overrides: Any) -> Consumer:
+    """A consumer that commits only when told to (sinks commit after their write)."""
+    conf = settings.kafka.client_config(bootstrap(settings))
+    conf.update(
+        {
+            "group.id": group_id,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "session.timeout.ms": settings.kafka.session_timeout_ms,
+            "heartbeat.interval.ms": max(500, settings.kafka.session_timeout_ms // 6),
+            "fetch.max.bytes": 16 * 1024 * 1024,
+        }
+    )
+    conf.update(overrides)
+    return Consumer(conf)
+
+
+def admin(settings: HeimdallSettings) -> AdminClient:
+    return AdminClient(settings.kafka.client_config(bootstrap(settings)))

@@ -1,0 +1,120 @@
+"""The ``heimdall`` command line."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from heimdall.core.errors import HeimdallError
+from heimdall.core.settings import HeimdallSettings, load_settings
+
+app = typer.Typer(
+    name="heimdall",
+    help="Find radio transmitters from a network of receivers (Kafka + Faust + ClickHouse).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _settings() -> HeimdallSettings:
+    return load_settings()
+
+
+@app.command()
+def up(
+    duration: Annotated[float | None, typer.Option(help="stop after this many seconds")] = None,
+    fast: Annotated[bool, typer.Option("--fast", help="simulate as fast as possible")] = False,
+    sim_seconds: Annotated[
+        float | None, typer.Option(help="simulate this much signal time, then drain and stop")
+    ] = None,
+    scenario: Annotated[str, typer.Option(help="simulated scenario")] = "seed-network",
+    seed: Annotated[int, typer.Option(help="simulator seed")] = 1,
+    no_sim: Annotated[bool, typer.Option("--no-sim", help="run without the simulator")] = False,
+) -> None:
+    """Run the whole pipeline (embedded unless KAFKA_BOOTSTRAP_SERVERS etc. are set)."""
+    from heimdall.infra.runtime import Runtime, UpOptions, log_to_file
+    from heimdall.infra.summary import print_summary
+
+    settings = _settings()
+    log_to_file(settings.data_dir / "logs" / "heimdall.log", settings.log_level)
+    for where, how in settings.describe().items():
+        console.print(f"[dim]{where}:[/dim] {how}")
+    opts = UpOptions(
+        duration_s=duration,
+        sim_seconds=sim_seconds,
+        realtime=not fast,
+        scenario=scenario,
+        seed=seed,
+        simulate=not no_sim,
+    )
+    summary = Runtime(settings, opts, console).run()
+    print_summary(summary, console)
+
+
+@app.command()
+def worker() -> None:
+    """Run the stream processors (features, associate, localize) as a Faust worker."""
+    from heimdall.streams.worker import run_worker
+
+    settings = _settings()
+    run_worker(settings, loglevel=settings.log_level.lower())
+
+
+@app.command()
+def simulate(
+    scenario: Annotated[str, typer.Argument(help="scenario name")] = "seed-network",
+    duration: Annotated[
+        float | None, typer.Option(help="simulated seconds (default: forever)")
+    ] = None,
+    realtime: Annotated[bool, typer.Option("--realtime/--fast", help="pacing")] = True,
+    seed: Annotated[int, typer.Option(help="random seed")] = 1,
+) -> None:
+    """Publish a simulated receiver network's IQ and truth to Kafka."""
+    from heimdall.producers.sim.stream import run_simulation
+
+    stats = run_simulation(_settings(), scenario, duration_s=duration, realtime=realtime, seed=seed)
+    err_console.print(f"simulator: published {stats}")
+
+
+@app.command()
+def tail(
+    topic: Annotated[
+        str,
+        typer.Argument(
+            help="topic name, or a role: iq, features, observations, "
+            "localizations, truth, receivers, models, dlq"
+        ),
+    ],
+    from_beginning: Annotated[bool, typer.Option(help="start at the oldest event")] = False,
+    max_events: Annotated[int | None, typer.Option("--max", help="stop after N events")] = None,
+    timeout: Annotated[float | None, typer.Option(help="stop after S seconds")] = None,
+) -> None:
+    """Print decoded events of a topic as JSON lines: the smallest downstream subscriber."""
+    from heimdall.consumers.tail import tail_topic
+
+    tail_topic(
+        _settings(),
+        topic,
+        from_beginning=from_beginning,
+        max_events=max_events,
+        timeout_s=timeout,
+        out=sys.stdout,
+    )
+
+
+def main() -> None:
+    try:
+        app()
+    except HeimdallError as exc:
+        err_console.print(f"[red]error:[/red] {exc}")
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()

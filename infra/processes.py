@@ -1,0 +1,83 @@
+"""Child processes of the embedded runtime: started with the parent's settings, never orphaned."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from heimdall.infra.broker import die_with_parent
+
+log = logging.getLogger(__name__)
+
+
+class Child:
+    """A ``heimdall`` sub-command running as a child process, its output in a log file.
+
+    The child receives SIGTERM if this process dies (``PR_SET_PDEATHSIG``), and :meth:`stop`
+    sends SIGTERM, waits, then SIGKILLs: no stage outlives ``heimdall up``.
+    """
+
+    def __init__(self, name: str, args: list[str], env: dict[str, str], log_path: Path) -> None:
+        self.name = name
+        self.args = args
+        self.env = env
+        self.log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Child:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "heimdall.infra.cli", *self.args],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=self.env,
+                preexec_fn=die_with_parent,
+            )
+        log.info("started %s pid %s", self.name, self.proc.pid)
+        return self
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    @property
+    def returncode(self) -> int | None:
+        return None if self.proc is None else self.proc.poll()
+
+    def wait(self, timeout_s: float) -> bool:
+        """Wait for the child to exit by itself; True if it did."""
+        if self.proc is None:
+            return True
+        try:
+            self.proc.wait(timeout_s)
+            return True
+        except subprocess.TimeoutExpired:
+            return False
+
+    def stop(self, timeout_s: float = 15.0) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        if not self.wait(timeout_s):
+            log.warning("%s did not stop in %.0f s: killing it", self.name, timeout_s)
+            self.proc.kill()
+            self.proc.wait()
+
+    def tail(self, n_lines: int = 15) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n_lines:])
+        except OSError:
+            return ""
+
+
+def child_env(extra: dict[str, str]) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(extra)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env

@@ -1,0 +1,280 @@
+"""``heimdall up``: the whole pipeline on one machine, or against real clusters.
+
+Embedded (nothing set): a Tansu broker child process on loopback, chDB in ``<data dir>/chdb``
+owned by this process (the ClickHouse sink runs in a thread here), the Faust worker and the
+simulated receiver network as child processes. Setting ``KAFKA_BOOTSTRAP_SERVERS`` and
+``CLICKHOUSE_URL`` runs the same stages against real services: only the broker launch is
+skipped.
+
+It ends on ``--duration``, Ctrl-C or SIGTERM, stopping the producers first, letting the
+stages drain, then the worker, the sink (flush and commit) and the broker, and prints a
+summary read back from ClickHouse.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from heimdall.infra.clickhouse.migrate import apply_schema
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+
+from heimdall.consumers.clickhouse_sink import ClickHouseSink
+from heimdall.consumers.queries import count_rows, localization_errors
+from heimdall.core import kafka
+from heimdall.core.settings import HeimdallSettings
+from heimdall.core.store import open_clickhouse
+from heimdall.infra.broker import EmbeddedBroker
+from heimdall.infra.monitor import LiveStats, Monitor
+from heimdall.infra.processes import Child, child_env
+from heimdall.infra.summary import Summary, build_summary
+from heimdall.infra.topics import ensure_topics, heimdall_topics
+from heimdall.schemas.serde import Serde
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class UpOptions:
+    """What ``heimdall up`` runs.
+
+    ``duration_s``: stop after this much wall-clock time (None: until stopped).
+    ``sim_seconds``: simulate this much signal time, then drain and stop (None: unbounded).
+    ``realtime``: pace the simulator at real time; otherwise as fast as possible.
+    """
+
+    duration_s: float | None = None
+    sim_seconds: float | None = None
+    realtime: bool = True
+    scenario: str = "seed-network"
+    seed: int = 1
+    simulate: bool = True
+    live: bool = True
+    drain_timeout_s: float = 60.0
+
+
+class Runtime:
+    """Starts, watches and stops every part of an embedded or distributed run."""
+
+    def __init__(
+        self, settings: HeimdallSettings, options: UpOptions, console: Console | None = None
+    ) -> None:
+        self.settings = settings
+        self.options = options
+        self.console = console or Console()
+        self.stop_event = threading.Event()
+        self.broker: EmbeddedBroker | None = None
+        self.children: list[Child] = []
+        self.sink: ClickHouseSink | None = None
+        self._sink_thread: threading.Thread | None = None
+        self.monitor: Monitor | None = None
+        self.store: Any = None
+        self.logs = settings.data_dir / "logs"
+
+    # -- start -----------------------------------------------------------------------------
+    def _start_broker(self) -> None:
+        if not self.settings.kafka.embedded:
+            return
+        self.broker = EmbeddedBroker(log_path=self.logs / "broker.log").start()
+        kafka_settings = self.settings.kafka.model_copy(
+            update={"bootstrap_servers": self.broker.bootstrap_servers}
+        )
+        self.settings = self.settings.model_copy(update={"kafka": kafka_settings})
+
+    def _start_children(self) -> None:
+        env = child_env(
+            {
+                "KAFKA_BOOTSTRAP_SERVERS": self.settings.kafka.bootstrap_servers or "",
+                "HEIMDALL_DATA_DIR": str(self.settings.data_dir),
+                "HEIMDALL_PARTITIONS": str(self.settings.partitions),
+                **{
+                    f"HEIMDALL_TOPICS__{k.upper()}": v
+                    for k, v in self.settings.topics.model_dump().items()
+                },
+            }
+        )
+        worker = Child("streams", ["worker"], env, self.logs / "streams.log")
+        self.children.append(worker.start())
+        if self.options.simulate:
+            args = ["simulate", self.options.scenario, "--seed", str(self.options.seed)]
+            if self.options.sim_seconds is not None:
+                args += ["--duration", str(self.options.sim_seconds)]
+            args.append("--realtime" if self.options.realtime else "--fast")
+            self.children.append(Child("simulator", args, env, self.logs / "simulator.log").start())
+
+    def _start_sink(self, serde: Serde) -> None:
+        self.store = open_clickhouse(self.settings)
+        apply_schema(self.store, self.settings.clickhouse.database)
+        self.sink = ClickHouseSink(self.settings, self.store, serde)
+        self._sink_thread = threading.Thread(
+            target=self.sink.run, args=(self.stop_sink,), name="clickhouse-sink", daemon=True
+        )
+        self._sink_thread.start()
+
+    # -- run -------------------------------------------------------------------------------
+    def run(self) -> Summary:
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.stop_sink = threading.Event()
+        t0 = time.monotonic()
+        restore = self._install_signal_handlers()
+        try:
+            self._start_broker()
+            ensure_topics(kafka.admin(self.settings), heimdall_topics(self.settings))
+            serde = Serde(self.settings.schema_registry.url)
+            self._start_sink(serde)
+            self.monitor = Monitor(self.settings, serde).start()
+            self._start_children()
+            self._watch(t0)
+            return self._shutdown(t0)
+        finally:
+            self._teardown()
+            restore()
+
+    def _simulator(self) -> Child | None:
+        return next((c for c in self.children if c.name == "simulator"), None)
+
+    def _watch(self, t0: float) -> None:
+        opts = self.options
+        deadline = None if opts.duration_s is None else t0 + opts.duration_s
+        sim = self._simulator()
+        ctx = (
+            Live(self._render(t0), console=self.console, refresh_per_second=2, transient=False)
+            if opts.live
+            else contextlib.nullcontext()
+        )
+        with ctx as live:
+            while not self.stop_event.is_set():
+                if deadline is not None and time.monotonic() >= deadline:
+                    break
+                if sim is not None and not sim.running:
+                    if sim.returncode != 0:
+                        self.console.print(f"[red]simulator exited with {sim.returncode}:[/red]")
+                        self.console.print(sim.tail())
+                    break
+                worker = self.children[0]
+                if not worker.running:
+                    self.console.print(f"[red]stream worker exited with {worker.returncode}:[/red]")
+                    self.console.print(worker.tail())
+                    break
+                if live is not None:
+                    live.update(self._render(t0))
+                self.stop_event.wait(0.5)
+            if sim is not None and not sim.running and not self.stop_event.is_set():
+                self._drain(live, t0)
+
+    def _drain(self, live: Live | None, t0: float) -> None:
+        """After a finite simulation: wait until localizations stop arriving."""
+        assert self.monitor is not None
+        deadline = time.monotonic() + self.options.drain_timeout_s
+        last, stable_since = -1, time.monotonic()
+        while time.monotonic() < deadline and not self.stop_event.is_set():
+            n = self.monitor.stats.localizations
+            if n != last:
+                last, stable_since = n, time.monotonic()
+            elif n > 0 and time.monotonic() - stable_since > 5.0:
+                break
+            if live is not None:
+                live.update(self._render(t0, draining=True))
+            time.sleep(0.5)
+
+    def _render(self, t0: float, draining: bool = False) -> Group:
+        stats = self.monitor.stats if self.monitor else LiveStats()
+        head = Table.grid(padding=(0, 2))
+        elapsed = time.monotonic() - t0
+        state = "draining" if draining else "running"
+        head.add_row(
+            f"[bold]heimdall up[/bold] {state} {elapsed:5.0f} s",
+            f"localizations [bold]{stats.localizations}[/bold]",
+            f"median error {_fmt_m(stats.median_error_m())}",
+            f"last error {_fmt_m(stats.last_error_m)}",
+        )
+        topics = Table(show_header=True, header_style="bold", box=None)
+        topics.add_column("topic")
+        topics.add_column("events", justify="right")
+        for name, n in stats.topic_counts.items():
+            topics.add_row(name, f"{n:,}")
+        if self.sink is not None:
+            topics.add_row("[dim]ClickHouse rows[/dim]", f"{sum(self.sink.stats.rows.values()):,}")
+        return Group(head, topics)
+
+    # -- stop ------------------------------------------------------------------------------
+    def _shutdown(self, t0: float) -> Summary:
+        sim = self._simulator()
+        if sim is not None:
+            sim.stop()
+        if self.children:
+            self.children[0].stop(timeout_s=20.0)
+        counts = dict(self.monitor.stats.topic_counts) if self.monitor else {}
+        live = self.monitor.stats if self.monitor else LiveStats()
+        if self.monitor is not None:
+            self.monitor.stop()
+        self._stop_sink()
+        return build_summary(
+            counts=counts,
+            rows={
+                t: count_rows(self.store, t)
+                for t in ("features", "observations", "localizations", "truth")
+            },
+            errors=localization_errors(self.store),
+            live=live,
+            wall_s=time.monotonic() - t0,
+            describe=self.settings.describe(),
+        )
+
+    def _stop_sink(self) -> None:
+        if self._sink_thread is not None:
+            self.stop_sink.set()
+            self._sink_thread.join(timeout=60)
+            self._sink_thread = None
+
+    def _teardown(self) -> None:
+        for child in reversed(self.children):
+            child.stop(timeout_s=5.0)
+        if self.monitor is not None:
+            self.monitor.stop()
+        self._stop_sink()
+        if self.store is not None:
+            with contextlib.suppress(Exception):
+                self.store.close()
+        if self.broker is not None:
+            self.broker.stop()
+
+    def _install_signal_handlers(self) -> Any:
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+
+        def handler(signum: int, frame: FrameType | None) -> None:
+            self.stop_event.set()
+
+        old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+
+        def restore() -> None:
+            for s, h in old.items():
+                signal.signal(s, h)
+
+        return restore
+
+
+def _fmt_m(v: float | None) -> str:
+    if v is None:
+        return "–"
+    return f"{v / 1000:.2f} km" if v >= 1000 else f"{v:.0f} m"
+
+
+def log_to_file(path: Path, level: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(
+        filename=path,
+        level=level,
+        format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s",
+    )

@@ -1,0 +1,78 @@
+"""The summary printed when ``heimdall up`` ends."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from heimdall.infra.monitor import LiveStats
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What a run did: events per topic, rows stored, localizations and their error."""
+
+    wall_s: float
+    topic_counts: dict[str, int]
+    rows: dict[str, int]
+    n_localizations: int
+    error_m: dict[str, float] = field(default_factory=dict)
+    latency_s: dict[str, float] = field(default_factory=dict)
+    first_localization_s: float | None = None
+    where: dict[str, str] = field(default_factory=dict)
+
+
+def _quantiles(values: list[float], qs: dict[str, float]) -> dict[str, float]:
+    if not values:
+        return {}
+    arr = np.asarray(values, dtype=float)
+    return {name: float(np.quantile(arr, q)) for name, q in qs.items()}
+
+
+def build_summary(
+    *,
+    counts: dict[str, int],
+    rows: dict[str, int],
+    errors: list[float],
+    live: LiveStats,
+    wall_s: float,
+    describe: dict[str, str],
+) -> Summary:
+    """Combine the broker's counts, ClickHouse's rows and errors, and the live statistics."""
+    err = _quantiles(errors, {"median": 0.5, "p95": 0.95, "max": 1.0})
+    if errors:
+        err["mean"] = float(np.mean(errors))
+    return Summary(
+        wall_s=wall_s,
+        topic_counts=counts,
+        rows=rows,
+        n_localizations=rows.get("localizations", 0),
+        error_m=err,
+        latency_s=_quantiles(live.latencies_s, {"p50": 0.5, "p99": 0.99}),
+        first_localization_s=live.first_localization_s,
+        where=describe,
+    )
+
+
+def print_summary(s: Summary, console: Console) -> None:
+    t = Table(title=f"Heimdall run summary ({s.wall_s:.0f} s)", show_header=True)
+    t.add_column("what")
+    t.add_column("value", justify="right")
+    for where, how in s.where.items():
+        t.add_row(where, how)
+    for topic, n in s.topic_counts.items():
+        t.add_row(f"events in {topic}", f"{n:,}")
+    for table, n in s.rows.items():
+        t.add_row(f"ClickHouse rows: {table}", f"{n:,}")
+    t.add_row("localizations", f"{s.n_localizations:,}")
+    for k in ("median", "mean", "p95", "max"):
+        if k in s.error_m:
+            t.add_row(f"error vs truth, {k}", f"{s.error_m[k]:,.0f} m")
+    for k, v in s.latency_s.items():
+        t.add_row(f"latency chunk→localization {k} (excl. window)", f"{v * 1000:.0f} ms")
+    if s.first_localization_s is not None:
+        t.add_row("time to first localization", f"{s.first_localization_s:.1f} s")
+    console.print(t)

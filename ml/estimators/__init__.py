@@ -1,0 +1,1 @@
+"""heimdall.ml.estimators — classical position estimators and their uncertainty."""

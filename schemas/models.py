@@ -1,0 +1,639 @@
+"""Heimdall's events as Python objects, apart from their Avro wire dicts.
+
+Every model is a frozen, keyword-only dataclass whose field names are the Avro field
+names (one exception: :class:`IqChunk` holds its samples as the complex64 array ``iq``
+where the wire has the ``samples`` bytes). ``to_dict()`` gives the wire dict that the
+serde writes; ``from_dict()`` builds the model from a complete wire dict (as decoded).
+``SCHEMA`` is the Avro full name of the record. Units are SI and named in the fields.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from enum import StrEnum
+from typing import Any, ClassVar, Self
+
+import numpy as np
+import numpy.typing as npt
+
+from heimdall.core.errors import InvalidEventError
+from heimdall.core.ids import new_event_id
+
+__all__ = [
+    "MODELS",
+    "Band",
+    "ClockSource",
+    "IqChunk",
+    "Localization",
+    "Measurement",
+    "ModelPointer",
+    "Observation",
+    "ObservationMember",
+    "Position",
+    "ReceiverState",
+    "ReceiverStatus",
+    "SampleFormat",
+    "TdoaPair",
+    "Truth",
+]
+
+#: ci16 wire value = clip(round(x * CI16_SCALE), -32768, 32767); decoded x = value / CI16_SCALE.
+CI16_SCALE = 32768.0
+
+
+class ClockSource(StrEnum):
+    """What disciplines a timestamp: gps (tens of ns), ntp (ms), free (drifting)."""
+
+    GPS = "gps"
+    NTP = "ntp"
+    FREE = "free"
+
+
+class SampleFormat(StrEnum):
+    """IQ sample encoding on the wire: interleaved little-endian int16 or float32 I, Q."""
+
+    CI16 = "ci16"
+    CF32 = "cf32"
+
+
+class ReceiverState(StrEnum):
+    """Health of a receiver adapter."""
+
+    CONNECTING = "connecting"
+    ONLINE = "online"
+    STALLED = "stalled"
+    OFFLINE = "offline"
+    ERROR = "error"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Position:
+    """WGS84 position.
+
+    Parameters
+    ----------
+    lat_deg, lon_deg : float
+        Latitude and longitude, degrees.
+    alt_m : float
+        Height above the ellipsoid, m.
+    """
+
+    SCHEMA: ClassVar[str] = "heimdall.v1.Position"
+
+    lat_deg: float
+    lon_deg: float
+    alt_m: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"lat_deg": self.lat_deg, "lon_deg": self.lon_deg, "alt_m": self.alt_m}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Self:
+        return cls(lat_deg=d["lat_deg"], lon_deg=d["lon_deg"], alt_m=d["alt_m"])
+
+    def check(self, prefix: str = "position") -> None:
+        """Raise :class:`InvalidEventError` unless lat is in [-90, 90] and lon in [-180, 180]."""
+        if not -90.0 <= self.lat_deg <= 90.0:
+            raise InvalidEventError(f"{prefix}.lat_deg: {self.lat_deg!r} is not in [-90, 90]")
+        if not -180.0 <= self.lon_deg <= 180.0:
+            raise InvalidEventError(f"{prefix}.lon_deg: {self.lon_deg!r} is not in [-180, 180]")
+        if not np.isfinite(self.alt_m):
+            raise InvalidEventError(f"{prefix}.alt_m: {self.alt_m!r} is not finite")
+
+
+# --------------------------------------------------------------------------- IQ
+
+
+def encode_samples(iq: npt.ArrayLike, fmt: SampleFormat) -> bytes:
+    """Complex samples -> wire bytes in ``fmt``.
+
+    ci16 writes ``clip(round(x * 32768), -32768, 32767)`` for I and Q (error at most
+    1/65536 inside [-1, 32767/32768]); cf32 writes float32. Both interleaved little-endian.
+    """
+    x = np.ascontiguousarray(iq, dtype=np.complex64).reshape(-1)
+    if fmt is SampleFormat.CF32:
+        return x.astype("<c8", copy=False).tobytes()
+    v = x.view(np.float32) * np.float32(CI16_SCALE)
+    if not np.isfinite(v).all():
+        raise InvalidEventError("samples: NaN or infinite samples cannot be written as ci16")
+    np.rint(v, out=v)
+    np.clip(v, -32768.0, 32767.0, out=v)
+    return v.astype("<i2").tobytes()
+
+
+def decode_samples(data: bytes, fmt: SampleFormat) -> npt.NDArray[np.complex64]:
+    """Wire bytes in ``fmt`` -> complex64 array (read-only when no conversion was needed)."""
+    pair = 8 if fmt is SampleFormat.CF32 else 4
+    if len(data) % pair:
+        raise InvalidEventError(
+            f"samples: {len(data)} bytes is not a whole number of {fmt.value} IQ pairs "
+            f"({pair} bytes each)"
+        )
+    if fmt is SampleFormat.CF32:
+        return np.frombuffer(data, dtype="<c8").astype(np.complex64, copy=False)
+    v = np.frombuffer(data, dtype="<i2").astype(np.float32)
+    v *= np.float32(1.0 / CI16_SCALE)
+    return v.view(np.complex64)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class IqChunk:
+    """A contiguous block of complex baseband samples from one receiver (``rf.iq.v1``).
+
+    Parameters
+    ----------
+    receiver_id : str
+        Receiver that took the samples (also the Kafka key).
+    seq : int
+        Per-receiver sequence number, +1 per chunk.
+    t_ns : int
+        Time of the first sample, ns since the Unix epoch (UTC).
+    clock : ClockSource
+        What disciplines ``t_ns``.
+    center_freq_hz, sample_rate_hz : float
+        Tuning frequency and complex sample rate, Hz.
+    sample_format : SampleFormat
+        Encoding of the samples on the wire.
+    iq : numpy.ndarray
+        complex64 samples, full scale = 1 (``samples`` on the wire).
+    full_scale_dbm : float
+        Power at the antenna port, dBm, of a mean ``|x|^2`` of 1.
+    position : Position
+        Antenna position when the chunk was taken.
+    gain_db : float
+        Receiver gain setting, dB (informational).
+    source : str
+        Adapter kind (sim, openwebrx, kiwisdr, rtltcp, sigmf, kiwi-wav).
+    published_ns : int
+        Wall clock at publication, ns since the epoch (0 = unknown).
+    event_id : str
+        UUIDv7; a new one by default.
+    """
+
+    SCHEMA: ClassVar[str] = "heimdall.v1.IqChunk"
+
+    receiver_id: str
+    seq: int
+    t_ns: int
+    clock: ClockSource
+    center_freq_hz: float
+    sample_rate_hz: float
+    sample_format: SampleFormat
+    iq: npt.NDArray[np.complex64]
+    full_scale_dbm: float
+    position: Position
+    gain_db: float = 0.0
+    source: str = "unknown"
+    published_ns: int = 0
+    event_id: str = field(default_factory=new_event_id)
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.iq.shape[0])
+
+    @property
+    def duration_s(self) -> float:
+        """Length of the chunk, s."""
+        return self.n_samples / self.sample_rate_hz
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, IqChunk):
+            return NotImplemented
+        return all(
+            getattr(self, f) == getattr(other, f) for f in _field_names(IqChunk) if f != "iq"
+        ) and np.array_equal(self.iq, other.iq)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "event_id": self.event_id,
+            "receiver_id": self.receiver_id,
+            "seq": self.seq,
+            "t_ns": self.t_ns,
+            "clock": ClockSource(self.clock).value,
+            "center_freq_hz": self.center_freq_hz,
+            "sample_rate_hz": self.sample_rate_hz,
+            "sample_format": SampleFormat(self.sample_format).value,
+            "samples": encode_samples(self.iq, SampleFormat(self.sample_format)),
+            "full_scale_dbm": self.full_scale_dbm,
+            "gain_db": self.gain_db,
+            "position": self.position.to_dict(),
+            "source": self.source,
+            "published_ns": self.published_ns,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Self:
+        fmt = SampleFormat(d["sample_format"])
+        return cls(
+            event_id=d["event_id"],
+            receiver_id=d["receiver_id"],
+            seq=d["seq"],
+            t_ns=d["t_ns"],
+            clock=ClockSource(d["clock"]),
+            center_freq_hz=d["center_freq_hz"],
+            sample_rate_hz=d["sample_rate_hz"],
+            sample_format=fmt,
+            iq=decode_samples(d["samples"], fmt),
+            full_scale_dbm=d["full_scale_dbm"],
+            gain_db=d["gain_db"],
+            position=Position.from_dict(d["position"]),
+            source=d["source"],
+            published_ns=d["published_ns"],
+        )
+
+    def validate(self, max_samples: int) -> None:
+        """Raise :class:`InvalidEventError` (one line naming the field) if unusable.
+
+        Checks: 1..``max_samples`` samples, all finite; ``sample_rate_hz`` in (0, 100e6];
+        ``center_freq_hz`` in (0, 300e9]; a valid position.
+        """
+        if self.iq.ndim != 1:
+            raise InvalidEventError(f"samples: expected a 1-D array, got shape {self.iq.shape}")
+        n = self.n_samples
+        if n == 0:
+            raise InvalidEventError("samples: no samples")
+        if n > max_samples:
+            raise InvalidEventError(f"samples: {n} samples exceed the maximum of {max_samples}")
+        bad = n - int(np.count_nonzero(np.isfinite(self.iq)))
+        if bad:
+            raise InvalidEventError(f"samples: {bad} of {n} samples are NaN or infinite")
+        if not 0.0 < self.sample_rate_hz <= 100e6:
+            raise InvalidEventError(f"sample_rate_hz: {self.sample_rate_hz!r} is not in (0, 100e6]")
+        if not 0.0 < self.center_freq_hz <= 300e9:
+            raise InvalidEventError(f"center_freq_hz: {self.center_freq_hz!r} is not in (0, 300e9]")
+        self.position.check()
+
+
+# ------------------------------------------------------------------- features
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Measurement:
+    """What the features stage measured of one channel in one IQ chunk (``rf.features.v1``).
+
+    Powers in dBm at the antenna port, densities in dBm/Hz, frequencies and bandwidths in
+    Hz, times in ns since the epoch, ``duration_s`` in s. ``psd_dbm_hz`` is a Welch PSD
+    over the chunk bandwidth, low to high frequency, ``psd_bin_hz`` apart.
+    """
+
+    SCHEMA: ClassVar[str] = "heimdall.v1.Measurement"
+
+    chunk_id: str
+    receiver_id: str
+    t_ns: int
+    duration_s: float
+    clock: ClockSource
+    position: Position
+    channel_id: str
+    channel_freq_hz: float
+    channel_bw_hz: float
+    power_dbm: float
+    noise_floor_dbm_hz: float
+    snr_db: float
+    freq_offset_hz: float
+    occupied_bw_hz: float
+    detected: bool
+    psd_dbm_hz: tuple[float, ...] = ()
+    psd_bin_hz: float = 0.0
+    chunk_published_ns: int = 0
+    published_ns: int = 0
+    event_id: str = field(default_factory=new_event_id)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = _plain_fields(self)
+        d["clock"] = ClockSource(self.clock).value
+        d["position"] = self.position.to_dict()
+        d["psd_dbm_hz"] = list(self.psd_dbm_hz)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Self:
+        return cls(
+            **_take(cls, d),
+            clock=ClockSource(d["clock"]),
+            position=Position.from_dict(d["position"]),
+            psd_dbm_hz=tuple(d["psd_dbm_hz"]),
+        )
+
+
+# --------------------------------------------------------------- observations
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ObservationMember:
+    """One receiver's measurements of an emission within a window, averaged.
+
+    ``power_dbm`` is the mean of the linear powers, ``power_std_db`` the spread of the
+    per-chunk powers (dB), ``t_ns`` the earliest measurement.
+    """
+
+    SCHEMA: ClassVar[str] = "heimdall.v1.ObservationMember"
+
+    receiver_id: str
+    position: Position
+    clock: ClockSource
+    t_ns: int
+    power_dbm: float
+    power_std_db: float
+    snr_db: float
+    noise_floor_dbm_hz: float
+    freq_offset_hz: float
+    n_measurements: int
+    measurement_ids: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = _plain_fields(self)
+        d["position"] = self.position.to_dict()
+        d["clock"] = ClockSource(self.clock).value
+        d["measurement_ids"] = list(self.measurement_ids)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Self:
+        return cls(
+            **_take(cls, d),
+            position=Position.from_dict(d["position"]),
+            clock=ClockSource(d["clock"]),
+            measurement_ids=tuple(d["measurement_ids"]),
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TdoaPair:
+    """``tdoa_s`` = t(receiver_a) - t(receiver_b) of the emission, s, with 1-sigma ``sigma_s``."""
+
+    SCHEMA: ClassVar[str] = "heimdall.v1.TdoaPair"
+
+    receiver_a: str
+    receiver_b: str
+    tdoa_s: float
+    sigma_s: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return _plain_fields(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Self:
+        return cls(**_take(cls, d))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Observation:
+    """One emission heard by N receivers in one association window (``rf.observations.v1``).
+
+    Window bounds in ns since the epoch; ``upstream_latency_s`` in s.
+    """
+
+    SCHEMA: ClassVar[str] = "heimdall.v1.Observation"
+
+    channel_id: str
+    channel_freq_hz: float
+    window_start_ns: int
+    window_end_ns: int
+    members: tuple[ObservationMember, ...]
+    tdoa_pairs: tuple[TdoaPair, ...] = ()
+    latest_chunk_published_ns: int = 0
+    upstream_latency_s: float = 0.0
+    published_ns: int = 0
+    event_id: str = field(default_factory=new_event_id)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = _plain_fields(self)
+        d["members"] = [m.to_dict() for m in self.members]
+        d["tdoa_pairs"] = [p.to_dict() for p in self.tdoa_pairs]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Self:
+        return cls(
+            **_take(cls, d),
+            members=tuple(ObservationMember.from_dict(m) for m in d["members"]),
+            tdoa_pairs=tuple(TdoaPair.from_dict(p) for p in d["tdoa_pairs"]),
+        )
+
+
+# -------------------------------------------------------------- localizations
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Localization:
+    """Where an emission came from, with its uncertainty (``rf.localizations.v1``).
+
+    ``cov_ee_m2``, ``cov_en_m2``, ``cov_nn_m2`` are the position covariance in the local
+    ENU frame at the estimate, m^2. ``processing_latency_s`` in s.
+    """
+
+    SCHEMA: ClassVar[str] = "heimdall.v1.Localization"
+
+    observation_id: str
+    channel_id: str
+    t_ns: int
+    position: Position
+    cov_ee_m2: float
+    cov_en_m2: float
+    cov_nn_m2: float
+    method: str
+    n_receivers: int
+    model_version: str | None = None
+    converged: bool = True
+    params: Mapping[str, float] = field(default_factory=dict)
+    processing_latency_s: float = 0.0
+    published_ns: int = 0
+    event_id: str = field(default_factory=new_event_id)
+
+    @property
+    def cov_m2(self) -> npt.NDArray[np.float64]:
+        """The 2x2 east/north covariance matrix, m^2."""
+        return np.array([[self.cov_ee_m2, self.cov_en_m2], [self.cov_en_m2, self.cov_nn_m2]])
+
+    def to_dict(self) -> dict[str, Any]:
+        d = _plain_fields(self)
+        d["position"] = self.position.to_dict()
+        d["params"] = dict(self.params)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Self:
+        return cls(
+            **_take(cls, d),
+            position=Position.from_dict(d["position"]),
+            params=dict(d["params"]),
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Truth:
+    """Ground truth of a known or simulated transmitter at one instant (``rf.truth.v1``).
+
+    ``freq_hz`` in Hz, ``tx_power_dbm`` in dBm (None = unknown), ``velocity_enu_mps`` the
+    east/north/up velocity in m/s (empty = unknown).
+    """
+
+    SCHEMA: ClassVar[str] = "heimdall.v1.Truth"
+
+    source_id: str
+    t_ns: int
+    position: Position
+    freq_hz: float
+    channel_id: str | None = None
+    tx_power_dbm: float | None = None
+    waveform: str = "unknown"
+    transmitting: bool = True
+    velocity_enu_mps: tuple[float, ...] = ()
+    event_id: str = field(default_factory=new_event_id)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = _plain_fields(self)
+        d["position"] = self.position.to_dict()
+        d["velocity_enu_mps"] = list(self.velocity_enu_mps)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Self:
+        return cls(
+            **_take(cls, d),
+            position=Position.from_dict(d["position"]),
+            velocity_enu_mps=tuple(d["velocity_enu_mps"]),
+        )
+
+
+# ------------------------------------------------------------------ receivers
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Band:
+    """A frequency range a receiver covers, Hz."""
+
+    SCHEMA: ClassVar[str] = "heimdall.v1.Band"
+
+    low_hz: float
+    high_hz: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"low_hz": self.low_hz, "high_hz": self.high_hz}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Self:
+        return cls(low_hz=d["low_hz"], high_hz=d["high_hz"])
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReceiverStatus:
+    """Description and health of one receiver (compacted ``rf.receivers.v1``).
+
+    ``calibration_offset_db`` in dB, ``chunks_per_s`` in 1/s, ``last_data_ns`` and
+    ``updated_ns`` in ns since the epoch; ``errors`` and ``dropped`` are running counts.
+    """
+
+    SCHEMA: ClassVar[str] = "heimdall.v1.ReceiverStatus"
+
+    receiver_id: str
+    kind: str
+    position: Position
+    state: ReceiverState
+    updated_ns: int
+    url: str | None = None
+    antenna: str | None = None
+    calibration_offset_db: float = 0.0
+    bands: tuple[Band, ...] = ()
+    last_data_ns: int | None = None
+    chunks_per_s: float = 0.0
+    errors: int = 0
+    dropped: int = 0
+    message: str | None = None
+    event_id: str = field(default_factory=new_event_id)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = _plain_fields(self)
+        d["position"] = self.position.to_dict()
+        d["state"] = ReceiverState(self.state).value
+        d["bands"] = [b.to_dict() for b in self.bands]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Self:
+        return cls(
+            **_take(cls, d),
+            position=Position.from_dict(d["position"]),
+            state=ReceiverState(d["state"]),
+            bands=tuple(Band.from_dict(b) for b in d["bands"]),
+        )
+
+
+# --------------------------------------------------------------------- models
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModelPointer:
+    """The active model of a name (compacted ``rf.models.v1``).
+
+    ``url`` is the object-store URL of the ONNX file, ``input_spec`` a JSON document of
+    input names, shapes, dtypes and feature order, ``created_ns`` ns since the epoch.
+    """
+
+    SCHEMA: ClassVar[str] = "heimdall.v1.ModelPointer"
+
+    model_name: str
+    version: str
+    url: str
+    sha256: str
+    input_spec: str
+    created_ns: int
+    schema_version: str = "v1"
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    event_id: str = field(default_factory=new_event_id)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = _plain_fields(self)
+        d["metrics"] = dict(self.metrics)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Self:
+        return cls(**_take(cls, d), metrics=dict(d["metrics"]))
+
+
+# -------------------------------------------------------------------- helpers
+
+#: Avro full name -> model class of every top-level event.
+MODELS: Mapping[str, type[Any]] = {
+    m.SCHEMA: m
+    for m in (IqChunk, Measurement, Observation, Localization, Truth, ReceiverStatus, ModelPointer)
+}
+
+# Fields every model converts itself; _plain_fields/_take copy the others as they are.
+_CONVERTED = frozenset(
+    {
+        "clock", "position", "psd_dbm_hz", "measurement_ids", "members", "tdoa_pairs",
+        "params", "velocity_enu_mps", "state", "bands", "metrics",
+    }
+)  # fmt: skip
+
+
+_FIELDS: dict[type, tuple[str, ...]] = {}
+_PLAIN: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(cls: type) -> tuple[str, ...]:
+    names = _FIELDS.get(cls)
+    if names is None:
+        names = _FIELDS[cls] = tuple(f.name for f in fields(cls))
+    return names
+
+
+def _plain_names(cls: type) -> tuple[str, ...]:
+    names = _PLAIN.get(cls)
+    if names is None:
+        names = _PLAIN[cls] = tuple(f for f in _field_names(cls) if f not in _CONVERTED)
+    return names
+
+
+def _plain_fields(obj: Any) -> dict[str, Any]:
+    return {f: getattr(obj, f) for f in _field_names(type(obj))}
+
+
+def _take(cls: type[Any], d: Mapping[str, Any]) -> dict[str, Any]:
+    return {f: d[f] for f in _plain_names(cls)}

@@ -1,0 +1,1 @@
+"""heimdall.streams.dsp — signal processing used by the stream agents (pure numpy/scipy)."""
