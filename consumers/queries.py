@@ -16,7 +16,7 @@ __all__ = [
     "HISTORY_TABLES",
     "LocalizationError",
     "count_rows",
-    "error_summary",
+    "localization_error_details",
     "localization_errors",
 ]
 
@@ -100,13 +100,22 @@ ORDER BY loc.t_ns, event_id
 
 def localization_errors(
     client: Any, *, max_dt_s: float | None = None, channel_id: str | None = None
-) -> list[LocalizationError]:
+) -> list[float]:
     """Horizontal error, metres, of every localization that has a truth on its channel.
 
     Each localization is paired with the truth of the same ``channel_id`` nearest to it in
     time; ``max_dt_s`` drops pairs further apart than that. Localizations of a channel with
-    no truth are left out.
+    no truth are left out. In time order; :func:`localization_error_details` says which
+    localization and which truth each value comes from.
     """
+    details = localization_error_details(client, max_dt_s=max_dt_s, channel_id=channel_id)
+    return [e.error_m for e in details]
+
+
+def localization_error_details(
+    client: Any, *, max_dt_s: float | None = None, channel_id: str | None = None
+) -> list[LocalizationError]:
+    """:func:`localization_errors` with the localization, the truth paired and their time gap."""
     conds: list[str] = []
     params: dict[str, Any] = {}
     if max_dt_s is not None:
@@ -132,23 +141,3 @@ def localization_errors(
         for r in result.result_rows
     ]
 
-
-def error_summary(errors: list[LocalizationError]) -> dict[str, float]:
-    """Count, mean, median, 95th percentile and max of the horizontal errors, metres."""
-    if not errors:
-        return {"n": 0.0}
-    xs = sorted(e.error_m for e in errors)
-
-    def pct(q: float) -> float:
-        i = q * (len(xs) - 1)
-        lo = int(i)
-        hi = min(lo + 1, len(xs) - 1)
-        return xs[lo] + (xs[hi] - xs[lo]) * (i - lo)
-
-    return {
-        "n": float(len(xs)),
-        "mean_m": sum(xs) / len(xs),
-        "median_m": pct(0.5),
-        "p95_m": pct(0.95),
-        "max_m": xs[-1],
-    }

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-from confluent_kafka import TopicPartition
+from confluent_kafka import Consumer, TopicPartition
 
 from heimdall.core import kafka
 from heimdall.core.geodesy import distance_m
@@ -59,6 +59,7 @@ class Monitor:
         t = self.settings.topics
         c = kafka.consumer(self.settings, f"heimdall-monitor-{new_event_id()}")
         c.subscribe([t.truth, t.localizations])
+        counter = kafka.consumer(self.settings, f"heimdall-counter-{new_event_id()}")
         next_counts = 0.0
         try:
             while not self._stop.is_set():
@@ -67,10 +68,11 @@ class Monitor:
                         continue
                     self._on_message(msg.topic(), msg.value())
                 if time.monotonic() >= next_counts:
-                    self.stats.topic_counts = topic_counts(c, t.all())
-                    next_counts = time.monotonic() + 1.0
+                    self.stats.topic_counts = topic_counts(counter, t.all())
+                    next_counts = time.monotonic() + 2.0
         finally:
             c.close()
+            counter.close()
 
     def _on_message(self, topic: str, value: bytes) -> None:
         try:
@@ -94,19 +96,37 @@ class Monitor:
                 s.last_error_m = err
 
 
-def topic_counts(consumer: object, topics: list[str]) -> dict[str, int]:
-    """Events in each topic: the sum over partitions of high minus low watermark."""
+def topic_counts(consumer: Consumer, topics: list[str]) -> dict[str, int]:
+    """Events in each topic: the sum over partitions of end offset minus low watermark.
+
+    Tansu 0.6 reports a partition's high watermark as the base offset of its last record
+    batch plus one, not the offset after its last record (measured: 40 records produced in
+    one batch give a high watermark of 1). The end offset is therefore read from the last
+    batch itself: fetch from ``high - 1`` and take the last offset delivered, plus one. On a
+    real Kafka the two agree. ``consumer`` must not be subscribed (it is assigned here).
+    """
     counts: dict[str, int] = {}
-    md = consumer.list_topics(timeout=5)  # type: ignore[attr-defined]
+    md = consumer.list_topics(timeout=5)
     for name in topics:
         meta = md.topics.get(name)
         if meta is None or meta.error is not None:
             continue
         total = 0
         for p in meta.partitions:
-            lo, hi = consumer.get_watermark_offsets(  # type: ignore[attr-defined]
-                TopicPartition(name, p), timeout=5, cached=False
-            )
-            total += max(hi - lo, 0)
+            lo, hi = consumer.get_watermark_offsets(TopicPartition(name, p), timeout=5, cached=False)
+            total += max(_end_offset(consumer, name, p, hi) - lo, 0)
         counts[name] = total
     return counts
+
+
+def _end_offset(consumer: Consumer, topic: str, partition: int, high: int) -> int:
+    if high <= 0:
+        return high
+    consumer.assign([TopicPartition(topic, partition, high - 1)])
+    end = high
+    msg = consumer.poll(1.0)
+    while msg is not None:
+        if not msg.error():
+            end = max(end, msg.offset() + 1)
+        msg = consumer.poll(0.0)
+    return end

@@ -34,7 +34,7 @@ from heimdall.core import kafka
 from heimdall.core.settings import HeimdallSettings
 from heimdall.core.store import open_clickhouse
 from heimdall.infra.broker import EmbeddedBroker
-from heimdall.infra.monitor import LiveStats, Monitor
+from heimdall.infra.monitor import LiveStats, Monitor, topic_counts
 from heimdall.infra.processes import Child, child_env
 from heimdall.infra.summary import Summary, build_summary
 from heimdall.infra.topics import ensure_topics, heimdall_topics
@@ -173,15 +173,16 @@ class Runtime:
                 self._drain(live, t0)
 
     def _drain(self, live: Live | None, t0: float) -> None:
-        """After a finite simulation: wait until localizations stop arriving."""
+        """After a finite simulation: wait until no topic grows any more."""
         assert self.monitor is not None
         deadline = time.monotonic() + self.options.drain_timeout_s
-        last, stable_since = -1, time.monotonic()
+        last: dict[str, int] = {}
+        stable_since = time.monotonic()
         while time.monotonic() < deadline and not self.stop_event.is_set():
-            n = self.monitor.stats.localizations
-            if n != last:
-                last, stable_since = n, time.monotonic()
-            elif n > 0 and time.monotonic() - stable_since > 5.0:
+            counts = dict(self.monitor.stats.topic_counts)
+            if counts != last:
+                last, stable_since = counts, time.monotonic()
+            elif self.monitor.stats.localizations > 0 and time.monotonic() - stable_since > 5.0:
                 break
             if live is not None:
                 live.update(self._render(t0, draining=True))
@@ -214,7 +215,7 @@ class Runtime:
             sim.stop()
         if self.children:
             self.children[0].stop(timeout_s=20.0)
-        counts = dict(self.monitor.stats.topic_counts) if self.monitor else {}
+        counts = self._final_counts()
         live = self.monitor.stats if self.monitor else LiveStats()
         if self.monitor is not None:
             self.monitor.stop()
@@ -230,6 +231,13 @@ class Runtime:
             wall_s=time.monotonic() - t0,
             describe=self.settings.describe(),
         )
+
+    def _final_counts(self) -> dict[str, int]:
+        c = kafka.consumer(self.settings, "heimdall-summary")
+        try:
+            return topic_counts(c, self.settings.topics.all())
+        finally:
+            c.close()
 
     def _stop_sink(self) -> None:
         if self._sink_thread is not None:

@@ -15,7 +15,11 @@ from typing import Any, cast
 import pytest
 from confluent_kafka import TopicPartition
 
-from heimdall.consumers.queries import count_rows, localization_errors
+from heimdall.consumers.queries import (
+    count_rows,
+    localization_error_details,
+    localization_errors,
+)
 from heimdall.core import kafka
 from heimdall.core.errors import StoreError
 from heimdall.core.settings import ClickHouseSettings, HeimdallSettings
@@ -127,9 +131,10 @@ def test_sink_writes_every_table_and_commits_after_the_write(
     # offsets were committed up to the end of every partition
     assert_committed_to(ch_settings, group_id, ends)
     # the localizations (45.05, 7.05) sit on the truth: zero error, paired at dt = 0
-    errs = localization_errors(store)
+    errs = localization_error_details(store)
     assert len(errs) == 40
     assert all(e.error_m < 1e-6 and e.dt_s == 0.0 and e.source_id == "tx1" for e in errs)
+    assert localization_errors(store) == [e.error_m for e in errs]
 
 
 def test_crash_before_commit_replays_and_final_counts_each_event_once(
@@ -305,3 +310,41 @@ def test_open_clickhouse_creates_the_database(ch_settings: HeimdallSettings) -> 
         assert client.query("SELECT currentDatabase()").result_rows[0][0] == s.clickhouse.database
     finally:
         client.close()
+
+
+def test_localization_errors_pair_with_the_nearest_truth_of_the_channel(store: Any) -> None:
+    from heimdall.consumers.clickhouse_sink import TABLE_COLUMNS, map_event
+
+    def insert(role: str, wires: list[dict[str, Any]]) -> None:
+        schema = ws.BUILDERS[role][0]
+        rows = [map_event(role, schema, w)[1] for w in wires]
+        store.insert(role, rows, column_names=list(TABLE_COLUMNS[role]))
+
+    s = 1_000_000_000
+    insert("truth", [
+        ws.truth(t_ns=ws.T0_NS, position=ws.position(50.0, 10.0)),
+        ws.truth(t_ns=ws.T0_NS + 10 * s, position=ws.position(50.1, 10.0)),
+        ws.truth(t_ns=ws.T0_NS, channel_id="other", position=ws.position(0.0, 0.0)),
+        ws.truth(t_ns=ws.T0_NS, channel_id=None, position=ws.position(0.0, 0.0)),
+    ])  # fmt: skip
+    locs = {
+        "before-first": ws.localization(t_ns=ws.T0_NS - 5 * s, position=ws.position(50.01, 10.0)),
+        "near-first": ws.localization(t_ns=ws.T0_NS + 4 * s, position=ws.position(50.0, 10.0)),
+        "near-second": ws.localization(t_ns=ws.T0_NS + 6 * s, position=ws.position(50.1, 10.0)),
+        "after-last": ws.localization(t_ns=ws.T0_NS + 30 * s, position=ws.position(50.1, 10.01)),
+        "no-truth": ws.localization(channel_id="silent"),
+    }
+    insert("localizations", list(locs.values()))
+    insert("localizations", [locs["near-first"]])  # a duplicate: FINAL keeps one
+    by_id = {e.event_id: e for e in localization_error_details(store)}
+    got = {name: by_id.get(w["event_id"]) for name, w in locs.items()}
+    assert got["no-truth"] is None
+    assert len(by_id) == 4
+    bf, nf, ns, al = got["before-first"], got["near-first"], got["near-second"], got["after-last"]
+    assert bf is not None and nf is not None and ns is not None and al is not None
+    assert bf.dt_s == -5.0 and bf.error_m == pytest.approx(1111.6, abs=5.0)  # 0.01° of latitude
+    assert nf.dt_s == 4.0 and nf.error_m == pytest.approx(0.0, abs=1e-6)
+    assert ns.dt_s == -4.0 and ns.error_m == pytest.approx(0.0, abs=1e-6)
+    assert al.dt_s == 20.0 and al.error_m == pytest.approx(716.0, abs=5.0)  # 0.01° lon at 50.1°
+    assert nf.drms_m == pytest.approx((900.0 + 1600.0) ** 0.5)
+    assert len(localization_errors(store, max_dt_s=5.0)) == 3
