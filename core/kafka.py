@@ -47,6 +47,7 @@ def consumer(settings: HeimdallSettings, group_id: str, **overrides: Any) -> Con
             "session.timeout.ms": settings.kafka.session_timeout_ms,
             "heartbeat.interval.ms": max(500, settings.kafka.session_timeout_ms // 6),
             "fetch.max.bytes": 16 * 1024 * 1024,
+            "fetch.wait.max.ms": settings.kafka.fetch_max_wait_ms,
         }
     )
     conf.update(overrides)

@@ -55,6 +55,9 @@ class KafkaSettings(BaseSettings):
     sasl_password: SecretStr | None = None
     compression_type: str = Field("zstd", description="producer compression: none, lz4, zstd")
     session_timeout_ms: int = Field(6000, description="consumer-group session timeout")
+    fetch_max_wait_ms: int = Field(
+        100, ge=1, description="longest a fetch waits for data (Tansu always waits this long)"
+    )
 
     @property
     def embedded(self) -> bool:

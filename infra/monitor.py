@@ -96,37 +96,42 @@ class Monitor:
                 s.last_error_m = err
 
 
-def topic_counts(consumer: Consumer, topics: list[str]) -> dict[str, int]:
+def topic_counts(consumer: Consumer, topics: list[str], timeout_s: float = 3.0) -> dict[str, int]:
     """Events in each topic: the sum over partitions of end offset minus low watermark.
 
     Tansu 0.6 reports a partition's high watermark as the base offset of its last record
     batch plus one, not the offset after its last record (measured: 40 records produced in
     one batch give a high watermark of 1). The end offset is therefore read from the last
-    batch itself: fetch from ``high - 1`` and take the last offset delivered, plus one. On a
-    real Kafka the two agree. ``consumer`` must not be subscribed (it is assigned here).
+    batch itself: fetch every partition from ``high - 1`` at once and take the last offset
+    delivered, plus one. On a real Kafka the two agree. ``consumer`` must not be subscribed
+    (it is assigned here).
     """
-    counts: dict[str, int] = {}
     md = consumer.list_topics(timeout=5)
+    low: dict[tuple[str, int], int] = {}
+    end: dict[tuple[str, int], int] = {}
     for name in topics:
         meta = md.topics.get(name)
         if meta is None or meta.error is not None:
             continue
-        total = 0
         for p in meta.partitions:
             lo, hi = consumer.get_watermark_offsets(TopicPartition(name, p), timeout=5, cached=False)
-            total += max(_end_offset(consumer, name, p, hi) - lo, 0)
-        counts[name] = total
-    return counts
-
-
-def _end_offset(consumer: Consumer, topic: str, partition: int, high: int) -> int:
-    if high <= 0:
-        return high
-    consumer.assign([TopicPartition(topic, partition, high - 1)])
-    end = high
-    msg = consumer.poll(1.0)
-    while msg is not None:
-        if not msg.error():
-            end = max(end, msg.offset() + 1)
-        msg = consumer.poll(0.0)
-    return end
+            low[(name, p)], end[(name, p)] = lo, hi
+    pending = {tp for tp, hi in end.items() if hi > 0}
+    if pending:
+        consumer.assign([TopicPartition(t, p, end[(t, p)] - 1) for t, p in pending])
+        deadline = time.monotonic() + timeout_s
+        tail_reads = 1  # once every partition answered, one more read for split batches
+        while (pending or tail_reads) and time.monotonic() < deadline:
+            if not pending:
+                tail_reads -= 1
+            for msg in consumer.consume(1000, timeout=0.1):
+                if msg.error():
+                    continue
+                tp = (msg.topic(), msg.partition())
+                end[tp] = max(end[tp], msg.offset() + 1)
+                pending.discard(tp)
+        consumer.unassign()
+    counts: dict[str, int] = {}
+    for (name, p), hi in end.items():
+        counts[name] = counts.get(name, 0) + max(hi - low[(name, p)], 0)
+    return {name: counts.get(name, 0) for name in topics if name in counts}

@@ -211,15 +211,19 @@ class Runtime:
     # -- stop ------------------------------------------------------------------------------
     def _shutdown(self, t0: float) -> Summary:
         sim = self._simulator()
+        t_stop = time.monotonic()
         if sim is not None:
             sim.stop()
         if self.children:
             self.children[0].stop(timeout_s=20.0)
+        log.info("producers and worker stopped in %.1f s", time.monotonic() - t_stop)
         counts = self._final_counts()
+        log.info("final counts after %.1f s", time.monotonic() - t_stop)
         live = self.monitor.stats if self.monitor else LiveStats()
         if self.monitor is not None:
             self.monitor.stop()
         self._stop_sink()
+        log.info("sink stopped after %.1f s", time.monotonic() - t_stop)
         return build_summary(
             counts=counts,
             rows={

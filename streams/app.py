@@ -38,7 +38,7 @@ def faust_broker_options(settings: HeimdallSettings) -> dict[str, Any]:
     with a 6 s session and rebalance timeout and a 1 s heartbeat it takes ~6 s.
     """
     k = settings.kafka
-    servers = ";".join(f"kafka://{s.strip()}" for s in (k.bootstrap_servers or "").split(","))
+    servers = ";".join(f"heimdall://{s.strip()}" for s in (k.bootstrap_servers or "").split(","))
     opts: dict[str, Any] = {
         "broker": servers,
         "broker_session_timeout": k.session_timeout_ms / 1000.0,
@@ -71,6 +71,7 @@ def create_app(settings: HeimdallSettings, app_id: str = APP_ID) -> faust.App:
         consumer_max_fetch_size=16 * 1024 * 1024,
         stream_wait_empty=False,
     )
+    app.heimdall_fetch_max_wait_ms = settings.kafka.fetch_max_wait_ms  # read by our transport
     t = settings.topics
     raw = {
         "key_type": bytes,

@@ -1,0 +1,33 @@
+"""Faust's aiokafka transport with a configurable fetch wait (broker URL ``heimdall://``).
+
+faust-streaming 0.15 creates its aiokafka consumer with ``fetch_max_wait_ms=1500`` hard-coded
+(``faust/transport/drivers/aiokafka.py``). A Kafka broker answers a fetch as soon as data
+arrives, so there the wait only bounds idle polling; Tansu 0.6 holds the fetch for the whole
+wait, which was measured here as a 0.4 s median (0.75 s p99) delay per hop with 1500 ms, 0.11 s
+with 500 ms and 4 ms with 50 ms. This transport takes the wait from
+``KAFKA_FETCH_MAX_WAIT_MS`` (default 100 ms). It is registered under the ``faust.transports``
+entry point, Faust's own extension mechanism.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import aiokafka
+from faust.transport.drivers import aiokafka as driver
+
+
+class ConsumerThread(driver.AIOKafkaConsumerThread):
+    def _create_worker_consumer(self, transport: Any) -> aiokafka.AIOKafkaConsumer:
+        consumer = super()._create_worker_consumer(transport)
+        consumer._fetch_max_wait_ms = int(getattr(self.app, "heimdall_fetch_max_wait_ms", 100))
+        return consumer
+
+
+class Consumer(driver.Consumer):
+    def _new_consumer_thread(self) -> driver.AIOKafkaConsumerThread:
+        return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+
+class Transport(driver.Transport):
+    Consumer: ClassVar[Any] = Consumer
