@@ -650,8 +650,10 @@ class ClickHouseSink:
         if self._producer is not None:
             self._producer.flush(10.0)
             if self._dlq_inflight:
-                log.warning("clickhouse sink: %d dead letters not delivered at close",
-                            len(self._dlq_inflight))
+                log.warning(
+                    "clickhouse sink: %d dead letters not delivered at close",
+                    len(self._dlq_inflight),
+                )
         if self._consumer is not None:
             try:
                 self._consumer.close()
@@ -659,4 +661,3 @@ class ClickHouseSink:
                 log.warning("clickhouse sink: consumer close failed: %s", exc)
         self._consumer = None
         self._producer = None
-

@@ -140,4 +140,3 @@ def localization_error_details(
         )
         for r in result.result_rows
     ]
-

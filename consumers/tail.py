@@ -90,7 +90,7 @@ def tail_topic(
             if msg is None or msg.error():
                 continue
             event = format_event(
-                serde, msg.topic(), msg.key(), msg.value(), msg.headers(), settings.topics.dlq
+                serde, str(msg.topic()), msg.key(), msg.value(), msg.headers(), settings.topics.dlq
             )
             out.write(json.dumps(event, default=str) + "\n")
             out.flush()

@@ -154,6 +154,9 @@ class HeimdallSettings(BaseSettings):
     )
 
     data_dir: Path = Field(Path(".heimdall"), description="embedded state: chDB, objects, logs")
+    streams_app_id: str = Field(
+        "heimdall-streams", description="Faust app id: consumer group and internal topic prefix"
+    )
     partitions: int = Field(3, ge=1, le=256, description="partitions of each topic it creates")
     assoc_window_s: float = Field(1.0, gt=0, description="association window length")
     assoc_min_receivers: int = Field(4, ge=3, description="receivers an observation needs")
@@ -163,7 +166,9 @@ class HeimdallSettings(BaseSettings):
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     clickhouse: ClickHouseSettings = Field(default_factory=ClickHouseSettings)
     object_store: ObjectStoreSettings = Field(default_factory=ObjectStoreSettings)
-    schema_registry: SchemaRegistrySettings = Field(default_factory=SchemaRegistrySettings)
+    schema_registry: SchemaRegistrySettings = Field(
+        default_factory=lambda: SchemaRegistrySettings()
+    )
 
     @field_validator("log_level")
     @classmethod
@@ -182,6 +187,34 @@ class HeimdallSettings(BaseSettings):
     @property
     def chdb_path(self) -> Path:
         return self.data_dir.resolve() / "chdb"
+
+    def to_env(self) -> dict[str, str]:
+        """The non-secret settings as environment variables, for child processes.
+
+        Secrets are not written out: children inherit them from the parent's environment.
+        """
+        env = {
+            f"HEIMDALL_{name.upper()}": str(value)
+            for name, value in self.model_dump(
+                include={
+                    "data_dir",
+                    "streams_app_id",
+                    "partitions",
+                    "assoc_window_s",
+                    "assoc_min_receivers",
+                    "max_chunk_samples",
+                    "log_level",
+                }
+            ).items()
+        }
+        env.update(
+            {f"HEIMDALL_TOPICS__{k.upper()}": v for k, v in self.topics.model_dump().items()}
+        )
+        if self.kafka.bootstrap_servers:
+            env["KAFKA_BOOTSTRAP_SERVERS"] = self.kafka.bootstrap_servers
+        env["KAFKA_FETCH_MAX_WAIT_MS"] = str(self.kafka.fetch_max_wait_ms)
+        env["KAFKA_SESSION_TIMEOUT_MS"] = str(self.kafka.session_timeout_ms)
+        return env
 
     def describe(self) -> dict[str, str]:
         """Where each part runs, safe to print (no secrets)."""

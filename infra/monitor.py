@@ -64,9 +64,10 @@ class Monitor:
         try:
             while not self._stop.is_set():
                 for msg in c.consume(500, timeout=0.2):
-                    if msg.error() or msg.value() is None:
+                    value = msg.value()
+                    if msg.error() or value is None:
                         continue
-                    self._on_message(msg.topic(), msg.value())
+                    self._on_message(value)
                 if time.monotonic() >= next_counts:
                     self.stats.topic_counts = topic_counts(counter, t.all())
                     next_counts = time.monotonic() + 2.0
@@ -74,7 +75,7 @@ class Monitor:
             c.close()
             counter.close()
 
-    def _on_message(self, topic: str, value: bytes) -> None:
+    def _on_message(self, value: bytes) -> None:
         try:
             event = self.serde.decode(value)
         except Exception:
@@ -114,7 +115,9 @@ def topic_counts(consumer: Consumer, topics: list[str], timeout_s: float = 3.0) 
         if meta is None or meta.error is not None:
             continue
         for p in meta.partitions:
-            lo, hi = consumer.get_watermark_offsets(TopicPartition(name, p), timeout=5, cached=False)
+            lo, hi = consumer.get_watermark_offsets(
+                TopicPartition(name, p), timeout=5, cached=False
+            )
             low[(name, p)], end[(name, p)] = lo, hi
     pending = {tp for tp, hi in end.items() if hi > 0}
     if pending:
@@ -127,8 +130,8 @@ def topic_counts(consumer: Consumer, topics: list[str], timeout_s: float = 3.0) 
             for msg in consumer.consume(1000, timeout=0.1):
                 if msg.error():
                     continue
-                tp = (msg.topic(), msg.partition())
-                end[tp] = max(end[tp], msg.offset() + 1)
+                tp = (str(msg.topic()), int(msg.partition() or 0))
+                end[tp] = max(end[tp], int(msg.offset() or 0) + 1)
                 pending.discard(tp)
         consumer.unassign()
     counts: dict[str, int] = {}

@@ -23,7 +23,6 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from heimdall.infra.clickhouse.migrate import apply_schema
 from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
@@ -34,6 +33,7 @@ from heimdall.core import kafka
 from heimdall.core.settings import HeimdallSettings
 from heimdall.core.store import open_clickhouse
 from heimdall.infra.broker import EmbeddedBroker
+from heimdall.infra.clickhouse.migrate import apply_schema
 from heimdall.infra.monitor import LiveStats, Monitor, topic_counts
 from heimdall.infra.processes import Child, child_env
 from heimdall.infra.summary import Summary, build_summary
@@ -91,17 +91,7 @@ class Runtime:
         self.settings = self.settings.model_copy(update={"kafka": kafka_settings})
 
     def _start_children(self) -> None:
-        env = child_env(
-            {
-                "KAFKA_BOOTSTRAP_SERVERS": self.settings.kafka.bootstrap_servers or "",
-                "HEIMDALL_DATA_DIR": str(self.settings.data_dir),
-                "HEIMDALL_PARTITIONS": str(self.settings.partitions),
-                **{
-                    f"HEIMDALL_TOPICS__{k.upper()}": v
-                    for k, v in self.settings.topics.model_dump().items()
-                },
-            }
-        )
+        env = child_env(self.settings.to_env())
         worker = Child("streams", ["worker"], env, self.logs / "streams.log")
         self.children.append(worker.start())
         if self.options.simulate:

@@ -28,8 +28,6 @@ from heimdall.streams.localize import localize_rss
 
 log = logging.getLogger(__name__)
 
-APP_ID = "heimdall-streams"
-
 
 def faust_broker_options(settings: HeimdallSettings) -> dict[str, Any]:
     """Faust/aiokafka options: the broker, its credentials, and group timeouts for a fast join.
@@ -55,10 +53,10 @@ def faust_broker_options(settings: HeimdallSettings) -> dict[str, Any]:
     return opts
 
 
-def create_app(settings: HeimdallSettings, app_id: str = APP_ID) -> faust.App:
+def create_app(settings: HeimdallSettings) -> faust.App:
     """Build the Faust app with its topics, table and agents."""
     app = faust.App(
-        app_id,
+        settings.streams_app_id,
         **faust_broker_options(settings),
         store="memory://",
         autodiscover=False,
@@ -71,19 +69,19 @@ def create_app(settings: HeimdallSettings, app_id: str = APP_ID) -> faust.App:
         consumer_max_fetch_size=16 * 1024 * 1024,
         stream_wait_empty=False,
     )
-    app.heimdall_fetch_max_wait_ms = settings.kafka.fetch_max_wait_ms  # read by our transport
+    app.heimdall_fetch_max_wait_ms = settings.kafka.fetch_max_wait_ms  # type: ignore[attr-defined]
     t = settings.topics
-    raw = {
-        "key_type": bytes,
-        "value_type": bytes,
-        "key_serializer": "raw",
-        "value_serializer": "raw",
-    }
-    iq_topic = app.topic(t.iq, **raw)
-    features_topic = app.topic(t.features, **raw)
-    observations_topic = app.topic(t.observations, **raw)
-    localizations_topic = app.topic(t.localizations, **raw)
-    dlq_topic = app.topic(t.dlq, **raw)
+
+    def raw_topic(name: str) -> faust.TopicT:
+        return app.topic(
+            name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+        )
+
+    iq_topic = raw_topic(t.iq)
+    features_topic = raw_topic(t.features)
+    observations_topic = raw_topic(t.observations)
+    localizations_topic = raw_topic(t.localizations)
+    dlq_topic = raw_topic(t.dlq)
     serde = Serde(settings.schema_registry.url)
     policy = WindowPolicy.from_seconds(settings.assoc_window_s, settings.assoc_min_receivers)
     max_samples = settings.max_chunk_samples

@@ -180,7 +180,7 @@ def build_observation(
                 noise_floor_dbm_hz=a["sum_nf"] / n,
                 freq_offset_hz=a["sum_foff"] / n,
                 n_measurements=n,
-                measurement_ids=list(a["ids"]),
+                measurement_ids=tuple(a["ids"]),
             )
         )
     return Observation(
@@ -189,8 +189,8 @@ def build_observation(
         channel_freq_hz=freq_hz,
         window_start_ns=k * policy.window_ns,
         window_end_ns=(k + 1) * policy.window_ns,
-        members=out,
-        tdoa_pairs=[],
+        members=tuple(out),
+        tdoa_pairs=(),
         latest_chunk_published_ns=latest_pub,
         upstream_latency_s=upstream,
         published_ns=time.time_ns(),

@@ -44,9 +44,12 @@ def group_id(unique: str) -> str:
 
 
 @pytest.fixture
-def settings(broker: EmbeddedBroker, topics: TopicNames, tmp_path: Path) -> HeimdallSettings:
+def settings(
+    broker: EmbeddedBroker, topics: TopicNames, unique: str, tmp_path: Path
+) -> HeimdallSettings:
     return load_settings(
         data_dir=tmp_path / "heimdall",
+        streams_app_id=f"heimdall-streams-{unique}",
         topics=topics,
         partitions=2,
         kafka={"bootstrap_servers": broker.bootstrap_servers},

@@ -77,8 +77,11 @@ def committed(settings: HeimdallSettings, group_id: str) -> dict[tuple[str, int]
     """The group's committed offsets on the four stored topics (-1001: none)."""
     c = kafka.consumer(settings, group_id)
     try:
-        tps = [TopicPartition(getattr(settings.topics, r), p)
-               for r in ROLES for p in range(settings.partitions)]
+        tps = [
+            TopicPartition(getattr(settings.topics, r), p)
+            for r in ROLES
+            for p in range(settings.partitions)
+        ]
         return {(tp.topic, tp.partition): tp.offset for tp in c.committed(tps, timeout=10.0)}
     finally:
         c.close()
@@ -174,8 +177,11 @@ def test_undecodable_events_go_to_the_dlq_and_the_rest_is_written(
     garbage = b"\x7fnot avro at all"
     wrong_topic = serde.encode_dict("heimdall.v1.Measurement", ws.measurement())
     bad_uuid = serde.encode_dict("heimdall.v1.Truth", ws.truth(event_id="nope"))
-    bad = [("features", b"k-garbage", garbage), ("truth", b"k-wrong", wrong_topic),
-           ("truth", b"k-uuid", bad_uuid)]
+    bad = [
+        ("features", b"k-garbage", garbage),
+        ("truth", b"k-wrong", wrong_topic),
+        ("truth", b"k-uuid", bad_uuid),
+    ]
     ends = produce(ch_settings, items[:8] + bad + items[8:])
 
     st = run_sink(serde, group_id=group_id, batch_size=1000)
@@ -286,25 +292,38 @@ def test_directory_held_by_another_process_is_a_clear_error(tmp_path: Path) -> N
             print("StoreError:", exc)
     """)
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLICKHOUSE_")}
-    holder = subprocess.Popen([sys.executable, "-c", holder_src], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True, env=env)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", holder_src],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
         assert holder.stdout is not None
         assert holder.stdout.readline().strip() == "ready"
-        out = subprocess.run([sys.executable, "-c", opener_src], capture_output=True, text=True,
-                             timeout=120, env=env).stdout
+        out = subprocess.run(
+            [sys.executable, "-c", opener_src], capture_output=True, text=True, timeout=120, env=env
+        ).stdout
     finally:
         assert holder.stdin is not None
         holder.stdin.close()
         holder.wait(60)
-    expected = (f"StoreError: the ClickHouse data directory {(data / 'chdb').resolve()} is in use "
-                "by another process; embedded mode allows one owner")
+    expected = (
+        f"StoreError: the ClickHouse data directory {(data / 'chdb').resolve()} is in use "
+        "by another process; embedded mode allows one owner"
+    )
     assert out.strip() == expected
 
 
 def test_open_clickhouse_creates_the_database(ch_settings: HeimdallSettings) -> None:
-    s = ch_settings.model_copy(update={"clickhouse": ClickHouseSettings(
-        url=None, password=None, database=f"fresh_{uuid.uuid4().hex[:8]}")})
+    s = ch_settings.model_copy(
+        update={
+            "clickhouse": ClickHouseSettings(
+                url=None, password=None, database=f"fresh_{uuid.uuid4().hex[:8]}"
+            )
+        }
+    )
     client = open_clickhouse(s)
     try:
         assert client.query("SELECT currentDatabase()").result_rows[0][0] == s.clickhouse.database

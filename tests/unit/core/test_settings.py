@@ -46,3 +46,17 @@ def test_bad_value_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_mask_url() -> None:
     assert mask_url("http://u:p@h:1/db") == "http://u:***@h:1/db"
     assert mask_url("http://h:1") == "http://h:1"
+
+
+def test_to_env_round_trips_without_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KAFKA_SASL_PASSWORD", "s3cret")
+    s = load_settings(partitions=5, kafka={"bootstrap_servers": "b:1", "sasl_password": "s3cret"})
+    env = s.to_env()
+    assert "s3cret" not in str(env)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    again = load_settings()
+    assert again.partitions == 5
+    assert again.kafka.bootstrap_servers == "b:1"
+    assert again.topics == s.topics
+    assert again.data_dir == s.data_dir

@@ -1,0 +1,74 @@
+"""`heimdall up` as a user runs it: a subprocess that stops on SIGTERM, prints the summary and
+leaves no process behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def children_of(pid: int) -> set[int]:
+    """Every descendant of ``pid`` (from /proc)."""
+    parent: dict[int, int] = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                parent[int(d)] = int(fields[1])
+            except (FileNotFoundError, IndexError, ProcessLookupError):
+                continue
+    out, todo = set(), [pid]
+    while todo:
+        p = todo.pop()
+        kids = {c for c, pp in parent.items() if pp == p}
+        out |= kids
+        todo += list(kids)
+    return out
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_sigterm_stops_everything_and_prints_summary(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "CLICKHOUSE_"))}
+    env["HEIMDALL_DATA_DIR"] = str(tmp_path / "heimdall")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "heimdall.infra.cli", "up"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        kids: set[int] = set()
+        while time.monotonic() < deadline and len(kids) < 3:  # broker, worker, simulator
+            time.sleep(0.5)
+            kids = children_of(proc.pid)
+        assert len(kids) >= 3, f"children: {kids}"
+        time.sleep(8)
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out[-3000:]
+    assert "Heimdall run summary" in out
+    assert "events in rf.iq.v1" in out
+    leftover = [k for k in kids if alive(k)]
+    assert not leftover, f"processes left behind: {leftover}"
