@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from heimdall.core.channels import channel_id_for
+
 from .waveforms import CarrierSpec, WaveformSpec
 
 __all__ = ["ChannelSpec", "TransmitterSpec", "default_channel_id"]
 
 
-def default_channel_id(freq_hz: float) -> str:
-    """Channel id derived from a nominal frequency, e.g. ``"145.5000MHz"``."""
-    return f"{freq_hz / 1e6:.4f}MHz"
+default_channel_id = channel_id_for
+"""The channel label of a frequency: :func:`heimdall.core.channels.channel_id_for`."""
 
 
 class ChannelSpec(BaseModel):

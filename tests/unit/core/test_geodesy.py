@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from pyproj import Geod
 
-from heimdall.core.geodesy import LocalFrame, distance_m, from_enu, to_enu
+from heimdall.core.geodesy import LocalFrame, distance_m, from_enu, geodetic_to_ecef, to_enu
 
 GEOD = Geod(ellps="WGS84")
 REF = LocalFrame(45.0, 7.0, 300.0)
@@ -134,3 +134,26 @@ def test_distance_3d_includes_height() -> None:
     lon2, lat2, _ = GEOD.fwd(7.0, 45.0, 30.0, 3000.0)
     d = distance_m((45.0, 7.0, 0.0), (lat2, lon2, 400.0))
     assert d == pytest.approx(np.hypot(3000.0, 400.0), abs=1.0)  # 1 m: curvature/tilt of up
+
+
+def test_ecef_matches_the_closed_form() -> None:
+    """WGS84 geodetic -> ECEF (NIMA TR8350.2 §4.1): with N = a / sqrt(1 - e² sin²φ),
+    X = (N+h) cosφ cosλ, Y = (N+h) cosφ sinλ, Z = (N(1 - e²) + h) sinφ, to 1 mm."""
+    a, f = 6_378_137.0, 1.0 / 298.257223563
+    e2 = f * (2.0 - f)
+    lat = np.array([45.02, 45.234, 44.395, -33.9, 89.9])
+    lon = np.array([7.29, 7.857, 8.956, 151.2, -179.0])
+    alt = np.array([600.0, 300.0, 100.0, 10.0, 2000.0])
+    phi, lam = np.radians(lat), np.radians(lon)
+    n = a / np.sqrt(1.0 - e2 * np.sin(phi) ** 2)
+    expected = np.stack(
+        [
+            (n + alt) * np.cos(phi) * np.cos(lam),
+            (n + alt) * np.cos(phi) * np.sin(lam),
+            (n * (1.0 - e2) + alt) * np.sin(phi),
+        ],
+        axis=-1,
+    )
+    np.testing.assert_allclose(
+        np.stack(geodetic_to_ecef(lat, lon, alt), axis=-1), expected, atol=1e-3, rtol=0
+    )
