@@ -12,10 +12,10 @@ help: ## list the targets
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet -e ".[dev,train]"
 	touch $(STAMP)
 
-install: $(STAMP) ## create .venv and install Heimdall with its test tools
+install: $(STAMP) ## create .venv and install Heimdall with its test and training tools (CPU torch)
 
 demo: $(STAMP) ## run the embedded pipeline on the simulated seed network for 60 s, then print the summary
 	$(BIN)/heimdall up --duration 60
