@@ -108,6 +108,15 @@ def tail(
     )
 
 
+def _register_subcommands() -> None:
+    from heimdall.infra import cli_models
+
+    app.add_typer(cli_models.app, name="models")
+
+
+_register_subcommands()
+
+
 def main() -> None:
     try:
         app()

@@ -1,0 +1,59 @@
+"""The model registry on the local file system and on S3 (a local moto S3 server)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from heimdall.ml.registry import ModelRegistry, RegistryError, load_model_bytes
+
+pytestmark = pytest.mark.integration
+
+SPEC = {"inputs": {"x": ["batch", "receivers", 6]}, "features": ["e", "n", "rss"]}
+
+
+@pytest.fixture(scope="module")
+def s3() -> Iterator[dict[str, Any]]:
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    opts = {
+        "key": "test",
+        "secret": "test",
+        "client_kwargs": {"endpoint_url": f"http://{host}:{port}"},
+    }
+    import s3fs
+
+    s3fs.S3FileSystem(**opts).mkdir("heimdall-test")
+    yield opts
+    server.stop()
+
+
+def roundtrip(registry: ModelRegistry) -> None:
+    t0 = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
+    a = registry.publish("rssnet", b"onnx-v1", SPEC, metrics={"median_m": 30.0}, now=t0)
+    b = registry.publish("rssnet", b"onnx-v2", SPEC, now=t0 + dt.timedelta(hours=1))
+    assert registry.names() == ["rssnet"]
+    assert [r.version for r in registry.versions("rssnet")] == [a.version, b.version]
+    assert registry.get("rssnet") == b
+    assert registry.get("rssnet", a.version).metrics == {"median_m": 30.0}
+    assert registry.load_bytes(a) == b"onnx-v1"
+    assert registry.get("rssnet", a.version).input_spec == SPEC
+    with pytest.raises(RegistryError, match="no version"):
+        registry.get("rssnet", "nope")
+    with pytest.raises(RegistryError, match="SHA-256"):
+        load_model_bytes(a.url, b.sha256, registry.storage_options)
+
+
+def test_registry_on_the_local_file_system(tmp_path: Path) -> None:
+    roundtrip(ModelRegistry(tmp_path.as_uri()))
+
+
+def test_registry_on_s3(s3: dict[str, Any]) -> None:
+    roundtrip(ModelRegistry("s3://heimdall-test/prefix", s3))
