@@ -25,6 +25,6 @@ def storage_options(settings: HeimdallSettings) -> dict[str, Any]:
 
 
 def filesystem(url: str, options: dict[str, Any] | None = None) -> tuple[Any, str]:
-    """``(fs, path)`` for a URL: ``file:///x`` → local fs and ``/x``; ``s3://b/p`` → S3 and ``b/p``."""
+    """``(fs, path)`` of a URL: ``file:///x`` → local, ``/x``; ``s3://b/p`` → S3, ``b/p``."""
     fs, path = fsspec.core.url_to_fs(url, **(options or {}))
     return fs, path
