@@ -33,3 +33,8 @@ class BrokerError(HeimdallError):
 
 class StoreError(HeimdallError):
     """The ClickHouse store cannot be opened or used (directory in use, server unreachable)."""
+
+
+class RecordingError(HeimdallError):
+    """A recording (KiwiSDR WAV, SigMF) cannot be read or written; the message names the file
+    and, for a malformed file, the byte offset where it goes wrong."""

@@ -114,6 +114,7 @@ class EmbeddedBroker:
                     stdout=out,
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,
+                    start_new_session=True,  # a terminal's Ctrl-C is for the parent, who stops us
                     preexec_fn=die_with_parent,
                 )
             finally:

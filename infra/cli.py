@@ -108,10 +108,19 @@ def tail(
     )
 
 
+receiver_app = typer.Typer(help="Run one receiver adapter or replay one recording into rf.iq.")
+record_app = typer.Typer(help="Record topics to files.")
+
+
 def _register_subcommands() -> None:
-    from heimdall.infra import cli_models
+    from heimdall.infra import cli_models, cli_recordings
 
     app.add_typer(cli_models.app, name="models")
+    app.add_typer(receiver_app, name="receiver")
+    app.add_typer(record_app, name="record")
+    receiver_app.command("kiwi-wav")(cli_recordings.receiver_kiwi_wav)
+    receiver_app.command("sigmf")(cli_recordings.receiver_sigmf)
+    record_app.command("sigmf")(cli_recordings.record_sigmf)
 
 
 _register_subcommands()

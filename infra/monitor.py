@@ -39,10 +39,14 @@ class LiveStats:
 class Monitor:
     """Follows the pipeline from a background thread; read :attr:`stats` at any time."""
 
-    def __init__(self, settings: HeimdallSettings, serde: Serde) -> None:
+    def __init__(
+        self, settings: HeimdallSettings, serde: Serde, started_monotonic: float | None = None
+    ) -> None:
         self.settings = settings
         self.serde = serde
         self.stats = LiveStats()
+        if started_monotonic is not None:  # count time to first localization from here
+            self.stats.started_monotonic = started_monotonic
         self._truth: dict[str, Truth] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="heimdall-monitor", daemon=True)

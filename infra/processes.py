@@ -37,6 +37,7 @@ class Child:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 env=self.env,
+                start_new_session=True,  # a terminal's Ctrl-C is for the parent, who stops us
                 preexec_fn=die_with_parent,
             )
         log.info("started %s pid %s", self.name, self.proc.pid)

@@ -122,7 +122,7 @@ class Runtime:
             ensure_topics(kafka.admin(self.settings), heimdall_topics(self.settings))
             serde = Serde(self.settings.schema_registry.url)
             self._start_sink(serde)
-            self.monitor = Monitor(self.settings, serde).start()
+            self.monitor = Monitor(self.settings, serde, started_monotonic=t0).start()
             self._start_children()
             self._watch(t0)
             return self._shutdown(t0)

@@ -1,0 +1,196 @@
+"""Recordings as IQ chunks, merged and paced, published through a recording publisher."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any, cast
+
+import numpy as np
+import pytest
+
+from heimdall.core.errors import RecordingError
+from heimdall.core.settings import HeimdallSettings, load_settings
+from heimdall.producers.publisher import Publisher
+from heimdall.producers.recordings.kiwi_wav import read_kiwi_wav, write_kiwi_wav
+from heimdall.producers.recordings.replay import (
+    kiwi_chunks,
+    kiwi_position,
+    kiwi_source,
+    replay,
+    replay_kiwi_wav,
+)
+from heimdall.producers.recordings.sigmf_io import read_sigmf, sigmf_chunks, write_sigmf
+from heimdall.schemas.models import ClockSource, IqChunk, Position, ReceiverStatus, SampleFormat
+
+DATA = Path("/work/shared/data/kiwi-dcf77")
+WAVS = sorted(DATA.glob("*_iq.wav"))
+
+pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason="shared KiwiSDR data not present")
+
+
+class FakePublisher:
+    """Records what would have been produced."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str, Any, int | None, float]] = []
+
+    def publish(self, topic: str, key: str, event: Any, t_ns: int | None = None) -> None:
+        self.events.append((topic, key, event, t_ns, time.monotonic()))
+
+    def flush(self, timeout_s: float = 30.0) -> int:
+        return 0
+
+
+@pytest.fixture
+def offline_settings(tmp_path: Path) -> HeimdallSettings:
+    return load_settings(data_dir=tmp_path)
+
+
+def iq_events(pub: FakePublisher, settings: HeimdallSettings) -> list[IqChunk]:
+    return [e[2] for e in pub.events if e[0] == settings.topics.iq]
+
+
+def test_kiwi_chunks_fields() -> None:
+    rec = read_kiwi_wav(WAVS[0])  # DF0KL
+    pos = kiwi_position(rec)
+    chunks = list(kiwi_chunks(rec, position=pos, blocks_per_chunk=5))
+    assert len(chunks) == -(-rec.n_blocks // 5) == 138
+    assert [c.seq for c in chunks] == list(range(138))
+    assert sum(c.n_samples for c in chunks) == rec.n_samples
+    assert {c.n_samples for c in chunks[:-1]} == {2560}
+    assert np.array_equal(np.concatenate([c.iq for c in chunks]), rec.samples)
+    c0 = chunks[0]
+    assert c0.receiver_id == "kiwi-df0kl" and c0.source == "kiwi-wav"
+    assert c0.center_freq_hz == 77_500.0 and c0.sample_rate_hz == rec.fitted_rate_hz
+    assert c0.sample_format is SampleFormat.CI16 and c0.position == pos
+    assert all(c.clock is ClockSource.GPS for c in chunks)  # solutions are 0-5 s old
+    # t_ns: the UTC time of each chunk's first sample, GPS-derived
+    utc = rec.sample_times_utc_ns()
+    assert [c.t_ns for c in chunks] == [int(utc[k * 2560]) for k in range(138)]
+    # block 1's stamp (124934.171899011 s of GPS week 1977, which began 2017-11-25T23:59:42
+    # UTC) less one block of 512 samples: 2017-11-27T10:41:56.129236 UTC
+    week_start_ns = 1_511_654_382 * 10**9
+    expected = week_start_ns + 124_934_171_899_011 - 512 / rec.fitted_rate_hz * 1e9
+    assert c0.t_ns == pytest.approx(expected, abs=2)
+    steps = np.diff([c.t_ns for c in chunks[:-1]])
+    # chunk spacing follows the stamps, which step by up to ~0.2 µs at DF0KL's GPS updates
+    assert np.abs(steps - 2560 / rec.fitted_rate_hz * 1e9).max() < 400  # ns
+    for c in chunks:
+        c.validate(1 << 20)
+
+
+def test_clock_is_free_where_the_solution_is_old() -> None:
+    rec = read_kiwi_wav(WAVS[0], max_solution_age_s=3)
+    pos = kiwi_position(rec)
+    chunks = list(kiwi_chunks(rec, position=pos, blocks_per_chunk=1))
+    old = rec.last_gps_solution >= 3
+    assert 0 < old.sum() < rec.n_blocks
+    assert [c.clock is ClockSource.FREE for c in chunks] == old.tolist()
+
+
+def test_chunks_do_not_span_a_gap(tmp_path: Path) -> None:
+    rng = np.random.default_rng(8)
+    rate = 12_001.2
+    n = np.r_[0:12, 15:30] * 512  # three packets lost after block 11
+    t = 100.0 + n / rate
+    iq = (rng.integers(-3000, 3000, size=2 * 27 * 512) / 32768).astype(np.float32)
+    p = write_kiwi_wav(tmp_path / "20200101T000000Z_10000_GAP_iq.wav", iq.view(np.complex64), t)
+    rec = read_kiwi_wav(p)
+    chunks = list(kiwi_chunks(rec, position=Position(lat_deg=1, lon_deg=2), blocks_per_chunk=5))
+    assert [c.n_samples // 512 for c in chunks] == [5, 5, 2, 5, 5, 5]
+    # the chunk after the gap starts 3 packets (+ its own 2 blocks) after the one before it
+    gap_ns = chunks[3].t_ns - chunks[2].t_ns
+    assert gap_ns == pytest.approx((2 + 3) * 512 / rate * 1e9, abs=5)
+
+
+def test_unnamed_file_needs_frequency_and_date(tmp_path: Path) -> None:
+    p = tmp_path / "x.wav"
+    p.write_bytes(WAVS[0].read_bytes())
+    rec = read_kiwi_wav(p)
+    with pytest.raises(RecordingError, match="centre frequency unknown"):
+        next(kiwi_chunks(rec, position=Position(lat_deg=0, lon_deg=0)))
+    with pytest.raises(RecordingError, match="recording date unknown"):
+        next(kiwi_chunks(rec, position=Position(lat_deg=0, lon_deg=0), center_freq_hz=77.5e3))
+    with pytest.raises(RecordingError, match="no position for station x"):
+        kiwi_position(rec)
+
+
+def test_replay_merges_receivers_in_event_time(offline_settings: HeimdallSettings) -> None:
+    pub = FakePublisher()
+    stats = replay_kiwi_wav(offline_settings, WAVS, realtime=False, publisher=cast(Publisher, pub))
+    t = offline_settings.topics
+    statuses = [e[2] for e in pub.events if e[0] == t.receivers]
+    assert len(statuses) == 6 and all(isinstance(s, ReceiverStatus) for s in statuses)
+    assert [s.state.value for s in statuses] == ["online"] * 3 + ["offline"] * 3
+    chunks = iq_events(pub, offline_settings)
+    assert [c.t_ns for c in chunks] == sorted(c.t_ns for c in chunks)
+    assert stats.chunks == {"kiwi-df0kl": 138, "kiwi-f1jek": 136, "kiwi-hb9ryz": 139}
+    assert stats.samples["kiwi-f1jek"] == 680 * 512
+    # key = receiver id, timestamp = event time, published_ns set at publication
+    for topic, key, event, t_ns, _ in pub.events:
+        if topic == t.iq:
+            assert key == event.receiver_id and t_ns == event.t_ns and event.published_ns > 0
+    # the first chunks of the three receivers lie within half a second
+    firsts = {c.receiver_id: c.t_ns for c in reversed(chunks)}
+    assert max(firsts.values()) - min(firsts.values()) < 0.5e9
+
+
+def test_replay_is_paced(offline_settings: HeimdallSettings) -> None:
+    """At speed 20, 29.3 s of recording take ~1.47 s; each chunk leaves once it 'exists'."""
+    rec = read_kiwi_wav(WAVS[0])
+    src = kiwi_source(rec, position=kiwi_position(rec), blocks_per_chunk=25)
+    pub = FakePublisher()
+    seen: list[tuple[int, int]] = []
+    stats = replay(
+        offline_settings,
+        [src],
+        speed=20.0,
+        publisher=cast(Publisher, pub),
+        on_progress=lambda d, n: seen.append((d, n)),
+    )
+    assert 1.40 < stats.wall_s < 2.5
+    iq = [e for e in pub.events if e[0] == offline_settings.topics.iq]
+    t_first = iq[0][2].t_ns
+    wall_first = iq[0][4] - iq[0][2].duration_s / 20  # when replay started, per the first chunk
+    for _, _, c, _, wall in iq:
+        due = (c.t_ns + c.duration_s * 1e9 - t_first) / 1e9 / 20
+        assert wall - wall_first >= due - 0.02
+    assert seen[-1] == (rec.n_samples, rec.n_samples)
+
+
+def test_replay_stops_when_told(offline_settings: HeimdallSettings) -> None:
+    rec = read_kiwi_wav(WAVS[0])
+    stop = threading.Event()
+    timer = threading.Timer(0.3, stop.set)
+    timer.start()
+    pub = FakePublisher()
+    stats = replay(
+        offline_settings,
+        [kiwi_source(rec, position=kiwi_position(rec))],
+        speed=1.0,
+        publisher=cast(Publisher, pub),
+        stop=stop,
+    )
+    timer.join()
+    assert stats.stopped and stats.wall_s < 1.0
+    assert 0 < sum(stats.chunks.values()) < 5
+    assert [e[2].state.value for e in pub.events if e[0] == offline_settings.topics.receivers][
+        -1
+    ] == "offline"
+
+
+def test_kiwi_to_sigmf_and_back(tmp_path: Path) -> None:
+    rec = read_kiwi_wav(WAVS[2])  # HB9RYZ
+    chunks = list(kiwi_chunks(rec, position=kiwi_position(rec)))
+    meta = write_sigmf(chunks, tmp_path / "hb9ryz")
+    back = read_sigmf(meta)
+    assert len(back.captures) == 1  # the GPS time base is continuous to < 1 µs
+    assert back.sample_rate_hz == rec.fitted_rate_hz
+    out = list(sigmf_chunks(back, chunk_samples=2560))
+    assert np.array_equal(np.concatenate([c.iq for c in out]), rec.samples)
+    assert out[0].t_ns == chunks[0].t_ns and out[0].clock is ClockSource.GPS
+    assert out[0].position == chunks[0].position and out[0].receiver_id == "kiwi-hb9ryz"
+    err = np.array([a.t_ns - b.t_ns for a, b in zip(out, chunks, strict=True)])
+    assert np.abs(err).max() < 1_000  # ns: the linear time base of one capture
