@@ -161,6 +161,7 @@ class HeimdallSettings(BaseSettings):
     assoc_window_s: float = Field(1.0, gt=0, description="association window length")
     assoc_min_receivers: int = Field(4, ge=3, description="receivers an observation needs")
     max_chunk_samples: int = Field(1 << 20, description="larger IQ chunks are refused to the DLQ")
+    model_name: str = Field("setnet", description="model the localize stage runs (rf.models.v1)")
     log_level: str = Field("WARNING", description="Python logging level")
     topics: TopicNames = Field(default_factory=TopicNames)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
@@ -204,6 +205,7 @@ class HeimdallSettings(BaseSettings):
                     "assoc_min_receivers",
                     "max_chunk_samples",
                     "log_level",
+                    "model_name",
                 }
             ).items()
         }

@@ -3,7 +3,9 @@
 ``features``   rf.iq.v1 → rf.features.v1        (one measurement per chunk)
 ``associate``  rf.features.v1 → rf.observations.v1  (re-keyed by channel, event-time windows
                kept in the changelogged table ``associate-windows``)
-``localize``   rf.observations.v1 → rf.localizations.v1
+``localize``   rf.observations.v1 → rf.localizations.v1 (the classical RSS estimate, and the
+               active ONNX model's beside it, each marked with its ``method``; the model is
+               hot-reloaded from rf.models.v1 by :class:`heimdall.streams.models.ModelWatcher`)
 
 Values travel as raw bytes and are decoded with :class:`heimdall.schemas.serde.Serde`, so that
 an event that cannot be decoded or is invalid goes to the dead-letter topic untouched, with
@@ -24,7 +26,8 @@ from heimdall.schemas.models import IqChunk, Measurement, Observation
 from heimdall.schemas.serde import Serde
 from heimdall.streams.associate import WindowPolicy, add_measurement, build_observation, new_state
 from heimdall.streams.features import measure_chunk
-from heimdall.streams.localize import localize_rss
+from heimdall.streams.localize import localize_onnx, localize_rss
+from heimdall.streams.models import ModelWatcher
 
 log = logging.getLogger(__name__)
 
@@ -143,17 +146,31 @@ def create_app(settings: HeimdallSettings) -> faust.App:
                         timestamp=obs.window_end_ns / 1e9,
                     )
 
+    watcher = ModelWatcher(settings, serde, settings.model_name)
+
+    @app.task
+    async def watch_models() -> None:
+        watcher.start()
+
     @app.agent(observations_topic, name="localize")
     async def localize(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
             try:
                 obs = serde.decode(event.value, expect=Observation)
-                loc = localize_rss(obs)
-            except (SchemaError, EstimationError) as exc:
+            except SchemaError as exc:
                 await dead_letter(event, str(exc), "localize")
                 continue
-            await localizations_topic.send(
-                key=loc.channel_id.encode(), value=serde.encode(loc), timestamp=loc.t_ns / 1e9
-            )
+            estimates = []
+            try:
+                estimates.append(localize_rss(obs))
+            except EstimationError as exc:
+                await dead_letter(event, f"rss-ml: {exc}", "localize")
+            model = watcher.active
+            if model is not None:
+                estimates.append(localize_onnx(obs, model))
+            for loc in estimates:
+                await localizations_topic.send(
+                    key=loc.channel_id.encode(), value=serde.encode(loc), timestamp=loc.t_ns / 1e9
+                )
 
     return app

@@ -15,6 +15,7 @@ from heimdall.core.errors import EstimationError
 from heimdall.core.geodesy import LocalFrame
 from heimdall.core.ids import new_event_id
 from heimdall.ml.estimators.rss import estimate_rss
+from heimdall.ml.inference import OnnxLocalizer
 from heimdall.schemas.models import Localization, Observation, Position
 
 MIN_SIGMA_DB = 0.01
@@ -62,6 +63,30 @@ def localize_rss(obs: Observation) -> Localization:
             "path_loss_exponent": float(est.path_loss_exponent),
             "residual_rms_db": float(est.residual_rms_db),
         },
+        processing_latency_s=latency_s,
+        published_ns=now,
+    )
+
+
+def localize_onnx(obs: Observation, model: OnnxLocalizer) -> Localization:
+    """The active ONNX model's estimate for one observation."""
+    pred = model.predict([obs])[0]
+    now = time.time_ns()
+    latency_s = obs.upstream_latency_s + (now - obs.published_ns) / 1e9 if obs.published_ns else 0.0
+    cov = pred.cov_m2
+    return Localization(
+        observation_id=obs.event_id,
+        channel_id=obs.channel_id,
+        t_ns=(obs.window_start_ns + obs.window_end_ns) // 2,
+        position=Position(lat_deg=pred.lat_deg, lon_deg=pred.lon_deg, alt_m=0.0),
+        cov_ee_m2=float(cov[0, 0]),
+        cov_en_m2=float(cov[0, 1]),
+        cov_nn_m2=float(cov[1, 1]),
+        method="onnx",
+        model_version=model.version,
+        n_receivers=len(obs.members),
+        converged=True,
+        params={},
         processing_latency_s=latency_s,
         published_ns=now,
     )

@@ -1,0 +1,1 @@
+"""heimdall.ml.models — learned localisation models (torch) and their ONNX export."""
