@@ -26,14 +26,14 @@ class LiveStats:
     started_monotonic: float = field(default_factory=time.monotonic)
     first_localization_s: float | None = None
     localizations: int = 0
-    errors_m: list[float] = field(default_factory=list)
+    errors_m: dict[str, list[float]] = field(default_factory=dict)  # by method
     latencies_s: list[float] = field(default_factory=list)
     last: Localization | None = None
     last_error_m: float | None = None
     topic_counts: dict[str, int] = field(default_factory=dict)
 
-    def median_error_m(self) -> float | None:
-        return float(np.median(self.errors_m)) if self.errors_m else None
+    def median_error_m(self) -> dict[str, float]:
+        return {m: float(np.median(v)) for m, v in sorted(self.errors_m.items()) if v}
 
 
 class Monitor:
@@ -97,7 +97,7 @@ class Monitor:
             if truth is not None:
                 p, q = event.position, truth.position
                 err = float(distance_m((p.lat_deg, p.lon_deg, 0.0), (q.lat_deg, q.lon_deg, 0.0)))
-                s.errors_m.append(err)
+                s.errors_m.setdefault(event.method, []).append(err)
                 s.last_error_m = err
 
 

@@ -28,7 +28,7 @@ from rich.live import Live
 from rich.table import Table
 
 from heimdall.consumers.clickhouse_sink import ClickHouseSink
-from heimdall.consumers.queries import count_rows, localization_errors
+from heimdall.consumers.queries import count_rows, localization_error_details
 from heimdall.core import kafka
 from heimdall.core.settings import HeimdallSettings
 from heimdall.core.store import open_clickhouse
@@ -186,7 +186,8 @@ class Runtime:
         head.add_row(
             f"[bold]heimdall up[/bold] {state} {elapsed:5.0f} s",
             f"localizations [bold]{stats.localizations}[/bold]",
-            f"median error {_fmt_m(stats.median_error_m())}",
+            "median error "
+            + (", ".join(f"{m} {_fmt_m(v)}" for m, v in stats.median_error_m().items()) or "–"),
             f"last error {_fmt_m(stats.last_error_m)}",
         )
         topics = Table(show_header=True, header_style="bold", box=None)
@@ -220,7 +221,7 @@ class Runtime:
                 t: count_rows(self.store, t)
                 for t in ("features", "observations", "localizations", "truth")
             },
-            errors=localization_errors(self.store),
+            errors=errors_by_method(self.store),
             live=live,
             wall_s=time.monotonic() - t0,
             describe=self.settings.describe(),
@@ -265,6 +266,13 @@ class Runtime:
                 signal.signal(s, h)
 
         return restore
+
+
+def errors_by_method(store: Any) -> dict[str, list[float]]:
+    out: dict[str, list[float]] = {}
+    for e in localization_error_details(store):
+        out.setdefault(e.method, []).append(e.error_m)
+    return out
 
 
 def _fmt_m(v: float | None) -> str:

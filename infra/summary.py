@@ -19,7 +19,8 @@ class Summary:
     topic_counts: dict[str, int]
     rows: dict[str, int]
     n_localizations: int
-    error_m: dict[str, float] = field(default_factory=dict)
+    error_m: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Per estimation method: median, mean, p95 and max horizontal error against the truth."""
     latency_s: dict[str, float] = field(default_factory=dict)
     first_localization_s: float | None = None
     where: dict[str, str] = field(default_factory=dict)
@@ -36,15 +37,16 @@ def build_summary(
     *,
     counts: dict[str, int],
     rows: dict[str, int],
-    errors: list[float],
+    errors: dict[str, list[float]],
     live: LiveStats,
     wall_s: float,
     describe: dict[str, str],
 ) -> Summary:
     """Combine the broker's counts, ClickHouse's rows and errors, and the live statistics."""
-    err = _quantiles(errors, {"median": 0.5, "p95": 0.95, "max": 1.0})
-    if errors:
-        err["mean"] = float(np.mean(errors))
+    err = {}
+    for method, values in sorted(errors.items()):
+        err[method] = _quantiles(values, {"median": 0.5, "p95": 0.95, "max": 1.0})
+        err[method]["mean"] = float(np.mean(values))
     return Summary(
         wall_s=wall_s,
         topic_counts=counts,
@@ -68,9 +70,9 @@ def print_summary(s: Summary, console: Console) -> None:
     for table, n in s.rows.items():
         t.add_row(f"ClickHouse rows: {table}", f"{n:,}")
     t.add_row("localizations", f"{s.n_localizations:,}")
-    for k in ("median", "mean", "p95", "max"):
-        if k in s.error_m:
-            t.add_row(f"error vs truth, {k}", f"{s.error_m[k]:,.0f} m")
+    for method, stats in s.error_m.items():
+        for k in ("median", "mean", "p95", "max"):
+            t.add_row(f"error vs truth ({method}), {k}", f"{stats[k]:,.0f} m")
     for k, v in s.latency_s.items():
         t.add_row(f"latency chunk→localization {k} (excl. window)", f"{v * 1000:.0f} ms")
     if s.first_localization_s is not None:
