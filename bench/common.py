@@ -24,6 +24,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 T0_NS = 1_760_000_000_000_000_000
 """A fixed event time for the offline benchmarks (2025-10-09), ns since the epoch."""
@@ -50,7 +51,13 @@ class Context:
         )
 
     def show(self, renderable: RenderableType) -> None:
+        """Print a result; a table's caption (its parameters) goes below it at full width."""
+        params = None
+        if isinstance(renderable, Table) and isinstance(renderable.caption, str):
+            params, renderable.caption = renderable.caption, None
         self.console.print(renderable)
+        if params:
+            self.console.print(Text(params, style="dim"))
         self.console.print()
 
 
@@ -72,8 +79,12 @@ def machine_line() -> str:
         with contextlib.suppress(metadata.PackageNotFoundError):
             versions.append(f"{dist} {metadata.version(dist)}")
     cpu = f"{cpus} CPUs" + (f" ({usable} usable)" if usable != cpus else "")
+    try:
+        load = "load average " + " / ".join(f"{v:.1f}" for v in os.getloadavg())
+    except OSError:  # pragma: no cover - not available
+        load = "load average unknown"
     return (
-        f"machine: {cpu}, {model or 'unknown CPU'}; Python {platform.python_version()} "
+        f"machine: {cpu}, {model or 'unknown CPU'}, {load}; Python {platform.python_version()} "
         f"({sys.implementation.name}) on {platform.system()} {platform.release()}; "
         + ", ".join(versions)
     )

@@ -69,7 +69,7 @@ def worker_env(settings: HeimdallSettings) -> dict[str, str]:
 @contextlib.contextmanager
 def broker_with_topics(workdir: Path, partitions: int = 3) -> Iterator[Pipeline]:
     """A fresh embedded broker (memory only) with Heimdall's topics; stopped on exit."""
-    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "logs").mkdir(parents=True, exist_ok=True)
     t0_ns = time.time_ns()
     with EmbeddedBroker(log_path=workdir / "logs" / "broker.log") as broker:
         ready_ns = time.time_ns()
@@ -93,6 +93,9 @@ def worker(pipe: Pipeline) -> Iterator[Child]:
     pipe.worker = child
     try:
         yield child
+    except BaseException:
+        child.stop(timeout_s=3.0)  # interrupted: the broker may be gone, Faust would linger
+        raise
     finally:
         child.stop(timeout_s=10.0)
         pipe.worker = None
@@ -147,6 +150,7 @@ class PacedPublisher:
         self.scenario = scenario
         self.seed = seed
         self.stats = PacedStats()
+        self.flush_timeout_s = 10.0
         self.error: BaseException | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="bench-publisher", daemon=True)
@@ -155,10 +159,12 @@ class PacedPublisher:
         self._thread.start()
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def __exit__(self, et: type[BaseException] | None, *exc: object) -> None:
+        self.stop(interrupted=et is not None)
 
-    def stop(self) -> None:
+    def stop(self, interrupted: bool = False) -> None:
+        if interrupted:  # the broker may be gone already (Ctrl-C reaches it too): do not wait
+            self.flush_timeout_s = 1.0
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=30.0)
@@ -198,7 +204,7 @@ class PacedPublisher:
         finally:
             for status in receiver_statuses(sc, ReceiverState.OFFLINE):
                 pub.publish(t.receivers, status.receiver_id, status)
-            pub.flush(10.0)
+            pub.flush(self.flush_timeout_s)
 
 
 @dataclass

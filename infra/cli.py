@@ -67,22 +67,6 @@ def worker() -> None:
 
 
 @app.command()
-def simulate(
-    scenario: Annotated[str, typer.Argument(help="scenario name")] = "seed-network",
-    duration: Annotated[
-        float | None, typer.Option(help="simulated seconds (default: forever)")
-    ] = None,
-    realtime: Annotated[bool, typer.Option("--realtime/--fast", help="pacing")] = True,
-    seed: Annotated[int, typer.Option(help="random seed")] = 1,
-) -> None:
-    """Publish a simulated receiver network's IQ and truth to Kafka."""
-    from heimdall.producers.sim.stream import run_simulation
-
-    stats = run_simulation(_settings(), scenario, duration_s=duration, realtime=realtime, seed=seed)
-    err_console.print(f"simulator: published {stats}")
-
-
-@app.command()
 def tail(
     topic: Annotated[
         str,
@@ -108,19 +92,29 @@ def tail(
     )
 
 
-receiver_app = typer.Typer(help="Run one receiver adapter or replay one recording into rf.iq.")
-record_app = typer.Typer(help="Record topics to files.")
+receiver_app = typer.Typer(
+    help="Run one receiver adapter or replay one recording into rf.iq.", no_args_is_help=True
+)
+receivers_app = typer.Typer(help="Run a network of receivers.", no_args_is_help=True)
+record_app = typer.Typer(help="Record topics to files.", no_args_is_help=True)
+eval_app = typer.Typer(help="Evaluate localization on real data.", no_args_is_help=True)
 
 
 def _register_subcommands() -> None:
-    from heimdall.infra import cli_models, cli_recordings
+    from heimdall.infra import cli_models, cli_receivers, cli_recordings, cli_simulate, cli_tdoa
 
+    app.command("simulate")(cli_simulate.simulate)
     app.add_typer(cli_models.app, name="models")
     app.add_typer(receiver_app, name="receiver")
+    app.add_typer(receivers_app, name="receivers")
     app.add_typer(record_app, name="record")
+    app.add_typer(eval_app, name="eval")
+    receivers_app.command("run")(cli_receivers.receivers_run)
+    receiver_app.command("rtltcp")(cli_receivers.receiver_rtltcp)
     receiver_app.command("kiwi-wav")(cli_recordings.receiver_kiwi_wav)
     receiver_app.command("sigmf")(cli_recordings.receiver_sigmf)
     record_app.command("sigmf")(cli_recordings.record_sigmf)
+    eval_app.command("tdoa")(cli_tdoa.eval_tdoa)
 
 
 _register_subcommands()

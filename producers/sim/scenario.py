@@ -8,11 +8,20 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from .fading import FadingSpec
+from .pathloss import FreeSpaceSpec, PathLossSpec
 from .receivers import ReceiverSpec
+from .shadowing import ShadowingSpec
 from .transmitters import ChannelSpec, TransmitterSpec
 from .waveforms import CarrierSpec, NbfmSpec
 
-__all__ = ["SEED_RECEIVERS", "Scenario", "default_transmitters", "seed_network"]
+__all__ = [
+    "SEED_RECEIVERS",
+    "PropagationSpec",
+    "Scenario",
+    "default_transmitters",
+    "seed_network",
+]
 
 _NS_PER_S = 1_000_000_000
 
@@ -26,6 +35,26 @@ SEED_RECEIVERS: tuple[tuple[str, float, float, float], ...] = (
     ("milano-baggio", 45.478, 9.123, 120.0),
 )
 """The seed network: (receiver_id, lat_deg, lon_deg, alt_m)."""
+
+
+class PropagationSpec(BaseModel):
+    """How every link of a scenario propagates.
+
+    Attributes
+    ----------
+    model : PathLossSpec
+        Median path loss (:mod:`.pathloss`); free space by default.
+    shadowing : ShadowingSpec or None
+        Spatially correlated log-normal shadowing (:mod:`.shadowing`); none by default.
+    fading : FadingSpec or None
+        Rician / Rayleigh small-scale fading (:mod:`.fading`); none by default.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model: PathLossSpec = Field(default_factory=FreeSpaceSpec)
+    shadowing: ShadowingSpec | None = None
+    fading: FadingSpec | None = None
 
 
 class Scenario(BaseModel):
@@ -44,15 +73,22 @@ class Scenario(BaseModel):
         Duration of one IQ chunk (one simulation step), s.
     sample_rate_hz : float
         Complex sample rate of every receiver, Hz; also the noise bandwidth.
+    propagation : PropagationSpec
+        Path-loss model, shadowing and fading (free space, none, none by default).
+    name, description : str
+        Labels.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    name: str = ""
+    description: str = ""
     receivers: list[ReceiverSpec]
     transmitters: list[TransmitterSpec] = Field(default_factory=list)
     channels: list[ChannelSpec] | None = None
     chunk_s: float = Field(default=0.2, gt=0.0)
     sample_rate_hz: float = Field(default=12_000.0, gt=0.0)
+    propagation: PropagationSpec = Field(default_factory=PropagationSpec)
 
     @model_validator(mode="after")
     def _check(self) -> Scenario:

@@ -13,15 +13,14 @@ import math
 import signal
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from heimdall.core.errors import ConfigError
 from heimdall.core.settings import HeimdallSettings
 from heimdall.producers.publisher import Publisher
-from heimdall.producers.sim.scenario import Scenario, seed_network
+from heimdall.producers.sim.library import SCENARIOS, load_scenario
+from heimdall.producers.sim.scenario import Scenario
 from heimdall.producers.sim.simulator import SimChunk, SimTruth, Simulator
 from heimdall.schemas.models import (
     ClockSource,
@@ -35,16 +34,15 @@ from heimdall.schemas.models import (
 
 log = logging.getLogger(__name__)
 
-SCENARIOS: dict[str, Callable[[], Scenario]] = {"seed-network": seed_network}
-
-
-def load_scenario(name: str) -> Scenario:
-    try:
-        return SCENARIOS[name]()
-    except KeyError:
-        raise ConfigError(
-            f"unknown scenario {name!r}; built in: {', '.join(sorted(SCENARIOS))}"
-        ) from None
+__all__ = [
+    "SCENARIOS",
+    "StreamGain",
+    "load_scenario",
+    "receiver_statuses",
+    "run_simulation",
+    "to_iq_chunk",
+    "to_truth",
+]
 
 
 @dataclass
@@ -66,18 +64,26 @@ class StreamGain:
 
 
 def to_iq_chunk(chunk: SimChunk, gain: StreamGain) -> IqChunk:
-    iq, fs_dbm = gain.scale(chunk)
+    """The wire event of a simulated chunk: ci16 samples.
+
+    Quantised chunks (a receiver with an ADC) go out as they are, at the ADC's full
+    scale; ideal float chunks get the per-stream :class:`StreamGain`.
+    """
+    if chunk.adc_bits is not None:
+        iq, fs_dbm = chunk.iq, chunk.full_scale_dbm
+    else:
+        iq, fs_dbm = gain.scale(chunk)
     return IqChunk(
         receiver_id=chunk.receiver_id,
         seq=chunk.seq,
         t_ns=chunk.t_ns,
-        clock=ClockSource.GPS,
+        clock=ClockSource(chunk.clock),
         center_freq_hz=chunk.center_freq_hz,
         sample_rate_hz=chunk.sample_rate_hz,
         sample_format=SampleFormat.CI16,
         iq=iq,
         full_scale_dbm=fs_dbm,
-        gain_db=0.0,
+        gain_db=chunk.gain_db,
         position=Position(lat_deg=chunk.lat_deg, lon_deg=chunk.lon_deg, alt_m=chunk.alt_m),
         source="sim",
         published_ns=time.time_ns(),
@@ -93,7 +99,8 @@ def to_truth(t: SimTruth) -> Truth:
         freq_hz=t.freq_hz,
         tx_power_dbm=t.tx_power_dbm,
         waveform=t.waveform,
-        transmitting=True,
+        transmitting=t.transmitting,
+        velocity_enu_mps=t.velocity_enu_mps,
     )
 
 
@@ -113,7 +120,7 @@ def receiver_statuses(scenario: Scenario, state: ReceiverState) -> list[Receiver
 
 def run_simulation(
     settings: HeimdallSettings,
-    scenario_name: str = "seed-network",
+    scenario_name: str | Scenario = "seed-network",
     *,
     duration_s: float | None = None,
     realtime: bool = True,
@@ -123,9 +130,12 @@ def run_simulation(
 ) -> dict[str, int]:
     """Publish the scenario until ``duration_s`` of signal time, ``stop`` or SIGTERM.
 
-    Returns the number of events published per topic.
+    ``scenario_name`` is a built-in name, a scenario file (:func:`load_scenario`) or a
+    :class:`Scenario`. Returns the number of events published per topic.
     """
-    scenario = load_scenario(scenario_name)
+    scenario = (
+        scenario_name if isinstance(scenario_name, Scenario) else load_scenario(scenario_name)
+    )
     sim = Simulator(scenario, seed=seed)
     pub = publisher or Publisher(settings)
     stop = stop or threading.Event()

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from heimdall.core.channels import channel_id_for
 
+from .motion import ScheduleSpec, TrajectorySpec
 from .waveforms import CarrierSpec, WaveformSpec
 
 __all__ = ["ChannelSpec", "TransmitterSpec", "default_channel_id"]
@@ -49,9 +52,33 @@ class TransmitterSpec(BaseModel):
         What it sends.
     channel_id : str
         Channel label; defaults to :func:`default_channel_id` of ``channel_freq_hz``.
+    antenna_height_m : float
+        Antenna height above the local ground, m (two-ray and Hata models).
+    trajectory : TrajectorySpec or None
+        A route; the transmitter then moves (lat/lon/alt default to its first waypoint
+        and are only its nominal position).
+    schedule : ScheduleSpec or None
+        Periodic on/off keying (bursts, duty cycle); ``None`` = always on.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _position_from_route(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "lat_deg" not in data and data.get("trajectory"):
+            traj = data["trajectory"]
+            wps = traj.get("waypoints") if isinstance(traj, dict) else traj.waypoints
+            if wps:
+                w0 = wps[0]
+                get = w0.get if isinstance(w0, dict) else lambda k, d=None: getattr(w0, k, d)
+                data = {
+                    **data,
+                    "lat_deg": get("lat_deg"),
+                    "lon_deg": get("lon_deg"),
+                    "alt_m": get("alt_m", 0.0),
+                }
+        return data
 
     source_id: str = Field(min_length=1)
     lat_deg: float = Field(ge=-90.0, le=90.0)
@@ -62,6 +89,9 @@ class TransmitterSpec(BaseModel):
     tx_power_dbm: float = 40.0
     waveform: WaveformSpec = Field(default_factory=CarrierSpec)
     channel_id: str = ""
+    antenna_height_m: float = Field(default=1.5, gt=0.0)
+    trajectory: TrajectorySpec | None = None
+    schedule: ScheduleSpec | None = None
 
     @model_validator(mode="after")
     def _fill_id(self) -> TransmitterSpec:

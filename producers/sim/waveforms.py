@@ -25,8 +25,13 @@ from numpy.typing import ArrayLike, NDArray
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
+    "MORSE",
     "Carrier",
     "CarrierSpec",
+    "CwKeyed",
+    "CwSpec",
+    "FskBursts",
+    "FskSpec",
     "NbfmMultisine",
     "NbfmSpec",
     "Waveform",
@@ -297,5 +302,200 @@ class NbfmSpec(_SpecBase):
         return NbfmMultisine(self.deviation_hz, freqs, phases, phase0_rad=phase0)
 
 
-WaveformSpec = Annotated[CarrierSpec | NbfmSpec, Field(discriminator="kind")]
+MORSE: dict[str, str] = {
+    "A": ".-", "B": "-...", "C": "-.-.", "D": "-..", "E": ".", "F": "..-.", "G": "--.",
+    "H": "....", "I": "..", "J": ".---", "K": "-.-", "L": ".-..", "M": "--", "N": "-.",
+    "O": "---", "P": ".--.", "Q": "--.-", "R": ".-.", "S": "...", "T": "-", "U": "..-",
+    "V": "...-", "W": ".--", "X": "-..-", "Y": "-.--", "Z": "--..", "0": "-----",
+    "1": ".----", "2": "..---", "3": "...--", "4": "....-", "5": ".....", "6": "-....",
+    "7": "--...", "8": "---..", "9": "----.", "/": "-..-.", "?": "..--..", "=": "-...-",
+}  # fmt: skip
+"""International Morse code (ITU-R M.1677-1)."""
+
+
+def morse_key_intervals(message: str) -> tuple[NDArray[np.float64], NDArray[np.float64], int]:
+    """Key-down intervals of a message in dot units: (starts, ends, period).
+
+    ITU-R M.1677-1 timing: dot 1, dash 3, gap inside a character 1, between characters
+    3, between words 7; the message repeats after a word gap.
+    """
+    starts: list[float] = []
+    ends: list[float] = []
+    u = 0
+    for w, word in enumerate(message.upper().split()):
+        if w:
+            u += 4  # 3 already added after the last character -> 7
+        for ch in word:
+            code = MORSE.get(ch)
+            if code is None:
+                raise ValueError(f"no Morse code for {ch!r}")
+            for i, el in enumerate(code):
+                if i:
+                    u += 1
+                n = 1 if el == "." else 3
+                starts.append(u)
+                ends.append(u + n)
+                u += n
+            u += 3
+    return np.array(starts), np.array(ends), u + 4
+
+
+class CwKeyed(Waveform):
+    """On/off keyed carrier (Morse, CW) with raised-cosine edges.
+
+    With dot length T = 1.2 / wpm (PARIS timing) and key-down intervals [a_i, b_i]
+    repeating with the message period, the envelope is::
+
+        e(t) = r((p - a_i) / t_r) r((b_i - p) / t_r)  for a_i <= p <= b_i, else 0
+        r(x) = (1 - cos(pi min(max(x, 0), 1))) / 2,   p = t mod period
+
+    (raised-cosine rise and fall of t_r inside the key-down time, which keeps the
+    keying sidebands within ~1/t_r, ITU-R SM.1541 / "key clicks"), and
+    u(t) = e(t) exp(j phi0): |u| = 1 when key down (the transmitter's power is its
+    key-down power).
+    """
+
+    kind: ClassVar[str] = "cw"
+
+    def __init__(self, message: str, wpm: float, rise_s: float, phase0_rad: float = 0.0) -> None:
+        starts, ends, period_units = morse_key_intervals(message)
+        self.dot_s = 1.2 / float(wpm)
+        self.starts_s = starts * self.dot_s
+        self.ends_s = ends * self.dot_s
+        self.period_ns = round(period_units * self.dot_s * 1e9)
+        self.rise_s = float(rise_s)
+        self.phase0_rad = float(phase0_rad)
+
+    def envelope(self, t0_ns: int, offset_s: ArrayLike) -> NDArray[np.float64]:
+        """e(t) at t = t0 + offset."""
+        base_s = (int(t0_ns) % self.period_ns) * 1e-9
+        p = np.mod(base_s + np.asarray(offset_s, dtype=np.float64), self.period_ns * 1e-9)
+        i = np.clip(np.searchsorted(self.starts_s, p, side="right") - 1, 0, None)
+        a, b = self.starts_s[i], self.ends_s[i]
+        x_up = np.clip((p - a) / self.rise_s, 0.0, 1.0)
+        x_dn = np.clip((b - p) / self.rise_s, 0.0, 1.0)
+        env = 0.25 * (1.0 - np.cos(np.pi * x_up)) * (1.0 - np.cos(np.pi * x_dn))
+        return np.where((p >= a) & (p <= b), env, 0.0)
+
+    def evaluate(self, t0_ns: int, offset_s: ArrayLike) -> NDArray[np.complex128]:
+        return np.asarray(
+            self.envelope(t0_ns, offset_s) * np.exp(1j * self.phase0_rad), dtype=np.complex128
+        )
+
+
+class FskBursts(Waveform):
+    """Continuous-phase M-FSK (M = 2 or 4) in frames of random symbols.
+
+    Time is cut into frames of F symbols of duration T_s = 1 / R_s (frame k covers
+    [k F T_s, (k + 1) F T_s) of Unix time). Frame k draws its symbols a_j in
+    {0 .. M-1} and its start phase phi_k from a counter-based generator keyed by k, so
+    any instant is evaluated directly. Tone frequencies (Hz) are
+    f = D {-1, +1} (2FSK) or D {-1, -1/3, +1/3, +1} (4FSK, as DMR / C4FM with
+    D = 1944 Hz). Inside a frame the phase is continuous::
+
+        u(t) = exp(j (phi_k + 2 pi sum_{i<j} f_{a_i} T_s + 2 pi f_{a_j} (t - t_j)))
+
+    and jumps at frame boundaries; on/off bursts come from the transmitter's schedule.
+    """
+
+    kind: ClassVar[str] = "fsk"
+
+    def __init__(
+        self,
+        levels: int,
+        symbol_rate_hz: float,
+        deviation_hz: float,
+        frame_symbols: int,
+        key: NDArray[np.uint64],
+    ) -> None:
+        self.levels = int(levels)
+        tones = np.array([-1.0, 1.0]) if self.levels == 2 else np.array([-1.0, -1 / 3, 1 / 3, 1.0])
+        self.tones_hz = tones * float(deviation_hz)
+        self.symbol_s = 1.0 / float(symbol_rate_hz)
+        self.frame_symbols = int(frame_symbols)
+        self.frame_ns = round(self.frame_symbols * self.symbol_s * 1e9)
+        self._key = key
+        self._cache: dict[int, tuple[NDArray[np.int64], NDArray[np.float64]]] = {}
+
+    def frame(self, k: int) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+        """Symbols of frame k and the phase (rad) at the start of each symbol."""
+        hit = self._cache.get(k)
+        if hit is None:
+            counter = np.array([0, k % (1 << 64), 0, 0], dtype=np.uint64)
+            rng = np.random.Generator(np.random.Philox(key=self._key, counter=counter))
+            sym = rng.integers(0, self.levels, self.frame_symbols)
+            phi0 = rng.uniform(0.0, 2.0 * np.pi)
+            steps = 2.0 * np.pi * self.tones_hz[sym] * self.symbol_s
+            start = phi0 + np.concatenate([[0.0], np.cumsum(steps[:-1])])
+            hit = (sym, start)
+            if len(self._cache) > 256:
+                self._cache.clear()
+            self._cache[k] = hit
+        return hit
+
+    def evaluate(self, t0_ns: int, offset_s: ArrayLike) -> NDArray[np.complex128]:
+        off = np.asarray(offset_s, dtype=np.float64)
+        k0, rem_ns = divmod(int(t0_ns), self.frame_ns)
+        rel_s = rem_ns * 1e-9 + off  # seconds since the start of frame k0
+        frame_s = self.frame_ns * 1e-9
+        dk = np.floor(rel_s / frame_s).astype(np.int64)
+        pos_s = rel_s - dk * frame_s
+        j = np.clip((pos_s / self.symbol_s).astype(np.int64), 0, self.frame_symbols - 1)
+        phase = np.empty(off.shape)
+        for d in np.unique(dk):
+            sel = dk == d
+            sym, start = self.frame(k0 + int(d))
+            jj = j[sel]
+            phase[sel] = start[jj] + 2.0 * np.pi * self.tones_hz[sym[jj]] * (
+                pos_s[sel] - jj * self.symbol_s
+            )
+        return np.asarray(np.exp(1j * phase), dtype=np.complex128)
+
+
+class CwSpec(_SpecBase):
+    """Spec of a Morse (CW) transmission (see :class:`CwKeyed`)."""
+
+    kind: Literal["cw"] = "cw"
+    message: str = Field(default="CQ CQ DE HEIMDALL K", min_length=1)
+    wpm: float = Field(default=20.0, gt=1.0, le=60.0)
+    rise_s: float = Field(default=0.005, gt=0.0)
+
+    @model_validator(mode="after")
+    def _check(self) -> CwSpec:
+        morse_key_intervals(self.message)
+        if self.rise_s > 0.5 * 1.2 / self.wpm:
+            raise ValueError("rise_s must be at most half a dot (0.6 / wpm s)")
+        return self
+
+    def build(self, seed: np.random.SeedSequence) -> CwKeyed:
+        """Build the runtime waveform; the seed draws the carrier phase."""
+        rng = np.random.default_rng(seed)
+        return CwKeyed(self.message, self.wpm, self.rise_s, float(rng.uniform(0, 2 * np.pi)))
+
+
+class FskSpec(_SpecBase):
+    """Spec of a 2FSK / 4FSK digital transmission (see :class:`FskBursts`)."""
+
+    kind: Literal["fsk"] = "fsk"
+    levels: Literal[2, 4] = 4
+    symbol_rate_hz: float = Field(default=4_800.0, gt=0.0)
+    deviation_hz: float = Field(default=1_944.0, gt=0.0)
+    frame_symbols: int = Field(default=144, ge=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> FskSpec:
+        frame_ns = self.frame_symbols / self.symbol_rate_hz * 1e9
+        if abs(frame_ns - round(frame_ns)) > 1e-3:
+            raise ValueError("frame_symbols / symbol_rate_hz must be a whole number of ns")
+        return self
+
+    def build(self, seed: np.random.SeedSequence) -> FskBursts:
+        """Build the runtime waveform; the seed keys the symbol generator."""
+        key = np.asarray(seed.generate_state(2, dtype=np.uint64), dtype=np.uint64)
+        return FskBursts(
+            self.levels, self.symbol_rate_hz, self.deviation_hz, self.frame_symbols, key
+        )
+
+
+WaveformSpec = Annotated[CarrierSpec | NbfmSpec | CwSpec | FskSpec, Field(discriminator="kind")]
 """Any waveform spec, discriminated by ``kind``."""

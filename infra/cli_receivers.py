@@ -1,0 +1,148 @@
+"""Command functions for real receivers (typer-ready; registered by ``infra/cli.py``).
+
+To wire them::
+
+    from heimdall.infra import cli_receivers
+
+    receivers_app = typer.Typer(help="Receiver networks.", no_args_is_help=True)
+    receivers_app.command("run")(cli_receivers.receivers_run)
+    app.add_typer(receivers_app, name="receivers")
+    receiver_app = typer.Typer(help="One receiver.", no_args_is_help=True)
+    receiver_app.command("rtltcp")(cli_receivers.receiver_rtltcp)
+    app.add_typer(receiver_app, name="receiver")
+
+giving ``heimdall receivers run NETWORK_FILE [--duration S]`` and
+``heimdall receiver rtltcp --host H --port P --freq HZ [--gain DB] ...``. Both publish to the
+broker in ``KAFKA_BOOTSTRAP_SERVERS`` (create the topics if missing), log to
+``$HEIMDALL_DATA_DIR/logs/receivers.log`` and show warnings (connection problems, one line
+each) on stderr, run until Ctrl-C / SIGTERM or ``--duration``, then print a summary table.
+Errors in the network file or the options are :class:`~heimdall.core.errors.ConfigError`
+lines, which ``cli.main`` prints without a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from heimdall.core import kafka
+from heimdall.core.settings import HeimdallSettings, load_settings
+from heimdall.infra.runtime import log_to_file
+from heimdall.infra.topics import ensure_topics, heimdall_topics
+from heimdall.producers.adapters.base import AdapterOptions, ReceiverAdapter, ReceiverInfo
+from heimdall.producers.adapters.rtltcp import DEFAULT_PORT, RtlTcpAdapter, RtlTcpConfig
+from heimdall.producers.adapters.runtime import RunSummary, run_adapters
+from heimdall.producers.network import load_network, run_network
+from heimdall.schemas.models import Position, SampleFormat
+
+__all__ = ["print_run_summary", "receiver_rtltcp", "receivers_run"]
+
+err_console = Console(stderr=True)
+
+
+def _prepare(settings: HeimdallSettings) -> None:
+    log_to_file(settings.data_dir / "logs" / "receivers.log", settings.log_level)
+    logger = logging.getLogger("heimdall.producers")
+    if not any(getattr(h, "_heimdall_stderr", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setLevel(logging.WARNING)
+        handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+        handler._heimdall_stderr = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+    ensure_topics(kafka.admin(settings), heimdall_topics(settings))
+
+
+def print_run_summary(summary: RunSummary, console: Console, skipped: Sequence[str] = ()) -> None:
+    """One row per receiver: state, chunks, dropped, errors, sessions, MB read, last error."""
+    t = Table(title=f"receivers after {summary.wall_s:.0f} s", title_justify="left")
+    for col in ("receiver", "kind", "state", "chunks", "dropped", "errors", "sessions", "MB in"):
+        t.add_column(col, justify="left" if col in ("receiver", "kind", "state") else "right")
+    t.add_column("last error")
+    for a in summary.adapters:
+        t.add_row(a.receiver_id, a.kind, a.state.value, f"{a.chunks:,}", f"{a.dropped:,}",
+                  f"{a.errors:,}", f"{a.sessions:,}", f"{a.bytes_in / 1e6:,.1f}",
+                  a.last_error or "")  # fmt: skip
+    console.print(t)
+    for line in skipped:
+        console.print(f"[yellow]not run:[/yellow] {line}")
+    if summary.undelivered:
+        console.print(f"[red]{summary.undelivered} events were not delivered to Kafka[/red]")
+
+
+def receivers_run(
+    network_file: Annotated[
+        Path, typer.Argument(help="YAML or JSON network file (see heimdall.producers.network)")
+    ],
+    duration: Annotated[
+        float | None, typer.Option(help="stop after this many seconds (default: until Ctrl-C)")
+    ] = None,
+) -> None:
+    """Run every receiver of a network file in this process (one loop, one producer)."""
+    settings = load_settings()
+    network = load_network(network_file)  # validate before touching Kafka
+    _prepare(settings)
+    result = run_network(settings, network, duration_s=duration)
+    print_run_summary(result.summary, err_console, result.skipped)
+
+
+def receiver_rtltcp(
+    freq: Annotated[float, typer.Option("--freq", help="channel centre frequency, Hz")],
+    host: Annotated[str, typer.Option(help="rtl_tcp server address")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="rtl_tcp server port")] = DEFAULT_PORT,
+    receiver_id: Annotated[str, typer.Option("--id", help="receiver id (Kafka key)")] = "rtltcp-1",
+    lat: Annotated[float, typer.Option(help="antenna latitude, degrees")] = 0.0,
+    lon: Annotated[float, typer.Option(help="antenna longitude, degrees")] = 0.0,
+    alt: Annotated[float, typer.Option(help="antenna height, m")] = 0.0,
+    gain: Annotated[
+        float | None, typer.Option(help="manual tuner gain, dB (default: automatic)")
+    ] = None,
+    sample_rate: Annotated[int, typer.Option(help="dongle sample rate, Hz")] = 1_152_000,
+    channel_rate: Annotated[int, typer.Option(help="published channel rate, Hz")] = 12_000,
+    offset: Annotated[
+        float | None, typer.Option(help="tune this far above the channel, Hz (default rate/4)")
+    ] = None,
+    ppm: Annotated[int, typer.Option(help="crystal correction, ppm")] = 0,
+    calibration: Annotated[
+        float, typer.Option(help="calibration offset added to every power, dB")
+    ] = 0.0,
+    full_scale_dbm: Annotated[
+        float | None, typer.Option(help="calibrated full-scale power, dBm (default nominal)")
+    ] = None,
+    cf32: Annotated[bool, typer.Option("--cf32", help="publish cf32 instead of ci16")] = False,
+    duration: Annotated[
+        float | None, typer.Option(help="stop after this many seconds (default: until Ctrl-C)")
+    ] = None,
+) -> None:
+    """Stream one channel of an rtl_tcp server (RTL-SDR dongle) to Kafka."""
+    settings = load_settings()
+    cfg = RtlTcpConfig(
+        host=host,
+        port=port,
+        freq_hz=freq,
+        sample_rate_hz=sample_rate,
+        channel_rate_hz=channel_rate,
+        tune_offset_hz=offset,
+        gain_db=gain,
+        ppm=ppm,
+        full_scale_dbm=full_scale_dbm,
+        sample_format=SampleFormat.CF32 if cf32 else SampleFormat.CI16,
+    )
+    info = ReceiverInfo(
+        receiver_id=receiver_id,
+        kind=RtlTcpAdapter.kind,
+        position=Position(lat_deg=lat, lon_deg=lon, alt_m=alt),
+        url=cfg.address,
+        calibration_offset_db=calibration,
+    )
+    Position.check(info.position)
+    adapter: ReceiverAdapter = RtlTcpAdapter(info, cfg, AdapterOptions())
+    _prepare(settings)
+    summary = run_adapters(settings, [adapter], duration_s=duration)
+    print_run_summary(summary, err_console)

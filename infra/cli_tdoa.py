@@ -1,0 +1,193 @@
+"""``heimdall eval tdoa``: TDOA fix from KiwiSDR IQ recordings (command function, not registered).
+
+Wire it with ``eval_app.command("tdoa")(eval_tdoa)`` in ``infra/cli.py``. The file format is
+read here (``infra`` is the roof and may import ``producers``); the estimation lives in
+:mod:`heimdall.ml.tdoa.evaluate`, which only sees arrays.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import typer
+
+from heimdall.core.errors import HeimdallError
+from heimdall.ml.tdoa.evaluate import TdoaRecording, TdoaReport, evaluate_tdoa
+
+__all__ = ["eval_tdoa", "load_kiwi_recordings", "plot_report"]
+
+
+def load_kiwi_recordings(
+    paths: list[Path],
+) -> tuple[list[TdoaRecording], dict[str, str]]:
+    """Read KiwiSDR WAVs and their ``<STATION>.gnss_pos.txt``; problems by file, with reasons."""
+    from heimdall.producers.recordings.kiwi_wav import (
+        find_gnss_pos,
+        read_gnss_pos,
+        read_kiwi_wav,
+    )
+
+    recs: list[TdoaRecording] = []
+    problems: dict[str, str] = {}
+    for p in paths:
+        try:
+            r = read_kiwi_wav(p)
+            pos_path = find_gnss_pos(p, r.station)
+            if pos_path is None:
+                problems[r.station or p.name] = f"{p.name}: no {r.station}.gnss_pos.txt beside it"
+                continue
+            st = read_gnss_pos(pos_path, r.station)
+            if not r.has_gps_time_base:
+                problems[r.station] = "fewer than two good GPS stamps: no time base"
+                continue
+            recs.append(
+                TdoaRecording(
+                    name=r.station,
+                    lat_deg=st.position.lat_deg,
+                    lon_deg=st.position.lon_deg,
+                    samples=r.samples,
+                    times_s=r.sample_times_s(),
+                    sample_rate_hz=r.fitted_rate_hz,
+                )
+            )
+        except HeimdallError as exc:
+            problems[p.name] = str(exc)
+    return recs, problems
+
+
+def plot_report(report: TdoaReport, out: Path) -> None:
+    """Receivers, measured hyperbolas, estimate with 1σ/2σ ellipses, truth (matplotlib)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Ellipse
+    from pyproj import Transformer
+
+    from heimdall.ml.estimators.ellipse import error_ellipse
+
+    fwd = Transformer.from_crs("EPSG:4326", report.projection, always_xy=True)
+    names = list(report.receivers)
+    xy = {
+        n: np.array(fwd.transform(report.receivers[n][1], report.receivers[n][0])) / 1e3
+        for n in names
+    }
+    pts = np.array(list(xy.values()))
+    lo, hi = pts.min(axis=0), pts.max(axis=0)
+    pad = 0.3 * float(np.max(hi - lo))
+    gx = np.linspace(lo[0] - pad, hi[0] + pad, 600)
+    gy = np.linspace(lo[1] - pad, hi[1] + pad, 600)
+    mx, my = np.meshgrid(gx, gy)
+    fig, ax = plt.subplots(figsize=(8, 8))
+    c_km_s = 299_792.458
+    for k, p in enumerate(report.pairs):
+        ra = np.hypot(mx - xy[p.a][0], my - xy[p.a][1])
+        rb = np.hypot(mx - xy[p.b][0], my - xy[p.b][1])
+        ax.contour(mx, my, rb - ra - p.lag_s * c_km_s, levels=[0.0], colors=f"C{k % 10}")
+        ax.plot(
+            [],
+            [],
+            color=f"C{k % 10}",
+            label=f"{p.b} − {p.a}: {p.lag_s * 1e6:.1f} ± {p.sigma_s * 1e6:.1f} µs",
+        )
+    for n in names:
+        ax.plot(*xy[n], "k^", ms=9)
+        ax.annotate(
+            n, (float(xy[n][0]), float(xy[n][1])), textcoords="offset points", xytext=(5, 5)
+        )
+    if report.estimate is not None:
+        e = np.array([report.estimate.east_m, report.estimate.north_m]) / 1e3
+        ax.plot(*e, "r+", ms=14, mew=2, label="estimate")
+        for ks in (1.0, 2.0):
+            a, b, ang = error_ellipse(report.estimate.cov_en / 1e6, ks)
+            ax.add_patch(
+                Ellipse(
+                    (float(e[0]), float(e[1])),
+                    2 * a,
+                    2 * b,
+                    angle=ang,
+                    fill=False,
+                    color="r",
+                    ls="-" if ks == 1 else "--",
+                    label=f"{ks:.0f}σ ellipse",
+                )
+            )
+    if report.truth_latlon is not None:
+        t = np.array(fwd.transform(report.truth_latlon[1], report.truth_latlon[0])) / 1e3
+        ax.plot(*t, "g*", ms=14, label="truth")
+    title = "TDOA fix"
+    if report.error_km is not None:
+        title += f": error {report.error_km:.1f} km"
+    ax.set_title(title)
+    ax.set_xlabel("east (km, azimuthal equidistant)")
+    ax.set_ylabel("north (km)")
+    ax.set_aspect("equal")
+    ax.legend(loc="best", fontsize=8)
+    fig.savefig(out, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+
+
+def _parse_latlon(text: str | None) -> tuple[float, float] | None:
+    if text is None:
+        return None
+    try:
+        lat, lon = (float(v) for v in text.split(","))
+    except ValueError as exc:
+        raise typer.BadParameter("--truth takes LAT,LON in degrees, e.g. 50.0152,9.0112") from exc
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+        raise typer.BadParameter(f"--truth {lat},{lon} is out of range")
+    return lat, lon
+
+
+def eval_tdoa(
+    wavs: Annotated[list[Path], typer.Argument(help="KiwiSDR IQ WAV files (≥ 3 receivers)")],
+    truth: Annotated[
+        str | None, typer.Option("--truth", help="true transmitter LAT,LON (degrees)")
+    ] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="write the report as JSON here")
+    ] = None,
+    plot: Annotated[Path | None, typer.Option("--plot", help="write a PNG map here")] = None,
+    band: Annotated[
+        tuple[float, float], typer.Option("--band", help="pass band either side of the carrier, Hz")
+    ] = (30.0, 1500.0),
+    sigma_floor_us: Annotated[
+        float, typer.Option("--sigma-floor-us", help="systematic timing budget per pair, µs")
+    ] = 0.0,
+) -> None:
+    """Locate a transmitter from GPS-timed recordings: pairwise lags, TDOA fix, error."""
+    truth_ll = _parse_latlon(truth)
+    recs, problems = load_kiwi_recordings(wavs)
+    report = evaluate_tdoa(
+        recs, truth_ll, band_hz=band, sigma_floor_s=sigma_floor_us * 1e-6, problems=problems
+    )
+    d: dict[str, Any] = report.to_dict()
+    for p in d["pairs"]:
+        line = f"{p['b']:>8} − {p['a']:<8} {p['lag_us']:10.2f} ± {p['sigma_us']:.2f} µs"
+        line += f"  q {p['quality']:.2f}"
+        if p["error_us"] is not None:
+            line += f"  (expected {p['expected_us']:.2f}, error {p['error_us']:+.2f} µs)"
+        typer.echo(line)
+    for name, why in report.problems.items():
+        typer.echo(f"problem: {name}: {why}", err=True)
+    if report.estimate is not None:
+        ell = d["estimate"]["ellipse_1sigma"]
+        typer.echo(
+            f"fix {report.lat_deg:.4f} N {report.lon_deg:.4f} E, 1σ ellipse "
+            f"{ell['semi_major_km']:.2f} × {ell['semi_minor_km']:.2f} km at {ell['angle_deg']:.0f}°"
+        )
+        if report.error_km is not None and report.mahalanobis2 is not None:
+            typer.echo(
+                f"error {report.error_km:.2f} km; truth at {math.sqrt(report.mahalanobis2):.2f} σ "
+                f"({'inside' if report.inside_1sigma else 'outside'} the 1σ ellipse)"
+            )
+    if json_out is not None:
+        json_out.write_text(json.dumps(d, indent=2))
+    if plot is not None:
+        plot_report(report, plot)
+    if report.estimate is None:
+        raise typer.Exit(1)

@@ -1,0 +1,1 @@
+"""heimdall.ml.tdoa — time-difference measurement from time-stamped recordings."""

@@ -1,0 +1,371 @@
+r"""TDOA fix from time-stamped recordings of one emission, with an honest error report.
+
+Pipeline
+--------
+1. Each recording (complex baseband, a GPS time per sample, the receiver's position) is
+   band-passed to ``band_hz`` (default 30–1500 Hz either side of the tuned frequency):
+   the stop band below 30 Hz removes the carrier and the slow amplitude keying, whose
+   constant-ish envelope gives a broad, uninformative correlation; the pass band keeps the
+   wide-band part of the emission. For DCF77 that is the pseudo-random phase modulation
+   (512 chips at 645.16 chip/s, ±15.6°: main lobe ±645 Hz, first side lobe to ±1290 Hz),
+   which gives a correlation peak ~1.5 ms wide. The band was fixed before looking at the
+   result; see *Systematic errors* for how much the lags depend on it.
+2. Every pair of recordings gives a lag ``t_b − t_a`` with its standard error and peak
+   quality (:func:`~heimdall.ml.tdoa.xcorr.measure_lag`, search ±(baseline/c + 0.5 ms)).
+3. The positions are projected with an azimuthal-equidistant projection, first centred at
+   the receivers' centroid, then re-centred twice on the current fix: in that projection
+   the distances from the centre — the transmitter — to every receiver are exact
+   geodesics, so the planar range model of the estimator reproduces the geodesic range
+   differences at the solution (ground-wave paths follow the Earth's surface). A single
+   centroid-centred projection distorts 400–800 km ranges by ~0.1 % (a ~200 m bias, larger
+   than the ellipse at good SNR); a tangent plane would shorten 500 km by ~1.5 km. The
+   reported east/north and covariance are then expressed in the centroid-centred frame
+   (covariance mapped with the Jacobian between the two projections: mostly a rotation by
+   the meridian convergence, ~3° for the DCF77 example).
+4. All pairs enter :func:`~heimdall.ml.estimators.tdoa.estimate_tdoa` with independent
+   per-pair sigmas ``sqrt(σ_ab² + σ_floor²)`` (``sigma_floor_s``, default 0). With three
+   receivers the three lags have one redundancy (the closure ``lag_ab + lag_bc + lag_ca``
+   should be 0): the GLS reduction turns them into two differences, which fix the position
+   exactly; the covariance is the lag covariance mapped through the inverse Jacobian, so the
+   ellipse is as good as the lag sigmas are.
+
+Problems with individual recordings (unreadable, no overlap with the others, a weak
+correlation peak with every other recording) are reported with the reason, and the rest are
+still used when at least three remain.
+
+Systematic errors
+-----------------
+The lag sigmas come from the scatter over sub-windows and capture noise only. Effects common
+to a whole recording are not in them: a receiver's own group delay (front-end filters, active
+antennas: tens of µs at LF are possible), the ground-wave propagation speed (slower than c
+over land by ~10⁻⁴ and path-dependent), and sky-wave energy arriving 40–100 µs after the
+ground wave at 300–800 km, which pulls the envelope peak by a band-dependent amount. On the
+DCF77 example these dominate (see the report of this module's author in the issue); use
+``sigma_floor_s`` to state such a budget explicitly.
+
+References
+----------
+- PTB, "DCF77 phase modulation" (P. Hetzel, "Time dissemination via the LF transmitter
+  DCF77 using a pseudo-random phase-shift keying of the carrier", Proc. 2nd EFTF, 1988).
+- ITU-R P.368 (ground-wave propagation), ITU-R P.684 (LF sky wave).
+- C. Hein, hcab14/TDoA (KiwiSDR TDOA tool; the DCF77 example recordings).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from pyproj import Geod, Transformer
+from scipy import signal
+
+from heimdall.core.errors import EstimationError
+from heimdall.ml.estimators.ellipse import error_ellipse, mahalanobis2
+from heimdall.ml.estimators.tdoa import SPEED_OF_LIGHT_M_S, TdoaEstimate, estimate_tdoa
+from heimdall.ml.tdoa.xcorr import measure_lag
+
+__all__ = ["PairLag", "TdoaRecording", "TdoaReport", "bandpass", "evaluate_tdoa"]
+
+_GEOD = Geod(ellps="WGS84")
+_RECENTRE = 3
+
+
+@dataclass(frozen=True)
+class TdoaRecording:
+    """One receiver's recording: what :func:`evaluate_tdoa` needs (no file format here).
+
+    Attributes
+    ----------
+    name : str
+        Station name.
+    lat_deg, lon_deg : float
+        Receiver position.
+    samples : numpy.ndarray, complex
+        Baseband IQ.
+    times_s : numpy.ndarray, float64
+        Time of each sample on a clock common to all recordings (GPS seconds).
+    sample_rate_hz : float
+        Mean true sample rate (used for the filter design).
+    """
+
+    name: str
+    lat_deg: float
+    lon_deg: float
+    samples: npt.NDArray[Any]
+    times_s: npt.NDArray[np.float64]
+    sample_rate_hz: float
+
+
+@dataclass(frozen=True)
+class PairLag:
+    """Lag ``t_b − t_a`` of one pair, and what the truth implies when known."""
+
+    a: str
+    b: str
+    lag_s: float
+    sigma_s: float
+    quality: float
+    expected_s: float | None = None
+
+    @property
+    def error_s(self) -> float | None:
+        """Measured − expected lag, s."""
+        return None if self.expected_s is None else self.lag_s - self.expected_s
+
+
+@dataclass(frozen=True)
+class TdoaReport:
+    """Result of :func:`evaluate_tdoa`; ``to_dict`` gives a JSON-ready summary."""
+
+    receivers: dict[str, tuple[float, float]]
+    pairs: list[PairLag]
+    problems: dict[str, str]
+    estimate: TdoaEstimate | None
+    lat_deg: float | None
+    lon_deg: float | None
+    projection: str
+    truth_latlon: tuple[float, float] | None = None
+    error_km: float | None = None
+    mahalanobis2: float | None = None
+    closure_s: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def inside_1sigma(self) -> bool | None:
+        """The truth lies inside the 1-σ ellipse (39.3 % for a correct Gaussian ellipse)."""
+        return None if self.mahalanobis2 is None else self.mahalanobis2 <= 1.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable summary."""
+        est = self.estimate
+        ell = None
+        if est is not None:
+            a, b, ang = error_ellipse(est.cov_en, 1.0)
+            ell = {"semi_major_km": a / 1e3, "semi_minor_km": b / 1e3, "angle_deg": ang}
+        return {
+            "receivers": {k: list(v) for k, v in self.receivers.items()},
+            "pairs": [
+                {
+                    "a": p.a,
+                    "b": p.b,
+                    "lag_us": p.lag_s * 1e6,
+                    "sigma_us": p.sigma_s * 1e6,
+                    "quality": p.quality,
+                    "expected_us": None if p.expected_s is None else p.expected_s * 1e6,
+                    "error_us": None if p.error_s is None else p.error_s * 1e6,
+                }
+                for p in self.pairs
+            ],
+            "closure_us": None if self.closure_s is None else self.closure_s * 1e6,
+            "problems": self.problems,
+            "estimate": None
+            if est is None
+            else {
+                "lat_deg": self.lat_deg,
+                "lon_deg": self.lon_deg,
+                "cov_en_km2": (est.cov_en / 1e6).tolist(),
+                "ellipse_1sigma": ell,
+                "residual_rms_m": est.residual_rms_m,
+                "method": est.method,
+                "ambiguous": est.ambiguous,
+                "converged": est.converged,
+            },
+            "truth": None if self.truth_latlon is None else list(self.truth_latlon),
+            "error_km": self.error_km,
+            "mahalanobis2": self.mahalanobis2,
+            "inside_1sigma": self.inside_1sigma,
+            "projection": self.projection,
+            "notes": self.notes,
+        }
+
+
+def bandpass(
+    x: npt.ArrayLike, fs: float, band_hz: tuple[float, float], numtaps: int = 401
+) -> npt.NDArray[np.complex128]:
+    """Zero-phase band-pass ``lo ≤ |f| ≤ hi`` of complex baseband (both sides of the carrier).
+
+    A linear-phase FIR (``firwin``, Hamming) applied forwards and backwards (``filtfilt``):
+    no group delay, so the lags are not shifted as long as every recording gets the same
+    filter relative to its own rate.
+    """
+    lo, hi = band_hz
+    taps = signal.firwin(numtaps, [lo, hi], pass_zero=False, fs=fs)
+    return np.asarray(signal.filtfilt(taps, [1.0], np.asarray(x, dtype=np.complex128)))
+
+
+def _aeqd(lat0: float, lon0: float) -> tuple[Transformer, str]:
+    crs = f"+proj=aeqd +lat_0={lat0:.6f} +lon_0={lon0:.6f} +ellps=WGS84 +units=m"
+    return Transformer.from_crs("EPSG:4326", crs, always_xy=True), crs
+
+
+def evaluate_tdoa(
+    recordings: Sequence[TdoaRecording],
+    truth_latlon: tuple[float, float] | None = None,
+    *,
+    band_hz: tuple[float, float] = (30.0, 1500.0),
+    n_windows: int = 16,
+    min_quality: float = 0.1,
+    sigma_floor_s: float = 0.0,
+    speed_m_s: float = SPEED_OF_LIGHT_M_S,
+    problems: dict[str, str] | None = None,
+) -> TdoaReport:
+    """Pairwise lags, the TDOA fix and its error against a known transmitter.
+
+    Parameters
+    ----------
+    recordings : sequence of TdoaRecording
+        Three or more receivers' recordings of the same emission.
+    truth_latlon : (float, float), optional
+        The transmitter's true position, for ``error_km`` and the ellipse check.
+    band_hz : (float, float)
+        Pass band either side of the tuned frequency, Hz (module docstring).
+    n_windows : int
+        Sub-windows for the lag uncertainty.
+    min_quality : float
+        A recording whose best normalised correlation with every other is below this is
+        dropped as a problem.
+    sigma_floor_s : float
+        Systematic timing budget added in quadrature to every pair's sigma, s.
+    speed_m_s : float
+        Propagation speed.
+    problems : dict, optional
+        Problems found upstream (unreadable files), carried into the report.
+
+    Returns
+    -------
+    TdoaReport
+        ``estimate`` is None (and ``problems`` says why) when fewer than three usable
+        recordings remain or the estimator fails.
+    """
+    probs: dict[str, str] = dict(problems or {})
+    notes: list[str] = []
+    good: list[TdoaRecording] = []
+    for r in recordings:
+        x = np.asarray(r.samples)
+        t = np.asarray(r.times_s, dtype=float)
+        if x.shape != t.shape or x.size < 64 * n_windows:
+            probs[r.name] = f"{x.size} samples / {t.size} times: too short or mismatched"
+        elif not (np.all(np.isfinite(x)) and np.all(np.isfinite(t))):
+            probs[r.name] = "non-finite samples or sample times"
+        elif np.any(np.diff(t) <= 0):
+            probs[r.name] = "sample times do not increase (time base broken)"
+        else:
+            good.append(r)
+    filt = {r.name: bandpass(r.samples, r.sample_rate_hz, band_hz) for r in good}
+    pos = {r.name: (r.lat_deg, r.lon_deg) for r in good}
+
+    def baseline_s(a: str, b: str) -> float:
+        _, _, d = _GEOD.inv(pos[a][1], pos[a][0], pos[b][1], pos[b][0])
+        return float(d) / speed_m_s
+
+    lags: dict[tuple[str, str], PairLag] = {}
+    for ra, rb in itertools.combinations(good, 2):
+        try:
+            m = measure_lag(
+                filt[ra.name],
+                ra.times_s,
+                filt[rb.name],
+                rb.times_s,
+                max_lag_s=baseline_s(ra.name, rb.name) + 5e-4,
+                n_windows=n_windows,
+            )
+        except ValueError as exc:
+            notes.append(f"{ra.name}–{rb.name}: {exc}")
+            continue
+        exp = None
+        if truth_latlon is not None:
+            _, _, da = _GEOD.inv(truth_latlon[1], truth_latlon[0], pos[ra.name][1], pos[ra.name][0])
+            _, _, db = _GEOD.inv(truth_latlon[1], truth_latlon[0], pos[rb.name][1], pos[rb.name][0])
+            exp = (float(db) - float(da)) / speed_m_s
+        lags[(ra.name, rb.name)] = PairLag(
+            ra.name, rb.name, m.lag_s, m.sigma_s, m.quality, expected_s=exp
+        )
+    for r in good:
+        qs = [p.quality for k, p in lags.items() if r.name in k]
+        if not qs:
+            probs[r.name] = "no overlap in time with any other recording"
+        elif max(qs) < min_quality:
+            probs[r.name] = f"weak correlation with every other recording (best {max(qs):.3f})"
+    used = [r for r in good if r.name not in probs]
+    pairs = [p for p in lags.values() if p.a not in probs and p.b not in probs]
+    closure = None
+    if len(used) == 3 and len(pairs) == 3:
+        (p01, p02, p12) = pairs  # (a,b): t_b − t_a; closure (t1−t0) + (t2−t1) − (t2−t0)
+        closure = p01.lag_s + p12.lag_s - p02.lag_s
+    lat0 = float(np.mean([r.lat_deg for r in used])) if used else 0.0
+    lon0 = float(np.mean([r.lon_deg for r in used])) if used else 0.0
+    fwd, crs = _aeqd(lat0, lon0)
+    report_base: dict[str, Any] = {
+        "receivers": {r.name: (r.lat_deg, r.lon_deg) for r in used},
+        "pairs": pairs,
+        "problems": probs,
+        "projection": crs,
+        "truth_latlon": truth_latlon,
+        "closure_s": closure,
+        "notes": notes,
+    }
+    if len(used) < 3:
+        probs["_fix"] = f"only {len(used)} usable recordings: 2-D TDOA needs 3"
+        return TdoaReport(estimate=None, lat_deg=None, lon_deg=None, **report_base)
+    idx = {r.name: i for i, r in enumerate(used)}
+    lon_e, lat_e = lon0, lat0
+    est: TdoaEstimate | None = None
+    for _ in range(_RECENTRE):
+        ex, ny = fwd.transform([r.lon_deg for r in used], [r.lat_deg for r in used])
+        try:
+            est = estimate_tdoa(
+                np.c_[ex, ny],
+                [p.lag_s for p in pairs],
+                pairs=[(idx[p.b], idx[p.a]) for p in pairs],
+                pair_sigma_s=[math.hypot(p.sigma_s, sigma_floor_s) for p in pairs],
+                speed_m_s=speed_m_s,
+            )
+        except EstimationError as exc:
+            probs["_fix"] = str(exc)
+            return TdoaReport(estimate=None, lat_deg=None, lon_deg=None, **report_base)
+        lon_e, lat_e = fwd.transform(est.east_m, est.north_m, direction="INVERSE")
+        # re-centre the projection on the fix: distances from the centre are exact geodesics
+        fwd, crs = _aeqd(float(lat_e), float(lon_e))
+    assert est is not None
+    last = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
+    fwd, crs = _aeqd(lat0, lon0)
+    report_base["projection"] = crs
+    e_c, n_c = fwd.transform(lon_e, lat_e)
+    # express the fix and its covariance in the centroid-centred frame of the report:
+    # C' = M C Mᵀ with M the Jacobian of (fix frame → report frame), by central differences
+    h = 10.0
+    jac = np.empty((2, 2))
+    for j in range(2):
+        dp = np.zeros(2)
+        dp[j] = h
+        plus = fwd.transform(*last.transform(est.east_m + dp[0], est.north_m + dp[1]))
+        minus = fwd.transform(*last.transform(est.east_m - dp[0], est.north_m - dp[1]))
+        jac[:, j] = (np.array(plus) - np.array(minus)) / (2 * h)
+    est = dataclasses.replace(
+        est, east_m=float(e_c), north_m=float(n_c), cov_en=jac @ est.cov_en @ jac.T
+    )
+    err_km = m2 = None
+    if truth_latlon is not None:
+        _, _, d = _GEOD.inv(lon_e, lat_e, truth_latlon[1], truth_latlon[0])
+        err_km = float(d) / 1e3
+        te, tn = fwd.transform(truth_latlon[1], truth_latlon[0])
+        m2 = mahalanobis2([te - est.east_m, tn - est.north_m], est.cov_en)
+    if est.ambiguous:
+        notes.append(
+            "two admissible solutions (3-receiver hyperbola intersections); the one nearer "
+            f"the receivers was taken; other(s): {est.alternatives}"
+        )
+    return TdoaReport(
+        estimate=est,
+        lat_deg=float(lat_e),
+        lon_deg=float(lon_e),
+        error_km=err_km,
+        mahalanobis2=m2,
+        **report_base,
+    )

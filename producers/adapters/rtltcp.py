@@ -1,0 +1,430 @@
+"""rtl_tcp adapter: an RTL-SDR dongle served over TCP, channelised to one channel.
+
+Protocol (read from ``src/rtl_tcp.c`` of osmocom's ``rtl-sdr``, https://gitea.osmocom.org/sdr/rtl-sdr,
+mirrored at github.com/osmocom/rtl-sdr; the ``librtlsdr`` forks keep the same wire format)
+---------------------------------------------------------------------------------------------
+* On accept the server sends a 12-byte ``dongle_info_t``: the magic ``b"RTL0"``, the tuner
+  type (u32 big-endian; 1 E4000, 2 FC0012, 3 FC0013, 4 FC2580, 5 R820T, 6 R828D, 0 unknown)
+  and the number of discrete tuner gains (u32 BE).
+* Then, without any framing, the samples: unsigned 8-bit I, Q interleaved, zero at 127.5,
+  in whatever pieces TCP delivers (a piece may end between I and Q).
+* The client sends 5-byte commands at any time: one command byte and a u32 BE parameter
+  (``struct command { unsigned char cmd; unsigned int param; } __attribute__((packed))``):
+  0x01 centre frequency (Hz), 0x02 sample rate (Hz), 0x03 gain mode (0 auto, 1 manual),
+  0x04 tuner gain (tenths of dB), 0x05 frequency correction (ppm, signed), 0x06 IF gain
+  (stage << 16 | gain in tenths), 0x07 test mode, 0x08 RTL2832 digital AGC (0/1), 0x09 direct
+  sampling, 0x0a offset tuning, 0x0b RTL xtal, 0x0c tuner xtal, 0x0d gain by index,
+  0x0e bias tee. The server applies them as they come and never answers; samples already
+  queued were taken with the old settings (hence :attr:`RtlTcpConfig.settle_s`).
+* The RTL2832U accepts sample rates in (225 kHz, 300 kHz] and (900 kHz, 3.2 MHz].
+
+What the adapter does
+---------------------
+It tunes ``f_LO = f_channel + tune_offset_hz`` (default offset ``f_in/4``) so that the
+dongle's DC spike and IQ image sit away from the channel, then
+:class:`~heimdall.producers.adapters.dsp.ChannelDecimator` mixes the channel (at
+``−tune_offset_hz``) to 0 Hz and decimates it with a multistage Kaiser FIR chain to
+``channel_rate_hz`` (12 kHz): passband ±0.4·f_out, alias rejection 60 dB (see that module
+for the design). Chunks of ``chunk_samples`` (2400 = 0.2 s) are published as ci16 (or cf32)
+with ``center_freq_hz = f_channel``.
+
+Timestamps (``clock = ntp``)
+----------------------------
+The dongle has no time reference. Each TCP read gives one estimate of when input sample 0
+was taken: ``arrival_ns − n_in / f_in`` (the block's arrival on the host clock minus the
+duration of everything received so far). Network and USB buffering only ever delay an
+arrival, so the estimate kept is the running minimum, allowed to creep forward by
+``DRIFT_PPM`` (the crystal's error, 100 ppm) between reads. A chunk's ``t_ns`` is that
+epoch plus the position of its first sample, with the filter chain's group delay removed.
+The error is the host clock's (NTP: ~1 ms) plus the smallest USB/TCP latency seen (~ms).
+
+Power (uncalibrated)
+--------------------
+An rtl-sdr's power scale depends on the tuner, its gain and the frequency. ``full_scale_dbm``
+is the configured :attr:`RtlTcpConfig.full_scale_dbm` if given (a calibration against a
+known source), else the nominal ``NOMINAL_FULL_SCALE_DBM − gain_db`` (an R820T at 0 dB
+gain clips near −20 dBm at the antenna; ±10 dB between units), plus the receiver's
+``calibration_offset_db``. With automatic gain (no ``gain_db``) the scale is unknown and
+the nominal at 0 dB is used: set a manual gain on receivers used for localisation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import struct
+import time
+from dataclasses import dataclass
+from enum import IntEnum
+
+import numpy as np
+
+from heimdall.core.errors import ConfigError
+from heimdall.producers.adapters.base import (
+    AdapterOptions,
+    ProtocolError,
+    ReceiverAdapter,
+    ReceiverInfo,
+)
+from heimdall.producers.adapters.dsp import ChannelDecimator
+from heimdall.schemas.models import ClockSource, IqChunk, SampleFormat
+
+__all__ = [
+    "DEFAULT_PORT",
+    "HEADER_LEN",
+    "MAGIC",
+    "NOMINAL_FULL_SCALE_DBM",
+    "TUNER_TYPES",
+    "DongleInfo",
+    "RtlTcpAdapter",
+    "RtlTcpCommand",
+    "RtlTcpConfig",
+    "encode_command",
+    "parse_header",
+    "tuning_commands",
+]
+
+log = logging.getLogger(__name__)
+
+MAGIC = b"RTL0"
+HEADER_LEN = 12
+DEFAULT_PORT = 1234
+TUNER_TYPES = {0: "unknown", 1: "E4000", 2: "FC0012", 3: "FC0013", 4: "FC2580", 5: "R820T",
+               6: "R828D"}  # fmt: skip
+#: Antenna power that fills the 8-bit ADC at 0 dB tuner gain, dBm (nominal R820T; ±10 dB).
+NOMINAL_FULL_SCALE_DBM = -20.0
+#: Largest sample-clock error the timestamp estimator follows, parts per million.
+DRIFT_PPM = 100.0
+
+
+class RtlTcpCommand(IntEnum):
+    """Command bytes of rtl_tcp.c's ``command_worker``."""
+
+    SET_FREQUENCY = 0x01
+    SET_SAMPLE_RATE = 0x02
+    SET_GAIN_MODE = 0x03
+    SET_GAIN = 0x04
+    SET_FREQ_CORRECTION = 0x05
+    SET_IF_GAIN = 0x06
+    SET_TEST_MODE = 0x07
+    SET_AGC_MODE = 0x08
+    SET_DIRECT_SAMPLING = 0x09
+    SET_OFFSET_TUNING = 0x0A
+    SET_RTL_XTAL = 0x0B
+    SET_TUNER_XTAL = 0x0C
+    SET_GAIN_BY_INDEX = 0x0D
+    SET_BIAS_TEE = 0x0E
+
+
+def encode_command(cmd: int, param: int) -> bytes:
+    """The 5 bytes of a command: ``cmd`` then ``param`` as u32 big-endian.
+
+    Negative parameters (a ppm correction) are sent as their 32-bit two's complement, which
+    rtl_tcp.c reads back with ``(int)ntohl(param)``.
+    """
+    return struct.pack(">BI", cmd, param & 0xFFFFFFFF)
+
+
+@dataclass(frozen=True, slots=True)
+class DongleInfo:
+    """The 12-byte greeting: tuner type and number of tuner gains."""
+
+    tuner_type: int
+    gain_count: int
+
+    @property
+    def tuner_name(self) -> str:
+        return TUNER_TYPES.get(self.tuner_type, f"type {self.tuner_type}")
+
+
+def parse_header(data: bytes) -> DongleInfo:
+    """Parse ``dongle_info_t``; raise :class:`ProtocolError` unless it starts with ``RTL0``."""
+    if len(data) != HEADER_LEN or data[:4] != MAGIC:
+        raise ProtocolError(f"expected the 12-byte rtl_tcp header starting b'RTL0', got {data!r}")
+    tuner, gains = struct.unpack(">II", data[4:])
+    return DongleInfo(tuner, gains)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RtlTcpConfig:
+    """How to reach and tune one rtl_tcp server.
+
+    Parameters
+    ----------
+    host, port : str, int
+        The rtl_tcp server (``rtl_tcp -a ADDRESS -p PORT``).
+    freq_hz : float
+        Channel centre frequency, Hz.
+    sample_rate_hz : int
+        Dongle sample rate, Hz: an integer multiple of ``channel_rate_hz`` in
+        (900 kHz, 3.2 MHz] or (225 kHz, 300 kHz]. Default 1.152 MS/s (96 × 12 kHz).
+    channel_rate_hz : int
+        Output rate of the channel, Hz.
+    tune_offset_hz : float, optional
+        The dongle is tuned this far above the channel; default ``sample_rate_hz / 4``. Must
+        keep the DC spike out of the channel (``|offset| ≥ channel_rate_hz``) and the channel
+        inside the dongle's band (``|offset| + channel_rate_hz/2 ≤ 0.4 · sample_rate_hz``).
+    gain_db : float, optional
+        Manual tuner gain, dB (sent in tenths); None = the tuner's automatic gain.
+    ppm : int
+        Crystal correction, parts per million (sent when non-zero).
+    rtl_agc : bool
+        The RTL2832's digital AGC (off: it makes power readings meaningless).
+    chunk_samples : int
+        Samples per published chunk at the channel rate (2400 = 0.2 s at 12 kHz).
+    sample_format : SampleFormat
+        ci16 (48 KB/s at 12 kHz) or cf32.
+    full_scale_dbm : float, optional
+        Calibrated antenna power of a full-scale signal, dBm; None = nominal (module doc).
+    atten_db : float
+        Alias rejection of the decimation chain, dB.
+    settle_s : float
+        Input discarded after the commands are sent (samples taken before the retune).
+    read_size : int
+        Largest read from the socket, bytes.
+    min_block_s : float
+        Input gathered before it is channelised, s of samples (fewer, larger numpy calls:
+        at 288 kS/s, 50 ms is 28.8 KB; real rtl_tcp sends 256 KiB USB buffers anyway).
+    """
+
+    host: str
+    port: int = DEFAULT_PORT
+    freq_hz: float
+    sample_rate_hz: int = 1_152_000
+    channel_rate_hz: int = 12_000
+    tune_offset_hz: float | None = None
+    gain_db: float | None = None
+    ppm: int = 0
+    rtl_agc: bool = False
+    chunk_samples: int = 2400
+    sample_format: SampleFormat = SampleFormat.CI16
+    full_scale_dbm: float | None = None
+    atten_db: float = 60.0
+    settle_s: float = 0.1
+    read_size: int = 1 << 16
+    min_block_s: float = 0.05
+
+    @property
+    def offset_hz(self) -> float:
+        return self.sample_rate_hz / 4 if self.tune_offset_hz is None else self.tune_offset_hz
+
+    @property
+    def lo_hz(self) -> int:
+        """Frequency the dongle is tuned to, Hz."""
+        return round(self.freq_hz + self.offset_hz)
+
+    @property
+    def address(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+    def check(self) -> None:
+        """Raise :class:`ConfigError` (one line naming the field) if it cannot work."""
+        fs = self.sample_rate_hz
+        if not (225_000 < fs <= 300_000 or 900_000 < fs <= 3_200_000):
+            raise ConfigError(
+                f"sample_rate_hz: {fs} is not a rate the RTL2832U supports "
+                "((225 kHz, 300 kHz] or (900 kHz, 3.2 MHz])"
+            )
+        if fs % self.channel_rate_hz:
+            raise ConfigError(
+                f"sample_rate_hz: {fs} is not an integer multiple of channel_rate_hz "
+                f"{self.channel_rate_hz}; e.g. {96 * self.channel_rate_hz} or "
+                f"{200 * self.channel_rate_hz}"
+            )
+        off = abs(self.offset_hz)
+        if off < self.channel_rate_hz:
+            raise ConfigError(
+                f"tune_offset_hz: {self.offset_hz:g} Hz puts the dongle's DC spike inside "
+                f"the channel; use at least {self.channel_rate_hz} Hz"
+            )
+        if off + self.channel_rate_hz / 2 > 0.4 * fs:
+            raise ConfigError(
+                f"tune_offset_hz: {self.offset_hz:g} Hz puts the channel at the edge of the "
+                f"dongle's {fs / 1e6:g} MHz band; use at most {0.4 * fs - self.channel_rate_hz:g}"
+            )
+        if not 0 < self.lo_hz < 1 << 32:
+            raise ConfigError(f"freq_hz: {self.freq_hz:g} Hz cannot be tuned by rtl_tcp")
+        if not 1 <= self.port <= 65535:
+            raise ConfigError(f"port: {self.port} is not a TCP port")
+        if self.chunk_samples < 1:
+            raise ConfigError(f"chunk_samples: {self.chunk_samples} must be ≥ 1")
+
+
+def tuning_commands(cfg: RtlTcpConfig) -> list[tuple[RtlTcpCommand, int]]:
+    """The commands sent after the header, in order (as gr-osmosdr's rtl_tcp source does).
+
+    Sample rate, crystal correction (when non-zero), centre frequency ``f_LO``, gain mode,
+    manual gain (tenths of dB, when set), RTL AGC.
+    """
+    cmds: list[tuple[RtlTcpCommand, int]] = [(RtlTcpCommand.SET_SAMPLE_RATE, cfg.sample_rate_hz)]
+    if cfg.ppm:
+        cmds.append((RtlTcpCommand.SET_FREQ_CORRECTION, cfg.ppm))
+    cmds.append((RtlTcpCommand.SET_FREQUENCY, cfg.lo_hz))
+    if cfg.gain_db is None:
+        cmds.append((RtlTcpCommand.SET_GAIN_MODE, 0))
+    else:
+        cmds.append((RtlTcpCommand.SET_GAIN_MODE, 1))
+        cmds.append((RtlTcpCommand.SET_GAIN, round(cfg.gain_db * 10)))
+    cmds.append((RtlTcpCommand.SET_AGC_MODE, int(cfg.rtl_agc)))
+    return cmds
+
+
+class RtlTcpAdapter(ReceiverAdapter):
+    """Stream one channel of an rtl_tcp server (see the module docstring).
+
+    Parameters
+    ----------
+    info : ReceiverInfo
+        Receiver id, position, calibration offset, ...
+    config : RtlTcpConfig
+        Server address and tuning.
+    options : AdapterOptions, optional
+        Buffer, timeouts, backoff.
+    """
+
+    kind = "rtltcp"
+    label = "rtl_tcp"
+    refused_hint = "is rtl_tcp running and listening on that port?"
+
+    def __init__(
+        self, info: ReceiverInfo, config: RtlTcpConfig, options: AdapterOptions | None = None
+    ) -> None:
+        config.check()
+        super().__init__(info, options)
+        self.config = config
+        self.decimator = ChannelDecimator(
+            config.sample_rate_hz,
+            config.channel_rate_hz,
+            shift_hz=config.offset_hz,
+            atten_db=config.atten_db,
+        )
+        gain = config.gain_db or 0.0
+        fs_dbm = (
+            config.full_scale_dbm
+            if config.full_scale_dbm is not None
+            else NOMINAL_FULL_SCALE_DBM - gain
+        )
+        self.full_scale_dbm = fs_dbm + info.calibration_offset_db
+        self.dongle: DongleInfo | None = None
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._out = np.empty(config.chunk_samples, dtype=np.complex64)
+        self.reset()
+
+    @property
+    def address(self) -> str:
+        return self.config.address
+
+    def reset(self) -> None:
+        self.decimator.reset()
+        self._fill = 0
+        self._n_out = 0  # output samples since reset (the first one of self._out is _n_out)
+        self._n_in = 0  # input samples fed to the decimator since reset
+        self._skip = 2 * round(self.config.settle_s * self.config.sample_rate_hz)
+        self._epoch_ns: float | None = None
+        self._last_arrival_ns = 0
+
+    async def open(self) -> None:
+        cfg = self.config
+        self._reader, self._writer = await asyncio.open_connection(cfg.host, cfg.port)
+        try:
+            head = await self._reader.readexactly(HEADER_LEN)
+        except asyncio.IncompleteReadError as exc:
+            raise ProtocolError(
+                f"{self.label} at {self.address} closed the connection before its 12-byte "
+                f"header (got {exc.partial!r}): is this port an rtl_tcp server?"
+            ) from None
+        if head[:4] != MAGIC:
+            raise ProtocolError(
+                f"{self.label} at {self.address} did not greet with the rtl_tcp header "
+                f"(got {head!r} instead of b'RTL0...'): is this port an rtl_tcp server?"
+            )
+        self.dongle = parse_header(head)
+        self.data_received(HEADER_LEN)
+        self._writer.write(b"".join(encode_command(c, p) for c, p in tuning_commands(cfg)))
+        await self._writer.drain()
+        log.info(
+            "%s: rtl_tcp %s (%s tuner, %d gains), tuned to %d Hz for %.0f Hz at %d S/s",
+            self.info.receiver_id, self.address, self.dongle.tuner_name, self.dongle.gain_count,
+            cfg.lo_hz, cfg.freq_hz, cfg.sample_rate_hz,
+        )  # fmt: skip
+
+    async def close(self) -> None:
+        writer, self._writer, self._reader = self._writer, None, None
+        if writer is not None:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(writer.wait_closed(), 1.0)
+
+    async def stream(self) -> None:
+        reader = self._reader
+        if reader is None:
+            raise ProtocolError("stream() before open()")
+        size = self.config.read_size
+        min_bytes = 2 * round(self.config.min_block_s * self.config.sample_rate_hz)
+        pending = bytearray()
+        while True:
+            data = await reader.read(size)
+            if not data:
+                return
+            arrival_ns = time.time_ns()
+            self.data_received(len(data))
+            if self._skip:
+                if len(data) <= self._skip:
+                    self._skip -= len(data)
+                    continue
+                data = data[self._skip :]
+                self._skip = 0
+            pending += data
+            if len(pending) >= min_bytes:
+                self._feed(bytes(pending), arrival_ns)
+                pending.clear()
+
+    def _feed(self, data: bytes, arrival_ns: int) -> None:
+        y, n_in = self.decimator.process_u8(data)
+        self._n_in += n_in
+        fs = self.config.sample_rate_hz
+        # running-minimum epoch of input sample 0, allowed to creep by the crystal's error
+        candidate = arrival_ns - self._n_in * 1e9 / fs
+        if self._epoch_ns is None:
+            self._epoch_ns = candidate
+        else:
+            creep = (arrival_ns - self._last_arrival_ns) * DRIFT_PPM * 1e-6
+            self._epoch_ns = min(self._epoch_ns + creep, candidate)
+        self._last_arrival_ns = arrival_ns
+        n = self.config.chunk_samples
+        pos = 0
+        while pos < y.size:
+            take = min(n - self._fill, y.size - pos)
+            self._out[self._fill : self._fill + take] = y[pos : pos + take]
+            self._fill += take
+            pos += take
+            if self._fill == n:
+                self._emit_chunk()
+
+    def _emit_chunk(self) -> None:
+        cfg = self.config
+        d = self.decimator
+        first_in = self._n_out * d.factor + d.output_offset  # input index of the first sample
+        epoch = self._epoch_ns if self._epoch_ns is not None else float(time.time_ns())
+        t_ns = round(epoch + first_in * 1e9 / cfg.sample_rate_hz)
+        chunk = IqChunk(
+            receiver_id=self.info.receiver_id,
+            seq=self.next_seq(),
+            t_ns=t_ns,
+            clock=ClockSource.NTP,
+            center_freq_hz=float(cfg.freq_hz),
+            sample_rate_hz=float(cfg.channel_rate_hz),
+            sample_format=cfg.sample_format,
+            iq=self._out.copy(),
+            full_scale_dbm=self.full_scale_dbm,
+            position=self.info.position,
+            gain_db=float(cfg.gain_db or 0.0),
+            source=self.kind,
+            published_ns=time.time_ns(),
+        )
+        self._n_out += self._fill
+        self._fill = 0
+        self.emit(chunk)

@@ -1,0 +1,389 @@
+"""The receiver network file: which receivers to run, where they are, how to reach them.
+
+YAML (``.yaml``/``.yml``, or any other name) or JSON (``.json``), validated with pydantic; a
+mistake is one :class:`~heimdall.core.errors.ConfigError` line naming the file and the field
+path (``network.yaml: receivers[1].position.lat: Input should be less than or equal to
+90 (got 91)``). Example::
+
+    name: turin-vhf                       # optional
+    runtime:                              # optional, every adapter (AdapterOptions)
+      stall_timeout_s: 10
+      backoff_base_s: 0.5
+      backoff_cap_s: 60
+      buffer_chunks: 64
+      status_interval_s: 10
+    receivers:
+      - id: rtl-lingotto
+        kind: rtltcp                      # openwebrx, kiwisdr, rtltcp, sigmf, kiwi-wav, sim
+        address: 192.168.1.20:1234        # host:port, or a URL for the web receivers
+        position: {lat: 45.0318, lon: 7.6650, alt: 240}
+        antenna: discone on the roof
+        calibration_offset_db: -3.5       # added to every power this receiver reports
+        bands: [{low_hz: 144e6, high_hz: 146e6}]   # or [[144e6, 146e6]]
+        enabled: true
+        options:                          # kind-specific, validated per kind
+          freq_hz: 145.5e6
+          gain_db: 29.7
+          sample_rate_hz: 1152000
+
+:func:`run_network` runs every receiver whose kind has an adapter in one process (one
+asyncio loop, one producer); receivers of kinds without an adapter yet are reported, not
+silently ignored. Adding a kind: an options model (pydantic, ``extra="forbid"``) and a
+builder in :data:`KINDS`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from heimdall.core.errors import ConfigError
+from heimdall.core.settings import HeimdallSettings
+from heimdall.producers.adapters.base import AdapterOptions, ReceiverAdapter, ReceiverInfo
+from heimdall.producers.adapters.runtime import RunSummary, run_adapters
+from heimdall.producers.publisher import Publisher
+from heimdall.schemas.models import Band, Position, SampleFormat
+
+__all__ = [
+    "ALL_KINDS",
+    "KINDS",
+    "NetworkRun",
+    "NetworkSpec",
+    "ReceiverSpec",
+    "RtlTcpOptions",
+    "build_adapters",
+    "load_network",
+    "parse_network",
+    "run_network",
+]
+
+log = logging.getLogger(__name__)
+
+#: Every receiver kind a network file may name.
+ALL_KINDS = ("openwebrx", "kiwisdr", "rtltcp", "sigmf", "kiwi-wav", "sim")
+Kind = Literal["openwebrx", "kiwisdr", "rtltcp", "sigmf", "kiwi-wav", "sim"]
+
+
+# ------------------------------------------------------------------------ schema
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PositionSpec(_Strict):
+    """WGS84 antenna position: degrees, metres above the ellipsoid."""
+
+    lat: float = Field(ge=-90.0, le=90.0)
+    lon: float = Field(ge=-180.0, le=180.0)
+    alt: float = 0.0
+
+    def to_position(self) -> Position:
+        return Position(lat_deg=self.lat, lon_deg=self.lon, alt_m=self.alt)
+
+
+class BandSpec(_Strict):
+    """A covered frequency range, Hz; ``[low, high]`` is accepted too."""
+
+    low_hz: float = Field(gt=0)
+    high_hz: float = Field(gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_pair(cls, data: Any) -> Any:
+        if isinstance(data, list | tuple) and len(data) == 2:
+            return {"low_hz": data[0], "high_hz": data[1]}
+        return data
+
+    @model_validator(mode="after")
+    def _ordered(self) -> BandSpec:
+        if self.high_hz <= self.low_hz:
+            raise ValueError(f"high_hz {self.high_hz:g} must be above low_hz {self.low_hz:g}")
+        return self
+
+
+class RuntimeSpec(_Strict):
+    """Adapter runtime options (:class:`~heimdall.producers.adapters.base.AdapterOptions`)."""
+
+    buffer_chunks: int = Field(64, ge=1)
+    connect_timeout_s: float = Field(10.0, gt=0)
+    stall_timeout_s: float = Field(10.0, gt=0)
+    backoff_base_s: float = Field(0.5, gt=0)
+    backoff_cap_s: float = Field(60.0, gt=0)
+    status_interval_s: float = Field(10.0, gt=0)
+
+    @model_validator(mode="after")
+    def _cap(self) -> RuntimeSpec:
+        if self.backoff_cap_s < self.backoff_base_s:
+            raise ValueError("backoff_cap_s must be at least backoff_base_s")
+        return self
+
+    def to_options(self) -> AdapterOptions:
+        return AdapterOptions(**self.model_dump())
+
+
+class ReceiverSpec(_Strict):
+    """One receiver of the network file (``options`` is validated per kind)."""
+
+    id: str = Field(min_length=1, max_length=128)
+    kind: Kind
+    address: str | None = Field(None, description="host:port, or the receiver's URL")
+    position: PositionSpec
+    antenna: str | None = None
+    calibration_offset_db: float = 0.0
+    bands: tuple[BandSpec, ...] = ()
+    enabled: bool = True
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _url_alias(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and "url" in data and "address" not in data:
+            data = dict(data)
+            data["address"] = data.pop("url")
+        return data
+
+    @field_validator("id")
+    @classmethod
+    def _id_chars(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._:-]*", v):
+            raise ValueError(f"{v!r} must be letters, digits and . _ : - (it is the Kafka key)")
+        return v
+
+    def info(self) -> ReceiverInfo:
+        return ReceiverInfo(
+            receiver_id=self.id,
+            kind=self.kind,
+            position=self.position.to_position(),
+            url=self.address,
+            antenna=self.antenna,
+            calibration_offset_db=self.calibration_offset_db,
+            bands=tuple(Band(low_hz=b.low_hz, high_hz=b.high_hz) for b in self.bands),
+        )
+
+
+class NetworkSpec(_Strict):
+    """A whole network file."""
+
+    name: str | None = None
+    runtime: RuntimeSpec = Field(default_factory=RuntimeSpec)
+    receivers: tuple[ReceiverSpec, ...] = Field(min_length=1)
+
+    @field_validator("receivers")
+    @classmethod
+    def _unique_ids(cls, v: tuple[ReceiverSpec, ...]) -> tuple[ReceiverSpec, ...]:
+        seen: set[str] = set()
+        for r in v:
+            if r.id in seen:
+                raise ValueError(f"receiver id {r.id!r} appears more than once")
+            seen.add(r.id)
+        return v
+
+
+# --------------------------------------------------------------- kind: rtltcp
+
+
+class RtlTcpOptions(_Strict):
+    """``options`` of an ``rtltcp`` receiver (:class:`~.adapters.rtltcp.RtlTcpConfig`)."""
+
+    freq_hz: float = Field(gt=0)
+    sample_rate_hz: int = 1_152_000
+    channel_rate_hz: int = Field(12_000, gt=0)
+    tune_offset_hz: float | None = None
+    gain_db: float | None = None
+    ppm: int = 0
+    rtl_agc: bool = False
+    chunk_samples: int = Field(2400, ge=1)
+    sample_format: Literal["ci16", "cf32"] = "ci16"
+    full_scale_dbm: float | None = None
+    atten_db: float = Field(60.0, gt=0)
+    settle_s: float = Field(0.1, ge=0)
+
+
+def split_host_port(address: str, default_port: int) -> tuple[str, int]:
+    """``host:port``, ``[v6]:port``, ``host`` or ``scheme://host:port`` → (host, port)."""
+    a = address.split("://", 1)[-1].rstrip("/")
+    m = re.fullmatch(r"\[([^\]]+)\](?::(\d+))?|([^:]+)(?::(\d+))?", a)
+    if not m:
+        raise ValueError(f"{address!r} is not host:port")
+    host = m.group(1) or m.group(3)
+    port = m.group(2) or m.group(4)
+    return host, int(port) if port else default_port
+
+
+def _build_rtltcp(spec: ReceiverSpec, opts: AdapterOptions) -> ReceiverAdapter:
+    from heimdall.producers.adapters.rtltcp import DEFAULT_PORT, RtlTcpAdapter, RtlTcpConfig
+
+    o = RtlTcpOptions.model_validate(spec.options)
+    if not spec.address:
+        raise ValueError("address: an rtltcp receiver needs address: host:port")
+    host, port = split_host_port(spec.address, DEFAULT_PORT)
+    d = o.model_dump()
+    d["sample_format"] = SampleFormat(o.sample_format)
+    cfg = RtlTcpConfig(host=host, port=port, **d)
+    return RtlTcpAdapter(spec.info(), cfg, opts)
+
+
+@dataclass(frozen=True)
+class KindSpec:
+    """How to build an adapter of one kind (``build=None``: the kind has no adapter yet).
+
+    ``options`` validates the receiver's ``options`` mapping when the file is loaded.
+    """
+
+    build: Callable[[ReceiverSpec, AdapterOptions], ReceiverAdapter] | None
+    options: type[BaseModel] | None = None
+    note: str = ""
+
+
+#: kind → builder. Kinds with ``build=None`` are valid in a file but cannot run yet.
+KINDS: dict[str, KindSpec] = {
+    "rtltcp": KindSpec(_build_rtltcp, RtlTcpOptions),
+    "openwebrx": KindSpec(None, note="the OpenWebRX adapter is not written yet"),
+    "kiwisdr": KindSpec(None, note="the KiwiSDR adapter is not written yet"),
+    "sigmf": KindSpec(None, note="SigMF replay is not available as a network receiver yet"),
+    "kiwi-wav": KindSpec(None, note="kiwi-wav replay is not a network receiver yet"),
+    "sim": KindSpec(None, note="simulated receivers run with `heimdall simulate`, not here"),
+}
+
+
+# ------------------------------------------------------------------------ loading
+
+
+def _path(loc: Sequence[int | str]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _one_line(exc: ValidationError, prefix: Sequence[int | str] = ()) -> str:
+    err = exc.errors()[0]
+    loc = [*prefix, *err["loc"]]
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    got = err.get("input")
+    shown = ""
+    if err["type"] not in ("missing", "extra_forbidden") and not isinstance(got, dict | list):
+        shown = f" (got {got!r})"
+    where = _path(loc) or "(top level)"
+    more = len(exc.errors()) - 1
+    tail = f" [and {more} more error{'s' if more > 1 else ''}]" if more else ""
+    return f"{where}: {msg}{shown}{tail}"
+
+
+def parse_network(data: Any, source: str = "network") -> NetworkSpec:
+    """Validate a decoded network document; errors are one ConfigError line."""
+    try:
+        net = NetworkSpec.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: {_one_line(exc)}") from None
+    # kind-specific options, with the full path in the message
+    for i, r in enumerate(net.receivers):
+        model = KINDS[r.kind].options
+        if model is None:
+            continue
+        try:
+            model.model_validate(r.options)
+        except ValidationError as exc:
+            raise ConfigError(f"{source}: {_one_line(exc, ('receivers', i, 'options'))}") from None
+    return net
+
+
+def load_network(path: str | Path) -> NetworkSpec:
+    """Read and validate a network file (JSON by ``.json``, YAML otherwise)."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read the network file: {exc.strerror or exc}") from None
+    try:
+        data = json.loads(text) if p.suffix.lower() == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        first = str(exc).strip().splitlines()
+        raise ConfigError(f"{p}: not valid {p.suffix.lstrip('.') or 'YAML'}: "
+                          + " ".join(s.strip() for s in first[:3])) from None  # fmt: skip
+    return parse_network(data, str(p))
+
+
+# ------------------------------------------------------------------------ running
+
+
+def build_adapters(net: NetworkSpec) -> tuple[list[ReceiverAdapter], list[str]]:
+    """The adapters of the enabled receivers, and one line per receiver that cannot run.
+
+    Raises
+    ------
+    ConfigError
+        When an implemented kind's options are inconsistent (one line with the path).
+    """
+    opts = net.runtime.to_options()
+    adapters: list[ReceiverAdapter] = []
+    skipped: list[str] = []
+    for i, r in enumerate(net.receivers):
+        if not r.enabled:
+            continue
+        kind = KINDS[r.kind]
+        if kind.build is None:
+            runnable = ", ".join(sorted(k for k, v in KINDS.items() if v.build is not None))
+            skipped.append(
+                f"receivers[{i}] {r.id!r}: kind {r.kind!r} cannot run yet ({kind.note}; "
+                f"runnable kinds: {runnable})"
+            )
+            continue
+        try:
+            adapters.append(kind.build(r, opts))
+        except (ConfigError, ValueError) as exc:
+            msg = str(exc).removeprefix("Value error, ")
+            raise ConfigError(f"receivers[{i}] {r.id!r}: {msg}") from None
+    return adapters, skipped
+
+
+@dataclass
+class NetworkRun:
+    """The result of :func:`run_network`: the run's summary and the receivers not run."""
+
+    summary: RunSummary
+    skipped: list[str] = field(default_factory=list)
+
+
+def run_network(
+    settings: HeimdallSettings,
+    network: NetworkSpec | str | Path,
+    *,
+    duration_s: float | None = None,
+    stop: threading.Event | None = None,
+    publisher: Publisher | None = None,
+) -> NetworkRun:
+    """Run every runnable receiver of ``network`` in this process until stopped.
+
+    One asyncio loop reads all receivers, one Kafka producer publishes their chunks
+    (``settings.topics.iq``) and statuses (``settings.topics.receivers``). Receivers of
+    kinds without an adapter are logged (one warning line each) and listed in the result;
+    if none can run, :class:`ConfigError` says why.
+    """
+    net = network if isinstance(network, NetworkSpec) else load_network(network)
+    adapters, skipped = build_adapters(net)
+    for line in skipped:
+        log.warning("not running %s", line)
+    if not adapters:
+        raise ConfigError(
+            "no receiver of the network can run: " + "; ".join(skipped or ["all are disabled"])
+        )
+    summary = run_adapters(
+        settings,
+        adapters,
+        duration_s=duration_s,
+        stop=stop,
+        publisher=publisher,
+        status_interval_s=net.runtime.status_interval_s,
+    )
+    return NetworkRun(summary, skipped)
