@@ -10,8 +10,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from heimdall.core.errors import HeimdallError
 from heimdall.core.objectstore import storage_options
-from heimdall.core.settings import load_settings
+from heimdall.core.settings import HeimdallSettings, load_settings
 from heimdall.ml.registry import ModelRecord, ModelRegistry
 from heimdall.producers.publisher import Publisher
 from heimdall.schemas.models import ModelPointer
@@ -55,11 +56,32 @@ def promote(
     name: Annotated[str, typer.Argument(help="model name")],
     version: Annotated[str | None, typer.Argument(help="version (default: the newest)")] = None,
 ) -> None:
-    """Make a version the active one: announce it on rf.models.v1; streams hot-reload it."""
+    """Make a version the active one: announce it on rf.models.v1; streams hot-reload it.
+
+    Without KAFKA_BOOTSTRAP_SERVERS (embedded mode) the choice is recorded in the registry and
+    announced by the next `heimdall up`.
+    """
     settings = load_settings()
-    record = registry().get(name, version)
-    pub = Publisher(settings)
-    pub.publish(settings.topics.models, record.name, pointer_for(record))
-    if pub.flush() != 0:
-        raise typer.Exit(1)
+    reg = registry()
+    record = reg.get(name, version)
+    reg.set_active(record)
+    if settings.kafka.embedded:
+        console.print(f"{record.name} {record.version} is active; `heimdall up` will announce it")
+        return
+    announce(settings, [record])
     console.print(f"promoted {record.name} {record.version} on {settings.topics.models}")
+
+
+def announce(settings: HeimdallSettings, records: list[ModelRecord]) -> None:
+    """Publish the pointers of ``records`` on the models topic."""
+    pub = Publisher(settings)
+    for record in records:
+        pub.publish(settings.topics.models, record.name, pointer_for(record))
+    if pub.flush() != 0:
+        raise HeimdallError(f"could not deliver the model pointers to {settings.topics.models}")
+
+
+def active_records(settings: HeimdallSettings) -> list[ModelRecord]:
+    """The active version of every model in the registry."""
+    reg = ModelRegistry(settings.object_store_url, storage_options(settings))
+    return [r for r in (reg.active(n) for n in reg.names()) if r is not None]

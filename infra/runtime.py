@@ -33,6 +33,7 @@ from heimdall.core import kafka
 from heimdall.core.settings import HeimdallSettings
 from heimdall.core.store import open_clickhouse
 from heimdall.infra.broker import EmbeddedBroker
+from heimdall.infra.cli_models import active_records, announce
 from heimdall.infra.clickhouse.migrate import apply_schema
 from heimdall.infra.monitor import LiveStats, Monitor, topic_counts
 from heimdall.infra.processes import Child, child_env
@@ -120,6 +121,8 @@ class Runtime:
         try:
             self._start_broker()
             ensure_topics(kafka.admin(self.settings), heimdall_topics(self.settings))
+            if self.broker is not None:  # a fresh embedded broker knows no model yet
+                announce(self.settings, active_records(self.settings))
             serde = Serde(self.settings.schema_registry.url)
             self._start_sink(serde)
             self.monitor = Monitor(self.settings, serde, started_monotonic=t0).start()

@@ -8,8 +8,10 @@ Layout under the registry root::
 ``metadata.json`` holds the ONNX file's SHA-256, the training data hash, metrics, the input
 spec (what the model expects, so a stream can refuse a model it cannot feed) and the event
 schema version. Versions sort in time order (``YYYYmmddTHHMMSSZ-<hash prefix>``). A version
-is written once and never changed; which version is *active* is not stored here but
-announced on the compacted ``rf.models.v1`` topic (``heimdall models promote``).
+is written once and never changed. Which version is *active* is announced on the compacted
+``rf.models.v1`` topic (``heimdall models promote``) and also recorded here in
+``<root>/<model name>/ACTIVE``, so that an embedded broker, which forgets everything when it
+stops, can be told again at start-up.
 """
 
 from __future__ import annotations
@@ -119,7 +121,8 @@ class ModelRegistry:
         out = []
         for p in sorted(self.fs.ls(base, detail=False)):
             version = p.rstrip("/").rsplit("/", 1)[-1]
-            out.append(self.get(name, version))
+            if version != "ACTIVE":
+                out.append(self.get(name, version))
         return out
 
     def get(self, name: str, version: str | None = None) -> ModelRecord:
@@ -134,6 +137,19 @@ class ModelRegistry:
             raise RegistryError(f"no version {version!r} of model {name!r} in {self.root_url}")
         with self.fs.open(meta, "r") as f:
             return ModelRecord(**json.load(f))
+
+    def set_active(self, record: ModelRecord) -> None:
+        """Record ``record`` as the active version of its model."""
+        with self.fs.open(self._path(record.name, "ACTIVE"), "w") as f:
+            f.write(record.version)
+
+    def active(self, name: str) -> ModelRecord | None:
+        """The active version of ``name``, or ``None`` when none was promoted."""
+        path = self._path(name, "ACTIVE")
+        if not self.fs.exists(path):
+            return None
+        with self.fs.open(path, "r") as f:
+            return self.get(name, f.read().strip())
 
     def load_bytes(self, record: ModelRecord) -> bytes:
         """The ONNX file of ``record``, checked against its SHA-256."""

@@ -57,3 +57,13 @@ def test_registry_on_the_local_file_system(tmp_path: Path) -> None:
 
 def test_registry_on_s3(s3: dict[str, Any]) -> None:
     roundtrip(ModelRegistry("s3://heimdall-test/prefix", s3))
+
+
+def test_active_version_is_recorded(tmp_path: Path) -> None:
+    registry = ModelRegistry(tmp_path.as_uri())
+    assert registry.active("rssnet") is None
+    a = registry.publish("rssnet", b"onnx-v1", SPEC)
+    registry.publish("rssnet", b"onnx-v2", SPEC, now=dt.datetime(2030, 1, 1, tzinfo=dt.UTC))
+    registry.set_active(a)
+    assert registry.active("rssnet") == a
+    assert len(registry.versions("rssnet")) == 2  # the ACTIVE marker is not a version
