@@ -47,8 +47,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import signal as sps
 
+from heimdall.core.dsp import welch_dof
 from heimdall.core.geodesy import ecef_to_geodetic
-from heimdall.streams.dsp.features import welch_dof
 
 from .propagation import SPEED_OF_LIGHT_M_S
 from .scenario import Scenario
