@@ -101,7 +101,14 @@ eval_app = typer.Typer(help="Evaluate localization on real data.", no_args_is_he
 
 
 def _register_subcommands() -> None:
-    from heimdall.infra import cli_models, cli_receivers, cli_recordings, cli_simulate, cli_tdoa
+    from heimdall.infra import (
+        cli_models,
+        cli_powder,
+        cli_receivers,
+        cli_recordings,
+        cli_simulate,
+        cli_tdoa,
+    )
 
     app.command("simulate")(cli_simulate.simulate)
     app.add_typer(cli_models.app, name="models")
@@ -111,10 +118,13 @@ def _register_subcommands() -> None:
     app.add_typer(eval_app, name="eval")
     receivers_app.command("run")(cli_receivers.receivers_run)
     receiver_app.command("rtltcp")(cli_receivers.receiver_rtltcp)
+    receiver_app.command("openwebrx")(cli_receivers.receiver_openwebrx)
+    receiver_app.command("kiwisdr")(cli_receivers.receiver_kiwisdr)
     receiver_app.command("kiwi-wav")(cli_recordings.receiver_kiwi_wav)
     receiver_app.command("sigmf")(cli_recordings.receiver_sigmf)
     record_app.command("sigmf")(cli_recordings.record_sigmf)
     eval_app.command("tdoa")(cli_tdoa.eval_tdoa)
+    eval_app.command("powder")(cli_powder.eval_powder)
 
 
 _register_subcommands()

@@ -9,11 +9,16 @@ To wire them::
     app.add_typer(receivers_app, name="receivers")
     receiver_app = typer.Typer(help="One receiver.", no_args_is_help=True)
     receiver_app.command("rtltcp")(cli_receivers.receiver_rtltcp)
+    receiver_app.command("openwebrx")(cli_receivers.receiver_openwebrx)
+    receiver_app.command("kiwisdr")(cli_receivers.receiver_kiwisdr)
     app.add_typer(receiver_app, name="receiver")
 
-giving ``heimdall receivers run NETWORK_FILE [--duration S]`` and
-``heimdall receiver rtltcp --host H --port P --freq HZ [--gain DB] ...``. Both publish to the
-broker in ``KAFKA_BOOTSTRAP_SERVERS`` (create the topics if missing), log to
+giving ``heimdall receivers run NETWORK_FILE [--duration S]``,
+``heimdall receiver rtltcp --host H --port P --freq HZ [--gain DB] ...``,
+``heimdall receiver openwebrx --url ws://host:8073/ws/ --freq HZ [--mod nfm] ...`` (channel
+power measurements to the features topic) and
+``heimdall receiver kiwisdr --host H [--port 8073] --freq HZ ...`` (GPS-timed IQ). They
+publish to the broker in ``KAFKA_BOOTSTRAP_SERVERS`` (create the topics if missing), log to
 ``$HEIMDALL_DATA_DIR/logs/receivers.log`` and show warnings (connection problems, one line
 each) on stderr, run until Ctrl-C / SIGTERM or ``--duration``, then print a summary table.
 Errors in the network file or the options are :class:`~heimdall.core.errors.ConfigError`
@@ -37,12 +42,22 @@ from heimdall.core.settings import HeimdallSettings, load_settings
 from heimdall.infra.runtime import log_to_file
 from heimdall.infra.topics import ensure_topics, heimdall_topics
 from heimdall.producers.adapters.base import AdapterOptions, ReceiverAdapter, ReceiverInfo
+from heimdall.producers.adapters.kiwisdr import DEFAULT_PORT as KIWI_PORT
+from heimdall.producers.adapters.kiwisdr import KiwiSdrAdapter, KiwiSdrConfig
+from heimdall.producers.adapters.openwebrx import OpenWebRxAdapter, OpenWebRxConfig
 from heimdall.producers.adapters.rtltcp import DEFAULT_PORT, RtlTcpAdapter, RtlTcpConfig
 from heimdall.producers.adapters.runtime import RunSummary, run_adapters
 from heimdall.producers.network import load_network, run_network
+from heimdall.producers.publisher import Publisher
 from heimdall.schemas.models import Position, SampleFormat
 
-__all__ = ["print_run_summary", "receiver_rtltcp", "receivers_run"]
+__all__ = [
+    "print_run_summary",
+    "receiver_kiwisdr",
+    "receiver_openwebrx",
+    "receiver_rtltcp",
+    "receivers_run",
+]
 
 err_console = Console(stderr=True)
 
@@ -146,3 +161,121 @@ def receiver_rtltcp(
     _prepare(settings)
     summary = run_adapters(settings, [adapter], duration_s=duration)
     print_run_summary(summary, err_console)
+
+
+def _run_one(settings: HeimdallSettings, adapter: ReceiverAdapter, duration: float | None) -> None:
+    """Run one adapter with measurements routed to the features topic; print the summary."""
+    Position.check(adapter.info.position)
+    _prepare(settings)
+    summary = run_adapters(settings, [adapter], duration_s=duration, publisher=Publisher(settings))
+    print_run_summary(summary, err_console)
+
+
+def receiver_openwebrx(
+    url: Annotated[
+        str, typer.Option(help="websocket URL, ws://host:8073/ws/ (or http://host:8073/)")
+    ],
+    freq: Annotated[float, typer.Option("--freq", help="channel frequency, Hz")],
+    mod: Annotated[str, typer.Option(help="demodulator (nfm, am, usb, ...)")] = "nfm",
+    receiver_id: Annotated[str, typer.Option("--id", help="receiver id (Kafka key)")] = "owrx-1",
+    lat: Annotated[float, typer.Option(help="antenna latitude, degrees")] = 0.0,
+    lon: Annotated[float, typer.Option(help="antenna longitude, degrees")] = 0.0,
+    alt: Annotated[float, typer.Option(help="antenna height, m")] = 0.0,
+    bandwidth: Annotated[float, typer.Option(help="channel width, Hz")] = 12_000.0,
+    profile: Annotated[
+        str | None, typer.Option(help="SDR profile to select, 'sdr_id|profile_id'")
+    ] = None,
+    center: Annotated[
+        float | None, typer.Option(help="ask the server to move the SDR centre here, Hz")
+    ] = None,
+    key: Annotated[str | None, typer.Option(help="the server's magic key, if any")] = None,
+    measure: Annotated[
+        str, typer.Option(help="power from: combined (S-meter + FFT noise), fft, smeter")
+    ] = "combined",
+    integration: Annotated[float, typer.Option(help="seconds per measurement")] = 0.5,
+    calibration: Annotated[
+        float, typer.Option(help="calibration offset added to every power, dB")
+    ] = 0.0,
+    full_scale_dbm: Annotated[
+        float, typer.Option(help="calibrated full-scale power, dBm (default 0: dBFS)")
+    ] = 0.0,
+    duration: Annotated[
+        float | None, typer.Option(help="stop after this many seconds (default: until Ctrl-C)")
+    ] = None,
+) -> None:
+    """Measure one channel of an OpenWebRX(+) receiver (channel power to the features topic)."""
+    settings = load_settings()
+    cfg = OpenWebRxConfig(
+        url=url,
+        freq_hz=freq,
+        mod=mod,
+        channel_bw_hz=bandwidth,
+        profile=profile,
+        center_freq_hz=center,
+        magic_key=key,
+        measure=measure,  # type: ignore[arg-type]  # checked by OpenWebRxConfig.check
+        integration_s=integration,
+        full_scale_dbm=full_scale_dbm,
+    )
+    info = ReceiverInfo(
+        receiver_id=receiver_id,
+        kind=OpenWebRxAdapter.kind,
+        position=Position(lat_deg=lat, lon_deg=lon, alt_m=alt),
+        url=cfg.ws_url,
+        calibration_offset_db=calibration,
+    )
+    _run_one(settings, OpenWebRxAdapter(info, cfg, AdapterOptions()), duration)
+
+
+def receiver_kiwisdr(
+    freq: Annotated[float, typer.Option("--freq", help="channel centre frequency, Hz")],
+    host: Annotated[str | None, typer.Option(help="KiwiSDR host")] = None,
+    port: Annotated[int, typer.Option(help="KiwiSDR port")] = KIWI_PORT,
+    url: Annotated[
+        str | None, typer.Option(help="http://host:port/ of the KiwiSDR (instead of --host)")
+    ] = None,
+    receiver_id: Annotated[str, typer.Option("--id", help="receiver id (Kafka key)")] = "kiwi-1",
+    lat: Annotated[float, typer.Option(help="antenna latitude, degrees")] = 0.0,
+    lon: Annotated[float, typer.Option(help="antenna longitude, degrees")] = 0.0,
+    alt: Annotated[float, typer.Option(help="antenna height, m")] = 0.0,
+    low_cut: Annotated[float, typer.Option(help="IQ pass band low edge, Hz")] = -5000.0,
+    high_cut: Annotated[float, typer.Option(help="IQ pass band high edge, Hz")] = 5000.0,
+    agc: Annotated[bool, typer.Option("--agc/--no-agc", help="the Kiwi's AGC")] = True,
+    gain: Annotated[int, typer.Option(help="manual gain when the AGC is off, dB")] = 50,
+    password: Annotated[str, typer.Option(help="the Kiwi's user password, if any")] = "",
+    rssi: Annotated[
+        bool, typer.Option("--rssi", help="also publish the S-meter as measurements")
+    ] = False,
+    calibration: Annotated[
+        float, typer.Option(help="calibration offset added to every power, dB")
+    ] = 0.0,
+    duration: Annotated[
+        float | None, typer.Option(help="stop after this many seconds (default: until Ctrl-C)")
+    ] = None,
+) -> None:
+    """Stream GPS-timed IQ of one channel of a KiwiSDR to Kafka."""
+    from heimdall.producers.network import split_host_port
+
+    settings = load_settings()
+    if url is None and host is None:
+        raise typer.BadParameter("give --host (and --port) or --url")
+    h, p = split_host_port(url, KIWI_PORT) if url else (host or "", port)
+    cfg = KiwiSdrConfig(
+        host=h,
+        port=p,
+        freq_hz=freq,
+        low_cut_hz=low_cut,
+        high_cut_hz=high_cut,
+        agc=agc,
+        man_gain_db=gain,
+        password=password,
+        rssi_measurements=rssi,
+    )
+    info = ReceiverInfo(
+        receiver_id=receiver_id,
+        kind=KiwiSdrAdapter.kind,
+        position=Position(lat_deg=lat, lon_deg=lon, alt_m=alt),
+        url=cfg.address,
+        calibration_offset_db=calibration,
+    )
+    _run_one(settings, KiwiSdrAdapter(info, cfg, AdapterOptions()), duration)

@@ -56,8 +56,10 @@ from heimdall.schemas.models import Band, Position, SampleFormat
 __all__ = [
     "ALL_KINDS",
     "KINDS",
+    "KiwiSdrOptions",
     "NetworkRun",
     "NetworkSpec",
+    "OpenWebRxOptions",
     "ReceiverSpec",
     "RtlTcpOptions",
     "build_adapters",
@@ -233,6 +235,77 @@ def _build_rtltcp(spec: ReceiverSpec, opts: AdapterOptions) -> ReceiverAdapter:
     return RtlTcpAdapter(spec.info(), cfg, opts)
 
 
+# ------------------------------------------------------------ kind: openwebrx
+
+
+class OpenWebRxOptions(_Strict):
+    """``options`` of an ``openwebrx`` receiver (:class:`~.adapters.openwebrx.OpenWebRxConfig`).
+
+    The receiver's ``address`` is the server's URL (``ws://host:8073/ws/`` or
+    ``http://host:8073/``).
+    """
+
+    freq_hz: float = Field(gt=0)
+    mod: str = "nfm"
+    low_cut_hz: float | None = None
+    high_cut_hz: float | None = None
+    channel_bw_hz: float = Field(12_000.0, gt=0)
+    profile: str | None = None
+    center_freq_hz: float | None = None
+    magic_key: str | None = None
+    measure: Literal["combined", "fft", "smeter"] = "combined"
+    integration_s: float = Field(0.5, gt=0)
+    full_scale_dbm: float = 0.0
+    fft_fps: float = Field(9.0, gt=0)
+    fft_voverlap_factor: float = Field(0.3, ge=0, lt=1)
+    noise_span: float = Field(0.8, gt=0, le=1)
+    detect_threshold_db: float = 6.0
+
+
+def _build_openwebrx(spec: ReceiverSpec, opts: AdapterOptions) -> ReceiverAdapter:
+    from heimdall.producers.adapters.openwebrx import OpenWebRxAdapter, OpenWebRxConfig
+
+    o = OpenWebRxOptions.model_validate(spec.options)
+    if not spec.address:
+        raise ValueError("address: an openwebrx receiver needs address: ws://host:port/ws/")
+    return OpenWebRxAdapter(spec.info(), OpenWebRxConfig(url=spec.address, **o.model_dump()), opts)
+
+
+# ------------------------------------------------------------- kind: kiwisdr
+
+
+class KiwiSdrOptions(_Strict):
+    """``options`` of a ``kiwisdr`` receiver (:class:`~.adapters.kiwisdr.KiwiSdrConfig`).
+
+    The receiver's ``address`` is ``host:port`` or ``http://host:port/``.
+    """
+
+    freq_hz: float = Field(gt=0)
+    low_cut_hz: float = -5000.0
+    high_cut_hz: float = 5000.0
+    agc: bool = True
+    man_gain_db: int = 50
+    password: str = ""
+    user: str = "heimdall"
+    chunk_samples: int = Field(2400, ge=16)
+    full_scale_dbm: float | None = None
+    max_solution_age_s: int = Field(254, ge=0, le=255)
+    max_clock_disagreement_s: float = Field(10.0, gt=0)
+    rssi_measurements: bool = False
+    detect_threshold_db: float = 6.0
+
+
+def _build_kiwisdr(spec: ReceiverSpec, opts: AdapterOptions) -> ReceiverAdapter:
+    from heimdall.producers.adapters.kiwisdr import DEFAULT_PORT, KiwiSdrAdapter, KiwiSdrConfig
+
+    o = KiwiSdrOptions.model_validate(spec.options)
+    if not spec.address:
+        raise ValueError("address: a kiwisdr receiver needs address: host:port")
+    host, port = split_host_port(spec.address, DEFAULT_PORT)
+    cfg = KiwiSdrConfig(host=host, port=port, **o.model_dump())
+    return KiwiSdrAdapter(spec.info(), cfg, opts)
+
+
 @dataclass(frozen=True)
 class KindSpec:
     """How to build an adapter of one kind (``build=None``: the kind has no adapter yet).
@@ -248,8 +321,8 @@ class KindSpec:
 #: kind → builder. Kinds with ``build=None`` are valid in a file but cannot run yet.
 KINDS: dict[str, KindSpec] = {
     "rtltcp": KindSpec(_build_rtltcp, RtlTcpOptions),
-    "openwebrx": KindSpec(None, note="the OpenWebRX adapter is not written yet"),
-    "kiwisdr": KindSpec(None, note="the KiwiSDR adapter is not written yet"),
+    "openwebrx": KindSpec(_build_openwebrx, OpenWebRxOptions),
+    "kiwisdr": KindSpec(_build_kiwisdr, KiwiSdrOptions),
     "sigmf": KindSpec(None, note="SigMF replay is not available as a network receiver yet"),
     "kiwi-wav": KindSpec(None, note="kiwi-wav replay is not a network receiver yet"),
     "sim": KindSpec(None, note="simulated receivers run with `heimdall simulate`, not here"),
@@ -366,7 +439,9 @@ def run_network(
     """Run every runnable receiver of ``network`` in this process until stopped.
 
     One asyncio loop reads all receivers, one Kafka producer publishes their chunks
-    (``settings.topics.iq``) and statuses (``settings.topics.receivers``). Receivers of
+    (``settings.topics.iq``), measurements (``settings.topics.features``: the OpenWebRX
+    adapter's) and statuses
+    (``settings.topics.receivers``). Receivers of
     kinds without an adapter are logged (one warning line each) and listed in the result;
     if none can run, :class:`ConfigError` says why.
     """
@@ -383,7 +458,7 @@ def run_network(
         adapters,
         duration_s=duration_s,
         stop=stop,
-        publisher=publisher,
+        publisher=publisher or Publisher(settings),
         status_interval_s=net.runtime.status_interval_s,
     )
     return NetworkRun(summary, skipped)

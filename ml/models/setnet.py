@@ -237,9 +237,15 @@ class SetNet(nn.Module):
 
 
 class SetNetEnsemble(nn.Module):
-    """Moment-matched mixture of several :class:`SetNet` (module notes)."""
+    """Moment-matched mixture of several :class:`SetNet` (module notes).
+
+    The output covariance is ``cov_scale · (Σ̄ + cov_floor_m2 · I)`` — the calibration fitted
+    after training (both buffers, so they travel with the weights and into ONNX).
+    """
 
     cov_scale: Tensor
+    cov_floor_m2: Tensor
+    _eye: Tensor
 
     def __init__(self, members: list[SetNet]) -> None:
         super().__init__()
@@ -248,6 +254,8 @@ class SetNetEnsemble(nn.Module):
         self.members = nn.ModuleList(members)
         self.config = members[0].config
         self.register_buffer("cov_scale", torch.tensor(1.0))
+        self.register_buffer("cov_floor_m2", torch.tensor(0.0))
+        self.register_buffer("_eye", torch.eye(2), persistent=False)
 
     def forward(self, features: Tensor, rx_id: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
         """Mixture mean (B, 2), m, and calibrated covariance (B, 2, 2), m²."""
@@ -257,7 +265,7 @@ class SetNetEnsemble(nn.Module):
         mu = mus.mean(0)
         d = mus - mu[None]
         cov = covs.mean(0) + (d[..., :, None] * d[..., None, :]).mean(0)
-        return mu, cov * self.cov_scale
+        return mu, (cov + self.cov_floor_m2 * self._eye) * self.cov_scale
 
 
 def gaussian_nll(mu: Tensor, chol: Tensor, y: Tensor) -> Tensor:
@@ -340,6 +348,7 @@ def input_spec(
         "n_ids": cfg.n_ids,
         "config": {k: v for k, v in asdict(cfg).items() if k != "norm"},
         "cov_scale": float(model.cov_scale),  # type: ignore[arg-type]
+        "cov_floor_m2": float(getattr(model, "cov_floor_m2", 0.0)),
     }
     if rx_names is not None:
         spec["rx_ids"] = dict(rx_names)
@@ -403,5 +412,6 @@ def export_onnx(
             dynamo=False,
         )
     if spec is not None:
+        spec = {**spec, "opset": opset, "file": path.name}
         path.with_suffix(".spec.json").write_text(json.dumps(spec, indent=2, sort_keys=True))
     return path

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 from heimdall.core.errors import HeimdallError
 from heimdall.core.settings import TopicNames
 from heimdall.producers.adapters.base import ChunkBuffer, ReceiverAdapter
-from heimdall.schemas.models import ReceiverStatus
+from heimdall.schemas.models import Measurement, ReceiverStatus
 
 __all__ = ["EventPublisher", "KafkaPump", "PumpStats"]
 
@@ -142,11 +142,15 @@ class KafkaPump:
                     self.stats.statuses += 1
             for receiver_id, buf in self._buffers:
                 for _ in range(self.batch):
-                    chunk = buf.get()
-                    if chunk is None:
+                    event = buf.get()
+                    if event is None:
                         break
                     n += 1
-                    if self._publish(self.topics.iq, receiver_id, chunk, chunk.t_ns):
+                    # IQ to rf.iq; measurements (web receivers give no IQ) to rf.features
+                    topic = (
+                        self.topics.features if isinstance(event, Measurement) else self.topics.iq
+                    )
+                    if self._publish(topic, receiver_id, event, event.t_ns):
                         self.stats.chunks += 1
             moved += n
             if n == 0:

@@ -88,8 +88,8 @@ receivers:
     antenna: whip
     options: {{freq_hz: {F_CH}, gain_db: 20}}
   - id: kiwi-later
-    kind: kiwisdr
-    url: http://127.0.0.1:9/
+    kind: sigmf
+    url: file:///nowhere.sigmf-meta
     position: {{lat: 45.0, lon: 7.0}}
 """
     )

@@ -57,7 +57,8 @@ def test_a_good_file_builds_the_runnable_adapters_and_names_the_others(tmp_path:
     net = load_network(write(tmp_path, GOOD))
     assert net.name == "turin-vhf" and len(net.receivers) == 4
     adapters, skipped = build_adapters(net)
-    assert len(adapters) == 1
+    assert len(adapters) == 2
+    assert type(adapters[1]).__name__ == "KiwiSdrAdapter"
     a = adapters[0]
     assert isinstance(a, RtlTcpAdapter)
     assert a.info.receiver_id == "rtl-lingotto" and a.info.url == "192.168.1.20:1234"
@@ -65,10 +66,9 @@ def test_a_good_file_builds_the_runnable_adapters_and_names_the_others(tmp_path:
     assert a.info.position.alt_m == 240.0 and a.info.calibration_offset_db == -3.5
     assert [(b.low_hz, b.high_hz) for b in a.info.bands] == [(144e6, 146e6), (430e6, 440e6)]
     assert a.options.stall_timeout_s == 5 and a.options.backoff_cap_s == 30
-    assert len(skipped) == 2
-    assert skipped[0].startswith("receivers[1] 'kiwi-superga': kind 'kiwisdr' cannot run yet")
-    assert "runnable kinds: rtltcp" in skipped[0]
-    assert skipped[1].startswith("receivers[2] 'sim-1': kind 'sim' cannot run yet")
+    assert len(skipped) == 1
+    assert skipped[0].startswith("receivers[2] 'sim-1': kind 'sim' cannot run yet")
+    assert "kiwisdr" in skipped[0] and "rtltcp" in skipped[0]  # says which kinds can run
 
 
 def test_json_works_too(tmp_path: Path) -> None:
@@ -150,7 +150,7 @@ def test_inconsistent_kind_options_name_the_receiver(tmp_path: Path) -> None:
 
 
 def test_a_network_with_nothing_runnable_says_why(settings_free: HeimdallSettings) -> None:
-    net = parse_network({"receivers": [{"id": "k", "kind": "kiwisdr", "url": "http://k:8073",
+    net = parse_network({"receivers": [{"id": "k", "kind": "sigmf", "url": "file:///x",
                                         "position": {"lat": 1, "lon": 2}}]})  # fmt: skip
     with pytest.raises(ConfigError, match="no receiver of the network can run: receivers"):
         run_network(settings_free, net)

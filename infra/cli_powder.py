@@ -1,0 +1,103 @@
+"""``heimdall eval powder``: train and evaluate the POWDER localisers (command function only).
+
+The function is a plain typer command; the CLI wires it (``app.command("powder")`` on an
+``eval`` sub-app). It prints a table and optionally writes the JSON report, the error-CDF
+plot, the predictions CSV and the ONNX model.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+__all__ = ["eval_powder"]
+
+_KEYS = ("median_m", "mean_m", "p68_m", "p95_m", "coverage_1sigma", "coverage_2sigma")
+
+
+def _table(report: dict[str, Any]) -> Table:
+    t = Table(
+        title=f"POWDER {report.get('split') or report.get('test_csv')}",
+        caption="* the reported model (chosen on validation rows)",
+    )
+    t.add_column("method")
+    for k in _KEYS:
+        t.add_column(k, justify="right")
+    chosen = report.get("method", "setnet")
+    models = report.get("models", {})
+    rows: list[tuple[str, dict[str, Any]]] = [
+        (f"{name} *" if name == chosen else name, models[name])
+        for name in ("setnet", "setnet+knn")
+        if name in models
+    ] or [(str(chosen), report)]
+    for name, m in report.get("baselines", {}).items():
+        rows.append((name, m))
+    for name, m in rows:
+        cells = []
+        for k in _KEYS:
+            v = m.get(k)
+            if v is None or (isinstance(v, float) and math.isnan(v)):
+                cells.append("-")
+            elif k.startswith("coverage"):
+                cells.append(f"{100 * v:.1f} %")
+            else:
+                cells.append(f"{v:.1f}")
+        t.add_row(name, *cells)
+    return t
+
+
+def eval_powder(
+    train: Annotated[Path, typer.Option("--train", help="training CSV (single_tx.csv layout)")],
+    test: Annotated[
+        Path | None, typer.Option("--test", help="test CSV (may lack the transmitter columns)")
+    ] = None,
+    split: Annotated[
+        str | None, typer.Option("--split", help="named split of splits.json, e.g. random_test")
+    ] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="write the report here")] = None,
+    plot: Annotated[Path | None, typer.Option("--plot", help="error CDF PNG")] = None,
+    predictions: Annotated[
+        Path | None, typer.Option("--predictions", help="predictions CSV")
+    ] = None,
+    onnx: Annotated[Path | None, typer.Option("--onnx", help="export the model here")] = None,
+    epochs: Annotated[int, typer.Option(help="training epochs per member")] = 40,
+    members: Annotated[int, typer.Option(help="ensemble members")] = 2,
+    seed: Annotated[int, typer.Option(help="random seed")] = 0,
+    no_baselines: Annotated[
+        bool, typer.Option("--no-baselines", help="skip the k-NN and RSS baselines")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar")] = False,
+) -> None:
+    """Train the set model on POWDER, evaluate it and the baselines on a split or a test CSV."""
+    from heimdall.ml.powder.evaluate import evaluate_powder
+    from heimdall.ml.powder.train import TrainConfig
+
+    console = Console()
+    if test is None and split is None:
+        raise typer.BadParameter("give --test, --split, or both")
+    cfg = TrainConfig(epochs=epochs, members=members, seed=seed)
+    report = evaluate_powder(
+        train,
+        test,
+        split,
+        config=cfg,
+        baselines=not no_baselines,
+        plot=plot,
+        predictions=predictions,
+        onnx=onnx,
+        progress=not quiet,
+    )
+    if report.get("has_truth"):
+        console.print(_table(report))
+    else:
+        console.print(f"{report['n_predictions']} predictions (the test set has no truth)")
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(report, indent=2, default=float))
+        console.print(f"[dim]report:[/dim] {json_out}")

@@ -1,0 +1,1 @@
+"""heimdall.ml.evaluation — localisation error statistics, ellipse coverage, calibration, plots."""

@@ -1,0 +1,348 @@
+r"""End-to-end POWDER evaluation: train the model and the baselines, predict, score, plot.
+
+Protocol (the data set authors', README of the data folder): for a named split the test rows
+are the split's rows, and training uses every other single-transmitter row except the
+special cases (``off_campus``, ``indoor``, ``stationary*``). With a separate test CSV,
+training uses every row of the training CSV except the special cases (and except the named
+split's rows when a split is also given). Errors are Euclidean distances in metres in the
+local frame :data:`~heimdall.ml.powder.data.POWDER_FRAME` (a tangent plane: within 2 km of
+the origin it differs from UTM distances by < 0.1 %).
+
+Methods: the SetNet ensemble (:mod:`heimdall.ml.powder.train`), its fusion with a k-NN
+fingerprint (:func:`fuse_gaussians`; the k-NN uses every receiver's RSS, shuttles included,
+with inverse-squared-distance weights, and k ∈ :data:`FUSION_KS` chosen on the validation
+rows), the reference 5-NN fingerprint and the log-distance RSS ML
+(:mod:`heimdall.ml.powder.baselines`). The reported model (top-level metrics, predictions) is
+the one of SetNet and SetNet ⊕ k-NN with the smaller validation median error. The model's
+covariance is calibrated on a held-out part of the training rows: random rows for
+``random_test``-like evaluation, whole 200 m cells (``"spatial"``) for ``grid_test`` and
+for external test CSVs (other days or places: unseen conditions), unless ``holdout`` says
+otherwise.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from heimdall.ml.evaluation.metrics import (
+    METRIC_KEYS,
+    fit_covariance_calibration,
+    localization_metrics,
+    plot_error_cdf,
+)
+from heimdall.ml.powder.baselines import KnnFingerprint, RssLogDistance
+from heimdall.ml.powder.data import (
+    DEFAULT_DATA_DIR,
+    SPECIAL_SPLITS,
+    PowderSamples,
+    load_powder_csv,
+    load_splits,
+    train_test_for_split,
+)
+from heimdall.ml.powder.train import (
+    TrainConfig,
+    TrainedSetNet,
+    describe,
+    predict_setnet,
+    train_setnet,
+)
+
+__all__ = [
+    "PREDICTION_COLUMNS",
+    "evaluate_powder",
+    "fuse_gaussians",
+    "prediction_rows",
+    "write_predictions",
+]
+
+log = logging.getLogger(__name__)
+FloatArray = npt.NDArray[np.float64]
+
+#: Columns of the predictions CSV (covariances of East/North in m²).
+PREDICTION_COLUMNS = ("timestamp", "lat", "lon", "cov_ee", "cov_en", "cov_nn")
+
+
+def prediction_rows(
+    samples: PowderSamples, mean_enu: FloatArray, cov: FloatArray
+) -> list[dict[str, Any]]:
+    """One dict per sample: timestamp, WGS84 lat/lon of the estimate, covariance in m²."""
+    lat, lon, _ = samples.frame.from_enu(mean_enu[:, 0], mean_enu[:, 1], 0.0)
+    lat, lon = np.atleast_1d(lat), np.atleast_1d(lon)
+    return [
+        {
+            "timestamp": str(samples.timestamps[i]),
+            "lat": float(lat[i]),
+            "lon": float(lon[i]),
+            "cov_ee": float(cov[i, 0, 0]),
+            "cov_en": float(0.5 * (cov[i, 0, 1] + cov[i, 1, 0])),
+            "cov_nn": float(cov[i, 1, 1]),
+        }
+        for i in range(len(samples))
+    ]
+
+
+def write_predictions(rows: list[dict[str, Any]], path: str | Path) -> Path:
+    """Write prediction rows as CSV with :data:`PREDICTION_COLUMNS` (+ any extra keys)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cols = list(PREDICTION_COLUMNS)
+    for r in rows[:1]:
+        cols += [k for k in r if k not in cols]
+    with path.open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=cols)
+        w.writeheader()
+        w.writerows(rows)
+    return path
+
+
+def fuse_gaussians(
+    mu1: FloatArray, cov1: FloatArray, mu2: FloatArray, cov2: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    r"""Precision-weighted fusion of two Gaussian estimates (product of the densities).
+
+    .. math:: \Sigma = (\Sigma_1^{-1} + \Sigma_2^{-1})^{-1},\qquad
+              \mu = \Sigma(\Sigma_1^{-1}\mu_1 + \Sigma_2^{-1}\mu_2).
+
+    Exact for independent errors; the two estimators here share their inputs, so the fused
+    covariance is recalibrated afterwards (a scalar inflation fitted on validation rows).
+    """
+    p1 = np.linalg.inv(cov1)
+    p2 = np.linalg.inv(cov2)
+    cov = np.linalg.inv(p1 + p2)
+    mu = np.einsum(
+        "nij,nj->ni", cov, np.einsum("nij,nj->ni", p1, mu1) + np.einsum("nij,nj->ni", p2, mu2)
+    )
+    return mu, 0.5 * (cov + np.swapaxes(cov, 1, 2))
+
+
+#: Candidate k of the fusion's k-NN component (chosen on the validation rows).
+FUSION_KS = (3, 5, 8)
+
+
+def _fusion_knn(k: int) -> KnnFingerprint:
+    """The k-NN used inside the fusion: all receivers' RSS, inverse-squared-distance weights."""
+    return KnnFingerprint(k=k, include_mobile=True, weighting="inverse_distance2")
+
+
+def _fusion_on_validation(
+    train: PowderSamples, trained: TrainedSetNet
+) -> tuple[tuple[float, float], int, str, dict[str, float]]:
+    """Fusion's k, covariance inflation, and the choice model vs fusion, on validation rows.
+
+    The k-NN is refitted on the model's fitting rows only, so neither the model nor the k-NN
+    has seen the validation rows. Returns ``((scale, floor m²), k, choice, validation
+    medians)``.
+    """
+    if trained.val_index.size == 0 or trained.fit_index.size < 10:
+        return (1.0, 0.0), FUSION_KS[1], "setnet", {}
+    fit_s, val_s = train.subset(trained.fit_index), train.subset(trained.val_index)
+    assert val_s.tx_enu is not None
+    y = val_s.tx_enu
+    smu, scov = predict_setnet(trained.model, val_s, trained.norm)
+    med = {"setnet": float(np.median(np.hypot(*(smu - y).T)))}
+    best: tuple[float, int, tuple[float, float]] | None = None
+    for k in FUSION_KS:
+        kmu, kcov = _fusion_knn(k).fit(fit_s).predict(val_s)
+        fmu, fcov = fuse_gaussians(smu, scov, kmu, kcov)
+        m = float(np.median(np.hypot(*(fmu - y).T)))
+        med[f"knn{k}"] = float(np.median(np.hypot(*(kmu - y).T)))
+        med[f"setnet+knn{k}"] = m
+        if best is None or m < best[0]:
+            best = (m, k, fit_covariance_calibration(fmu - y, fcov))
+    assert best is not None
+    choice = "setnet+knn" if best[0] < med["setnet"] else "setnet"
+    return best[2], best[1], choice, med
+
+
+def _metrics(mu: FloatArray, truth: FloatArray, cov: FloatArray) -> dict[str, float]:
+    m = localization_metrics(mu, truth, cov)
+    return {k: m[k] for k in METRIC_KEYS}
+
+
+def evaluate_powder(
+    train_csv: str | Path,
+    test_csv: str | Path | None = None,
+    split: str | None = None,
+    *,
+    splits_json: str | Path | None = None,
+    config: TrainConfig | None = None,
+    holdout: Literal["auto", "random", "spatial"] = "auto",
+    baselines: bool = True,
+    plot: str | Path | None = None,
+    predictions: str | Path | None = None,
+    onnx: str | Path | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Train on POWDER rows, predict a test set, and score the model against the baselines.
+
+    Parameters
+    ----------
+    train_csv : str or Path
+        ``single_tx.csv`` (or a file of the same layout).
+    test_csv : str or Path, optional
+        A separate test file; it may lack receivers or the transmitter columns (then only
+        predictions are produced).
+    split : str, optional
+        A named split of ``splits.json`` (``random_test``, ``grid_test``, …). At least one of
+        ``test_csv`` and ``split`` is required.
+    splits_json : str or Path, optional
+        Default: ``splits.json`` next to ``train_csv``, else in the shared data folder.
+    config : TrainConfig, optional
+        Training configuration (``holdout`` overrides its hold-out kind unless ``"auto"``).
+    holdout : {"auto", "random", "spatial"}
+        Validation hold-out for calibration; ``"auto"``: spatial for ``grid_test`` and for a
+        separate test CSV, random otherwise.
+    baselines : bool
+        Also run the k-NN and RSS baselines.
+    plot, predictions, onnx : str or Path, optional
+        Where to save the error-CDF PNG, the predictions CSV, and the exported ONNX model
+        (with ``<stem>.spec.json`` next to it).
+    progress : bool
+        Show training progress.
+
+    Returns
+    -------
+    dict
+        ``median_m, mean_m, p68_m, p95_m, coverage_1sigma, coverage_2sigma`` of the model
+        (when the test set has truth), ``baselines: {knn: {...}, rss: {...}}``, and
+        ``model_uncalibrated`` (coverage before the inflation), ``calibration``, ``training``,
+        ``n_train``, ``n_test``, ``split``, ``has_truth``; ``predictions`` rows are not
+        included (see ``predictions``) but their count is.
+    """
+    if test_csv is None and split is None:
+        raise ValueError("give a test CSV, a split name, or both")
+    train_csv = Path(train_csv)
+    data = load_powder_csv(train_csv)
+    sp_path = Path(splits_json) if splits_json is not None else train_csv.parent / "splits.json"
+    if not sp_path.exists():
+        sp_path = DEFAULT_DATA_DIR / "splits.json"
+    splits = load_splits(sp_path) if sp_path.exists() else {}
+
+    if split is not None:
+        tr_i, te_i = train_test_for_split(data, splits, split)
+        train = data.subset(tr_i)
+        test = data.subset(te_i) if test_csv is None else load_powder_csv(test_csv)
+    else:
+        banned: set[str] = set()
+        for name in SPECIAL_SPLITS:
+            banned.update(splits.get(name, ()))
+        train = data.subset(np.array([t not in banned for t in data.timestamps], dtype=bool))
+        assert test_csv is not None
+        test = load_powder_csv(test_csv)
+    if len(train) == 0 or len(test) == 0:
+        raise ValueError(f"empty training ({len(train)}) or test ({len(test)}) set")
+
+    cfg = config or TrainConfig()
+    kind = holdout
+    if kind == "auto":
+        kind = "spatial" if (test_csv is not None or split == "grid_test") else "random"
+    cfg = TrainConfig(**{**cfg.__dict__, "holdout": kind})
+
+    trained = train_setnet(train, cfg, progress=progress)
+    smu, scov = predict_setnet(trained.model, test, trained.norm)
+
+    # k-NN (the baseline, fitted on all training rows) and its fusion with the model; the
+    # fusion's inflation and the choice model vs fusion use the validation rows only
+    knn = KnnFingerprint(k=5, holdout=kind).fit(train)
+    kmu, kcov = knn.predict(test)
+    (fused_scale, fused_floor), fused_k, choice, val_medians = _fusion_on_validation(train, trained)
+    fkmu, fkcov = _fusion_knn(fused_k).fit(train).predict(test)
+    fmu, fcov_raw = fuse_gaussians(smu, scov, fkmu, fkcov)
+    eye = np.eye(2)[None]
+    fcov = fused_scale * (fcov_raw + fused_floor * eye)
+    scov_raw = scov / trained.cov_scale - trained.cov_floor_m2 * eye
+    mu, cov = (fmu, fcov) if choice == "setnet+knn" else (smu, scov)
+
+    report: dict[str, Any] = {
+        "method": choice,
+        "split": split,
+        "train_csv": str(train_csv),
+        "test_csv": None if test_csv is None else str(test_csv),
+        "n_train": len(train),
+        "n_test": len(test),
+        "has_truth": test.has_truth,
+        "training": describe(trained),
+        "selection": {"validation_median_m": val_medians, "chosen": choice, "fusion_k": fused_k},
+        "calibration": {
+            "holdout": kind,
+            "setnet_cov_scale": trained.cov_scale,
+            "setnet_cov_floor_m2": trained.cov_floor_m2,
+            "fused_cov_scale": fused_scale,
+            "fused_cov_floor_m2": fused_floor,
+            "validation_before": {
+                k: trained.val_before.get(k) for k in ("coverage_1sigma", "coverage_2sigma")
+            },
+            "validation_after": {
+                k: trained.val_after.get(k) for k in ("coverage_1sigma", "coverage_2sigma")
+            },
+        },
+    }
+    errors: dict[str, FloatArray] = {}
+    if test.tx_enu is not None:
+        report.update(_metrics(mu, test.tx_enu, cov))
+        models = {
+            "setnet": _metrics(smu, test.tx_enu, scov),
+            "setnet+knn": _metrics(fmu, test.tx_enu, fcov),
+        }
+        raw = _metrics(smu, test.tx_enu, scov_raw)
+        models["setnet_uncalibrated"] = {k: raw[k] for k in ("coverage_1sigma", "coverage_2sigma")}
+        rawf = _metrics(fmu, test.tx_enu, fcov_raw)
+        models["setnet+knn_uncalibrated"] = {
+            k: rawf[k] for k in ("coverage_1sigma", "coverage_2sigma")
+        }
+        report["models"] = models
+        errors["SetNet"] = np.hypot(*(smu - test.tx_enu).T)
+        errors[f"SetNet ⊕ {fused_k}-NN (all rx)"] = np.hypot(*(fmu - test.tx_enu).T)
+
+    if baselines:
+        base: dict[str, dict[str, float]] = {}
+        rss = RssLogDistance().fit(train)
+        rmu, rcov = rss.predict(test)
+        if test.tx_enu is not None:
+            base["knn"] = {
+                **_metrics(kmu, test.tx_enu, kcov),
+                "cov_scale": knn.cov_scale,
+                "cov_floor_m2": knn.cov_floor_m2,
+            }
+            base["rss"] = {
+                **_metrics(rmu, test.tx_enu, rcov),
+                "exponent": rss.exponent,
+                "sigma_db": rss.sigma_db,
+                "failed": float(rss.n_failed),
+            }
+            errors["5-NN fingerprint"] = np.hypot(*(kmu - test.tx_enu).T)
+            errors["log-distance RSS ML"] = np.hypot(*(rmu - test.tx_enu).T)
+        report["baselines"] = base
+
+    rows = prediction_rows(test, mu, cov)
+    report["n_predictions"] = len(rows)
+    if predictions is not None:
+        write_predictions(rows, predictions)
+    if plot is not None and errors:
+        title = f"POWDER {split or Path(str(test_csv)).name}: error CDF"
+        plot_error_cdf(errors, plot, title=title)
+    if onnx is not None:
+        from heimdall.ml.models.setnet import export_onnx, input_spec
+
+        f = test.frame
+        spec = input_spec(
+            trained.model,
+            frame={"lat0_deg": f.lat0_deg, "lon0_deg": f.lon0_deg, "alt0_m": f.alt0_m},
+            rx_names={n: int(i) for n, i in zip(data.rx_names, data.rx_index[0], strict=True)}
+            if len(data)
+            else None,
+            extra={
+                "training": describe(trained),
+                "dataset": "POWDER single_tx",
+                "split": split,
+                "note": "SetNet ensemble only; the k-NN fusion needs the training fingerprints",
+            },
+        )
+        export_onnx(trained.model, onnx, spec=spec)
+    return report

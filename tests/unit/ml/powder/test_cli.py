@@ -1,0 +1,87 @@
+"""The ``eval powder`` command function on a tiny data set (fast: 2 epochs, 1 member)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import typer
+from typer.testing import CliRunner
+
+from heimdall.infra.cli_powder import eval_powder
+from heimdall.ml.powder.evaluate import PREDICTION_COLUMNS
+
+from ._tiny import write_tiny
+
+
+def _app() -> typer.Typer:
+    app = typer.Typer()
+    app.command()(eval_powder)
+    return app
+
+
+def test_eval_powder_split(tmp_path: Path) -> None:
+    train = write_tiny(tmp_path, n=60)
+    out, png, pred = tmp_path / "r.json", tmp_path / "cdf.png", tmp_path / "p.csv"
+    res = CliRunner().invoke(
+        _app(),
+        [
+            "--train",
+            str(train),
+            "--split",
+            "random_test",
+            "--json",
+            str(out),
+            "--plot",
+            str(png),
+            "--predictions",
+            str(pred),
+            "--epochs",
+            "2",
+            "--members",
+            "1",
+            "--quiet",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    rep = json.loads(out.read_text())
+    keys = ("median_m", "mean_m", "p68_m", "p95_m", "coverage_1sigma", "coverage_2sigma")
+    for k in keys:
+        assert k in rep and k in rep["baselines"]["knn"] and k in rep["baselines"]["rss"]
+    assert rep["n_test"] == 12 and rep["n_train"] == 47
+    assert png.exists()
+    rows = list(csv.DictReader(pred.open()))
+    assert len(rows) == 12 and tuple(rows[0])[:6] == PREDICTION_COLUMNS
+
+
+def test_eval_powder_unlabelled_test_csv(tmp_path: Path) -> None:
+    train = write_tiny(tmp_path, n=40)
+    tdir = tmp_path / "other"
+    tdir.mkdir()
+    test = write_tiny(tdir, n=7, seed=3, with_truth=False)
+    out, pred = tmp_path / "r.json", tmp_path / "p.csv"
+    res = CliRunner().invoke(
+        _app(),
+        [
+            "--train",
+            str(train),
+            "--test",
+            str(test),
+            "--json",
+            str(out),
+            "--predictions",
+            str(pred),
+            "--epochs",
+            "1",
+            "--members",
+            "1",
+            "--no-baselines",
+            "--quiet",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    rep = json.loads(out.read_text())
+    assert not rep["has_truth"] and "median_m" not in rep and rep["n_predictions"] == 7
+    rows = list(csv.DictReader(pred.open()))
+    assert len(rows) == 7 and float(rows[0]["cov_ee"]) > 0.0

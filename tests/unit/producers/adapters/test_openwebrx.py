@@ -1,0 +1,316 @@
+"""The OpenWebRX adapter against a local server speaking ``owrx/connection.py``'s protocol.
+
+The server (:mod:`.openwebrx_server`) reproduces OpenWebRX / OpenWebRX+
+(github.com/jketterl/openwebrx, github.com/luarvique/openwebrx: ``owrx/connection.py``,
+``owrx/dsp.py``, ``owrx/fft.py``, ``csdr/chain/fft.py``) and csdr's FFT and ADPCM
+(github.com/luarvique/csdr ``src/lib/``) on the wire: the ``SERVER DE CLIENT`` /
+``CLIENT DE SERVER`` handshake, the JSON messages, binary FFT rows (type 1), audio (type 2).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import socket
+import time
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+from heimdall.core.errors import ConfigError
+from heimdall.producers.adapters.base import AdapterOptions, ReceiverInfo
+from heimdall.producers.adapters.openwebrx import (
+    OpenWebRxAdapter,
+    OpenWebRxConfig,
+    bin_powers,
+    channel_power,
+    client_handshake,
+    parse_server_handshake,
+)
+from heimdall.schemas.models import (
+    ClockSource,
+    Measurement,
+    Position,
+    ReceiverState,
+    ReceiverStatus,
+)
+
+from .openwebrx_server import OpenWebRxTestServer, Tone
+
+CENTER = 145_000_000.0
+F_CH = 145_010_000.0
+INFO = ReceiverInfo(
+    receiver_id="owrx-1",
+    kind="openwebrx",
+    position=Position(lat_deg=45.07, lon_deg=7.68, alt_m=240.0),
+    calibration_offset_db=-1.5,
+)
+FAST = AdapterOptions(backoff_base_s=0.02, backoff_cap_s=0.05, stall_timeout_s=5.0, seed=1)
+
+
+def adapter_for(
+    server: OpenWebRxTestServer, options: AdapterOptions = FAST, **cfg: object
+) -> OpenWebRxAdapter:
+    conf = {"url": server.url, "freq_hz": F_CH, "integration_s": 0.3, **cfg}
+    return OpenWebRxAdapter(INFO, OpenWebRxConfig(**conf), options)  # type: ignore[arg-type]
+
+
+async def run_until(
+    adapter: OpenWebRxAdapter, done: Callable[[], bool], timeout_s: float = 10.0
+) -> list[ReceiverStatus]:
+    """Run ``adapter`` until ``done()`` (asserted); return every status it sent."""
+    seen: list[ReceiverStatus] = []
+    adapter.on_status = seen.append
+    stop = asyncio.Event()
+    task = asyncio.create_task(adapter.run(stop))
+    deadline = time.monotonic() + timeout_s
+    reached = False
+    while time.monotonic() < deadline:
+        if reached := done():
+            break
+        await asyncio.sleep(0.01)
+    stop.set()
+    await asyncio.wait_for(task, 5.0)
+    assert reached, f"not reached in {timeout_s} s; statuses: {[s.message for s in seen]}"
+    return seen
+
+
+def drain(adapter: OpenWebRxAdapter) -> list[Measurement]:
+    out = list(iter(adapter.buffer.get, None))
+    assert all(isinstance(m, Measurement) for m in out)
+    return out  # type: ignore[return-value]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# ---------------------------------------------------------------- wire format
+
+
+def test_handshake_strings() -> None:
+    assert client_handshake() == "SERVER DE CLIENT client=heimdall type=receiver"
+    assert parse_server_handshake("CLIENT DE SERVER server=openwebrx version=v1.2.80") == {
+        "server": "openwebrx",
+        "version": "v1.2.80",
+    }
+    with pytest.raises(ValueError):
+        parse_server_handshake("HTTP/1.1 200 OK")
+    cfg = OpenWebRxConfig(url="http://sdr.example:8073", freq_hz=F_CH)
+    assert cfg.ws_url == "ws://sdr.example:8073/ws/"
+    assert OpenWebRxConfig(url="ws://h:1/ws/", freq_hz=1.0).ws_url == "ws://h:1/ws/"
+
+
+def test_client_messages_are_exactly_what_the_web_client_sends() -> None:
+    async def main() -> None:
+        async with OpenWebRxTestServer(tones=[Tone(F_CH, 0.01)]) as srv:
+            a = adapter_for(srv, profile="rtl|2m", magic_key="k")
+            await run_until(a, lambda: a.stats.chunks >= 1)
+        log = srv.received[0]
+        assert log[:5] == [
+            "SERVER DE CLIENT client=heimdall type=receiver",
+            '{"type":"connectionproperties","params":{"output_rate":12000,"hd_output_rate":48000}}',
+            '{"type":"selectprofile","params":{"profile":"rtl|2m","key":"k"}}',
+            '{"type":"dspcontrol","params":{"low_cut":-6000.0,"high_cut":6000.0,'
+            '"offset_freq":10000,"mod":"nfm","squelch_level":-150.0}}',
+            '{"type":"dspcontrol","action":"start"}',
+        ]
+        assert a.server.handshake == {"server": "openwebrx", "version": "v1.2.80"}
+        assert a.server.details["receiver_name"] == "test"
+
+    asyncio.run(main())
+
+
+def test_setfrequency_moves_the_centre_and_the_offset_follows() -> None:
+    async def main() -> None:
+        async with OpenWebRxTestServer(tones=[Tone(F_CH, 0.01)]) as srv:
+            a = adapter_for(srv, center_freq_hz=145_050_000.0)
+            await run_until(a, lambda: a.stats.chunks >= 1)
+        msgs = [json.loads(m) for m in srv.received[0][1:]]
+        assert {"type": "setfrequency", "params": {"frequency": 145_050_000}} in msgs
+        dsp = [m["params"] for m in msgs if m["type"] == "dspcontrol" and "params" in m]
+        offsets = [p["offset_freq"] for p in dsp if "offset_freq" in p]
+        assert offsets[-1] == -40_000  # 145.010 MHz − 145.050 MHz
+
+    asyncio.run(main())
+
+
+# ------------------------------------------------------------------ numbers
+
+
+def test_channel_power_of_a_known_tone_on_uncompressed_rows() -> None:
+    srv = OpenWebRxTestServer(tones=[Tone(F_CH + 1000, 0.1)], noise_rms=0.01,
+                              fft_compression="none")  # fmt: skip
+    rows = [srv.fft_row_db() for _ in range(4)]
+    p = np.mean([bin_powers(r) for r in rows], axis=0)
+    assert p.sum() == pytest.approx(0.1**2 + 0.01**2, rel=0.02)  # Parseval
+    cp = channel_power(p, sample_rate_hz=240e3, center_freq_hz=CENTER, channel_freq_hz=F_CH,
+                       low_cut_hz=-6000, high_cut_hz=6000, dof=2 * srv.averages * 4)  # fmt: skip
+    assert 10 * math.log10(cp.signal) == pytest.approx(-20.0, abs=0.1)
+    assert 10 * math.log10(cp.noise_density) == pytest.approx(
+        10 * math.log10(0.01**2 / 240e3), abs=0.15
+    )
+    assert cp.freq_offset_hz == pytest.approx(1000.0, abs=240e3 / 1024 / 4)
+    assert cp.n_bins == 51 and cp.bin_hz == 240e3 / 1024
+
+
+def test_measurements_from_the_waterfall_and_the_s_meter() -> None:
+    """Float rows, measure=fft: the tone's power (−20 dBFS) − 1.5 dB calibration; ADPCM rows
+    with the S-meter (measure=combined): −30 dBFS from the S-meter minus the FFT noise."""
+
+    async def main() -> None:
+        async with OpenWebRxTestServer(tones=[Tone(F_CH + 1000, 0.1)],
+                                       fft_compression="none") as srv:  # fmt: skip
+            a = adapter_for(srv, measure="fft")
+            await run_until(a, lambda: a.stats.chunks >= 3)
+        ms = drain(a)
+        m = ms[-1]
+        assert m.power_dbm == pytest.approx(-20.0 - 1.5, abs=0.3)
+        assert m.noise_floor_dbm_hz == pytest.approx(10 * math.log10(1e-4 / 240e3) - 1.5, abs=0.3)
+        assert m.snr_db == pytest.approx(-20.0 - (-93.8 + 10 * math.log10(12_000)), abs=0.5)
+        assert m.detected
+        assert m.freq_offset_hz == pytest.approx(1000.0, abs=100)
+        assert m.channel_id == "145.0100MHz" and m.channel_bw_hz == 12_000.0
+        assert m.clock is ClockSource.NTP and m.receiver_id == "owrx-1"
+        assert len(m.psd_dbm_hz) == 51 and m.psd_bin_hz == pytest.approx(234.375)
+        assert 0.2 <= m.duration_s <= 0.6 and m.t_ns < m.published_ns
+
+        async with OpenWebRxTestServer(tones=[Tone(F_CH + 1000, 0.0316)]) as srv:
+            a = adapter_for(srv)
+            await run_until(a, lambda: a.stats.chunks >= 4 and a.smeter_readings >= 4)
+        m = drain(a)[-1]
+        assert m.power_dbm == pytest.approx(-30.0 - 1.5, abs=0.3)
+        assert a.server.config["fft_compression"] == "adpcm"
+
+    asyncio.run(main())
+
+
+def test_audio_is_decoded_when_asked() -> None:
+    async def main() -> None:
+        async with OpenWebRxTestServer() as srv:
+            a = adapter_for(srv)
+            pcm: list[np.ndarray] = []
+            a.on_audio = lambda s, rate: pcm.append(s) if rate == 12_000 else None
+            await run_until(a, lambda: sum(p.size for p in pcm) >= 12_000)
+        x = np.concatenate(pcm).astype(float)[-8192:]
+        f = np.fft.rfftfreq(x.size, 1 / 12_000)[np.argmax(np.abs(np.fft.rfft(x)))]
+        assert abs(f - 1000.0) < 2.0  # the server's 1 kHz test tone
+        assert a.audio_bytes > 0
+
+    asyncio.run(main())
+
+
+# ----------------------------------------------------------------- failures
+
+
+def test_malformed_messages_are_counted_and_skipped() -> None:
+    async def main() -> None:
+        async with OpenWebRxTestServer(tones=[Tone(F_CH, 0.01)], malformed_every=2) as srv:
+            a = adapter_for(srv)
+            await run_until(a, lambda: a.stats.chunks >= 3 and a.stats.malformed >= 6)
+        reasons = a.stats.malformed_reasons
+        assert reasons["text message is not JSON"] >= 2
+        assert reasons["unknown binary message type"] >= 2
+        assert reasons["FFT row of the wrong length"] >= 2
+        assert a.stats.sessions == 1  # skipped, not fatal
+
+    asyncio.run(main())
+
+
+def test_reconnects_after_a_drop_in_the_middle_of_a_frame() -> None:
+    async def main() -> None:
+        async with OpenWebRxTestServer(tones=[Tone(F_CH, 0.01)], cut_after_rows=4) as srv:
+            a = adapter_for(srv, integration_s=0.1)
+            seen = await run_until(a, lambda: srv.connections >= 2 and a.stats.chunks >= 6)
+        assert a.stats.sessions >= 2 and a.stats.errors >= 1
+        want = f"OpenWebRX at {srv.url} dropped the connection without a close frame"
+        assert any(s.state is ReceiverState.ERROR and s.message == want for s in seen)
+        assert a.rows >= 6
+
+    asyncio.run(main())
+
+
+def test_a_stalled_server_is_detected_within_the_timeout() -> None:
+    async def main() -> None:
+        async with OpenWebRxTestServer(stall_after_rows=3) as srv:
+            opts = AdapterOptions(stall_timeout_s=0.5, backoff_base_s=0.02, backoff_cap_s=0.05)
+            a = adapter_for(srv, options=opts)
+            seen = await run_until(a, lambda: srv.connections >= 2)
+        stalled = [s for s in seen if s.state is ReceiverState.STALLED]
+        assert stalled and a.stats.stalls >= 1
+        s = stalled[0]
+        assert s.last_data_ns is not None
+        assert 0.5 <= (s.updated_ns - s.last_data_ns) / 1e9 < 0.8
+
+    asyncio.run(main())
+
+
+def test_refused_connection_gives_the_one_line_error(caplog: pytest.LogCaptureFixture) -> None:
+    port = free_port()
+    url = f"ws://127.0.0.1:{port}/ws/"
+    a = OpenWebRxAdapter(INFO, OpenWebRxConfig(url=url, freq_hz=F_CH), FAST)
+
+    async def main() -> list[ReceiverStatus]:
+        return await run_until(a, lambda: a.stats.errors >= 3)
+
+    seen = asyncio.run(main())
+    want = (f"OpenWebRX at ws://127.0.0.1:{port}/ws/ refused the connection: is the URL right "
+            "and the server running?")  # fmt: skip
+    errors = [s for s in seen if s.state is ReceiverState.ERROR]
+    assert errors and all(s.message == want for s in errors)
+    assert len([r for r in caplog.records if want in r.getMessage()]) == 1
+
+
+@pytest.mark.parametrize(
+    ("server", "url_path", "want"),
+    [
+        ({"wrong_handshake": True}, "/ws/",
+         "did not answer the handshake with 'CLIENT DE SERVER ...' (got 'HTTP/1.1 200 OK')"),
+        ({"backoff": "Too many clients"}, "/ws/", "turned us away: Too many clients"),
+        ({}, "/websocket", "answered HTTP 404 instead of a websocket upgrade"),
+    ],
+)  # fmt: skip
+def test_servers_that_refuse_or_are_not_openwebrx(
+    server: dict[str, object], url_path: str, want: str
+) -> None:
+    async def main() -> None:
+        async with OpenWebRxTestServer(**server) as srv:  # type: ignore[arg-type]
+            url = f"ws://127.0.0.1:{srv.port}{url_path}"
+            a = OpenWebRxAdapter(INFO, OpenWebRxConfig(url=url, freq_hz=F_CH), FAST)
+            seen = await run_until(a, lambda: a.stats.errors >= 2)
+        msg = next(s.message for s in seen if s.state is ReceiverState.ERROR)
+        assert msg is not None and msg.startswith(f"OpenWebRX at {url}") and want in msg
+        assert a.stats.chunks == 0
+
+    asyncio.run(main())
+
+
+def test_a_channel_outside_the_band_is_not_measured() -> None:
+    async def main() -> None:
+        async with OpenWebRxTestServer() as srv:
+            a = adapter_for(srv, freq_hz=146_000_000.0)
+            await run_until(a, lambda: a.stats.malformed >= 3)
+        assert a.stats.malformed_reasons["channel outside the band"] >= 3
+        assert a.stats.chunks == 0
+        assert not any("dspcontrol" in m for m in srv.received[0])
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize(
+    ("cfg", "match"),
+    [
+        ({"url": "ftp://x/"}, "url: "),
+        ({"low_cut_hz": 100.0, "high_cut_hz": -100.0}, "high_cut_hz"),
+        ({"measure": "both"}, "measure: 'both'"),
+        ({"profile": "2m"}, "profile: '2m' must be 'sdr_id|profile_id'"),
+    ],
+)
+def test_bad_configs_are_one_line_errors(cfg: dict[str, object], match: str) -> None:
+    conf = {"url": "ws://h:8073/ws/", "freq_hz": F_CH, **cfg}
+    with pytest.raises(ConfigError, match=match):
+        OpenWebRxConfig(**conf).check()  # type: ignore[arg-type]
