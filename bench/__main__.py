@@ -13,6 +13,7 @@ from rich.console import Console
 from bench import (
     bench_adapters,
     bench_dsp,
+    bench_inference,
     bench_pipeline,
     bench_serde,
     bench_simulator,
@@ -24,6 +25,7 @@ BENCHMARKS: dict[str, tuple[Callable[[Context], None], str]] = {
     "serde": (bench_serde.run, "encode/decode µs, IqChunk and Measurement, both framings"),
     "features": (bench_dsp.run_features, "µs per 2400-sample chunk of the features DSP"),
     "localize": (bench_dsp.run_localize, "ms per RSS localization, 7/25/50 receivers"),
+    "inference": (bench_inference.run, "ONNX set model: p50/p99 per observation, batched obs/s"),
     "simulator": (bench_simulator.run, "simulator speed vs real time"),
     "sink": (bench_sink.run, "ClickHouse sink rows/s into chDB vs raw insert"),
     "pipeline": (bench_pipeline.run, "chunks/s, latency p50/p99, time to first localization"),
