@@ -16,7 +16,8 @@ import numpy as np
 import typer
 
 from heimdall.core.errors import HeimdallError
-from heimdall.ml.tdoa.evaluate import TdoaRecording, TdoaReport, evaluate_tdoa
+from heimdall.ml.tdoa.dcf77 import PairMode
+from heimdall.ml.tdoa.evaluate import TdoaMethod, TdoaRecording, TdoaReport, evaluate_tdoa
 
 __all__ = ["eval_tdoa", "load_kiwi_recordings", "plot_report"]
 
@@ -158,20 +159,68 @@ def eval_tdoa(
     sigma_floor_us: Annotated[
         float, typer.Option("--sigma-floor-us", help="systematic timing budget per pair, µs")
     ] = 0.0,
+    method: Annotated[
+        str,
+        typer.Option(
+            "--method",
+            help="xcorr (band-passed cross-correlation) or dcf77-pn (DCF77 PN matched filter)",
+        ),
+    ] = "xcorr",
+    pair_mode: Annotated[
+        str, typer.Option("--pair-mode", help="dcf77-pn: toa (arrival differences) or cross")
+    ] = "toa",
+    pn_band: Annotated[
+        float, typer.Option("--pn-band", help="dcf77-pn: half-width of the band used, Hz")
+    ] = 2700.0,
+    subbands: Annotated[
+        int, typer.Option("--subbands", help="dcf77-pn: sub-bands for --systematic subbands")
+    ] = 4,
+    systematic: Annotated[
+        str,
+        typer.Option(
+            "--systematic", help="dcf77-pn systematic sigma: subbands, estimators or none"
+        ),
+    ] = "subbands",
 ) -> None:
     """Locate a transmitter from GPS-timed recordings: pairwise lags, TDOA fix, error."""
     truth_ll = _parse_latlon(truth)
+    if method not in ("xcorr", "dcf77-pn"):
+        raise typer.BadParameter(f"--method {method!r}: xcorr or dcf77-pn")
+    if pair_mode not in ("toa", "cross"):
+        raise typer.BadParameter(f"--pair-mode {pair_mode!r}: toa or cross")
+    if systematic not in ("estimators", "subbands", "none"):
+        raise typer.BadParameter(f"--systematic {systematic!r}: estimators, subbands or none")
+    meth: TdoaMethod = "xcorr" if method == "xcorr" else "dcf77-pn"
+    pmode: PairMode = "toa" if pair_mode == "toa" else "cross"
     recs, problems = load_kiwi_recordings(wavs)
     report = evaluate_tdoa(
-        recs, truth_ll, band_hz=band, sigma_floor_s=sigma_floor_us * 1e-6, problems=problems
+        recs,
+        truth_ll,
+        band_hz=band,
+        sigma_floor_s=sigma_floor_us * 1e-6,
+        problems=problems,
+        method=meth,
+        pn_pair_mode=pmode,
+        pn_band_hz=pn_band,
+        pn_subbands=subbands,
+        pn_systematic="estimators"
+        if systematic == "estimators"
+        else ("subbands" if systematic == "subbands" else "none"),
     )
     d: dict[str, Any] = report.to_dict()
     for p in d["pairs"]:
         line = f"{p['b']:>8} − {p['a']:<8} {p['lag_us']:10.2f} ± {p['sigma_us']:.2f} µs"
         line += f"  q {p['quality']:.2f}"
+        if p["sigma_sys_us"] is not None:
+            line += f" (stat {p['sigma_stat_us']:.2f}, sys {p['sigma_sys_us']:.2f})"
         if p["error_us"] is not None:
             line += f"  (expected {p['expected_us']:.2f}, error {p['error_us']:+.2f} µs)"
         typer.echo(line)
+    for name, arr in report.arrivals.items():
+        typer.echo(
+            f"{name:>8} PN arrival {arr['toa_us']:9.2f} ± {arr['toa_sigma_us']:.2f} µs after "
+            f"second + 0.2 s, peak SNR {arr['peak_snr']:.0f}, {arr['n_seconds']} s"
+        )
     for name, why in report.problems.items():
         typer.echo(f"problem: {name}: {why}", err=True)
     if report.estimate is not None:

@@ -22,6 +22,9 @@ Pipeline
    reported east/north and covariance are then expressed in the centroid-centred frame
    (covariance mapped with the Jacobian between the two projections: mostly a rotation by
    the meridian convergence, ~3° for the DCF77 example).
+   With ``method="dcf77-pn"`` the lags come instead from a matched filter of the DCF77
+   phase modulation (:mod:`heimdall.ml.tdoa.dcf77`), which also gives each receiver's
+   absolute arrival time (``arrivals``) and a data-driven systematic sigma per pair.
 4. All pairs enter :func:`~heimdall.ml.estimators.tdoa.estimate_tdoa` with independent
    per-pair sigmas ``sqrt(σ_ab² + σ_floor²)`` (``sigma_floor_s``, default 0). With three
    receivers the three lags have one redundancy (the closure ``lag_ab + lag_bc + lag_ca``
@@ -58,7 +61,7 @@ import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -68,9 +71,21 @@ from scipy import signal
 from heimdall.core.errors import EstimationError
 from heimdall.ml.estimators.ellipse import error_ellipse, mahalanobis2
 from heimdall.ml.estimators.tdoa import SPEED_OF_LIGHT_M_S, TdoaEstimate, estimate_tdoa
+from heimdall.ml.tdoa.dcf77 import PairMode, PnChannel, pn_channel, pn_lag
 from heimdall.ml.tdoa.xcorr import measure_lag
 
-__all__ = ["PairLag", "TdoaRecording", "TdoaReport", "bandpass", "evaluate_tdoa"]
+__all__ = [
+    "PairLag",
+    "TdoaMethod",
+    "TdoaRecording",
+    "TdoaReport",
+    "bandpass",
+    "evaluate_tdoa",
+]
+
+#: ``xcorr``: band-passed cross-correlation of the whole recordings (any emission);
+#: ``dcf77-pn``: matched filter of the DCF77 phase modulation (:mod:`.dcf77`).
+TdoaMethod = Literal["xcorr", "dcf77-pn"]
 
 _GEOD = Geod(ellps="WGS84")
 _RECENTRE = 3
@@ -112,6 +127,8 @@ class PairLag:
     sigma_s: float
     quality: float
     expected_s: float | None = None
+    sigma_stat_s: float | None = None
+    sigma_sys_s: float | None = None
 
     @property
     def error_s(self) -> float | None:
@@ -135,6 +152,8 @@ class TdoaReport:
     mahalanobis2: float | None = None
     closure_s: float | None = None
     notes: list[str] = field(default_factory=list)
+    method: str = "xcorr"
+    arrivals: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def inside_1sigma(self) -> bool | None:
@@ -159,6 +178,8 @@ class TdoaReport:
                     "quality": p.quality,
                     "expected_us": None if p.expected_s is None else p.expected_s * 1e6,
                     "error_us": None if p.error_s is None else p.error_s * 1e6,
+                    "sigma_stat_us": None if p.sigma_stat_s is None else p.sigma_stat_s * 1e6,
+                    "sigma_sys_us": None if p.sigma_sys_s is None else p.sigma_sys_s * 1e6,
                 }
                 for p in self.pairs
             ],
@@ -182,6 +203,8 @@ class TdoaReport:
             "inside_1sigma": self.inside_1sigma,
             "projection": self.projection,
             "notes": self.notes,
+            "method": self.method,
+            "arrivals": self.arrivals,
         }
 
 
@@ -204,6 +227,32 @@ def _aeqd(lat0: float, lon0: float) -> tuple[Transformer, str]:
     return Transformer.from_crs("EPSG:4326", crs, always_xy=True), crs
 
 
+def _pair_covariance(
+    pairs: Sequence[PairLag], toa_sigma: dict[str, float] | None, floor_s: float
+) -> npt.NDArray[np.float64]:
+    """Covariance of the pair lags, s².
+
+    Without ``toa_sigma`` the pairs are independent: ``diag(σ_ab² + floor²)``. With it (lags
+    that are differences of per-receiver arrival times), the statistical part is
+    ``A diag(σ_i²) Aᵀ`` (``A`` the pair/receiver incidence: pairs sharing a receiver are
+    correlated) and each pair's systematic part ``σ_sys² + floor²`` is added on the diagonal.
+    """
+    k = len(pairs)
+    cov = np.zeros((k, k))
+    for i, p in enumerate(pairs):
+        if toa_sigma is None:
+            cov[i, i] = p.sigma_s**2 + floor_s**2
+            continue
+        sys = p.sigma_sys_s or 0.0
+        cov[i, i] += sys**2 + floor_s**2
+        for j, q in enumerate(pairs):
+            for name, sign_p in ((p.a, -1.0), (p.b, 1.0)):
+                for other, sign_q in ((q.a, -1.0), (q.b, 1.0)):
+                    if name == other:
+                        cov[i, j] += sign_p * sign_q * toa_sigma[name] ** 2
+    return cov
+
+
 def evaluate_tdoa(
     recordings: Sequence[TdoaRecording],
     truth_latlon: tuple[float, float] | None = None,
@@ -214,6 +263,11 @@ def evaluate_tdoa(
     sigma_floor_s: float = 0.0,
     speed_m_s: float = SPEED_OF_LIGHT_M_S,
     problems: dict[str, str] | None = None,
+    method: TdoaMethod = "xcorr",
+    pn_pair_mode: PairMode = "toa",
+    pn_band_hz: float = 2_700.0,
+    pn_subbands: int = 4,
+    pn_systematic: Literal["estimators", "subbands", "none"] = "subbands",
 ) -> TdoaReport:
     """Pairwise lags, the TDOA fix and its error against a known transmitter.
 
@@ -236,6 +290,28 @@ def evaluate_tdoa(
         Propagation speed.
     problems : dict, optional
         Problems found upstream (unreadable files), carried into the report.
+    method : {"xcorr", "dcf77-pn"}
+        ``xcorr`` (default): cross-correlation of the band-passed recordings (``band_hz``,
+        ``n_windows``). ``dcf77-pn``: matched filter of the DCF77 phase modulation per
+        receiver (:func:`~heimdall.ml.tdoa.dcf77.pn_channel`, band ``|f| ≤ pn_band_hz``),
+        pair lags by :func:`~heimdall.ml.tdoa.dcf77.pn_lag`; only for recordings of DCF77
+        centred on 77.5 kHz with GPS-second-aligned time stamps.
+    pn_pair_mode : {"toa", "cross"}
+        With ``dcf77-pn``: ``toa`` differences each receiver's absolute arrival time (the
+        three lags then share their receivers' errors, and the fix uses that covariance);
+        ``cross`` correlates the matched-filter outputs pair by pair.
+    pn_band_hz : float
+        Half-width of the band used by ``dcf77-pn``, Hz.
+    pn_subbands : int
+        Sub-bands for ``pn_systematic="subbands"``.
+    pn_systematic : {"subbands", "estimators", "none"}
+        Systematic term of each ``dcf77-pn`` pair sigma, from the data only: ``subbands``
+        (default) the excess spread of the pair's group delay over ``pn_subbands``
+        contiguous sub-bands (:func:`~heimdall.ml.tdoa.dcf77.pn_lag`): dispersion between
+        the two channels (receiver filters, sky wave) that biases any single-band lag;
+        ``estimators`` ``|lag_toa − lag_cross| / √2``, the disagreement of the two pair
+        modes (they weight the spectrum differently) — smaller, and on both DCF77 example
+        sets too small (truth at 5–6.5 σ); ``none``.
 
     Returns
     -------
@@ -257,35 +333,105 @@ def evaluate_tdoa(
             probs[r.name] = "sample times do not increase (time base broken)"
         else:
             good.append(r)
-    filt = {r.name: bandpass(r.samples, r.sample_rate_hz, band_hz) for r in good}
     pos = {r.name: (r.lat_deg, r.lon_deg) for r in good}
 
     def baseline_s(a: str, b: str) -> float:
         _, _, d = _GEOD.inv(pos[a][1], pos[a][0], pos[b][1], pos[b][0])
         return float(d) / speed_m_s
 
+    def expected(a: str, b: str) -> float | None:
+        if truth_latlon is None:
+            return None
+        _, _, da = _GEOD.inv(truth_latlon[1], truth_latlon[0], pos[a][1], pos[a][0])
+        _, _, db = _GEOD.inv(truth_latlon[1], truth_latlon[0], pos[b][1], pos[b][0])
+        return (float(db) - float(da)) / speed_m_s
+
     lags: dict[tuple[str, str], PairLag] = {}
-    for ra, rb in itertools.combinations(good, 2):
-        try:
-            m = measure_lag(
-                filt[ra.name],
-                ra.times_s,
-                filt[rb.name],
-                rb.times_s,
-                max_lag_s=baseline_s(ra.name, rb.name) + 5e-4,
-                n_windows=n_windows,
+    arrivals: dict[str, dict[str, Any]] = {}
+    toa_sigma: dict[str, float] = {}
+    if method == "xcorr":
+        filt = {r.name: bandpass(r.samples, r.sample_rate_hz, band_hz) for r in good}
+        for ra, rb in itertools.combinations(good, 2):
+            try:
+                m = measure_lag(
+                    filt[ra.name],
+                    ra.times_s,
+                    filt[rb.name],
+                    rb.times_s,
+                    max_lag_s=baseline_s(ra.name, rb.name) + 5e-4,
+                    n_windows=n_windows,
+                )
+            except ValueError as exc:
+                notes.append(f"{ra.name}–{rb.name}: {exc}")
+                continue
+            lags[(ra.name, rb.name)] = PairLag(
+                ra.name,
+                rb.name,
+                m.lag_s,
+                m.sigma_s,
+                m.quality,
+                expected_s=expected(ra.name, rb.name),
             )
-        except ValueError as exc:
-            notes.append(f"{ra.name}–{rb.name}: {exc}")
-            continue
-        exp = None
-        if truth_latlon is not None:
-            _, _, da = _GEOD.inv(truth_latlon[1], truth_latlon[0], pos[ra.name][1], pos[ra.name][0])
-            _, _, db = _GEOD.inv(truth_latlon[1], truth_latlon[0], pos[rb.name][1], pos[rb.name][0])
-            exp = (float(db) - float(da)) / speed_m_s
-        lags[(ra.name, rb.name)] = PairLag(
-            ra.name, rb.name, m.lag_s, m.sigma_s, m.quality, expected_s=exp
-        )
+    elif method == "dcf77-pn":
+        chans: dict[str, PnChannel] = {}
+        for r in good:
+            try:
+                ch = pn_channel(r.samples, r.times_s, band_hz=pn_band_hz)
+            except ValueError as exc:
+                probs[r.name] = f"DCF77 matched filter: {exc}"
+                continue
+            chans[r.name] = ch
+            toa_sigma[r.name] = ch.toa_sigma_s
+            arrivals[r.name] = {
+                "toa_us": ch.toa_s * 1e6,
+                "toa_sigma_us": ch.toa_sigma_s * 1e6,
+                "peak_snr": ch.peak_snr,
+                "n_seconds": int(ch.seconds.size),
+                "bits": "".join(str(int(b)) for b in ch.bits),
+            }
+        for ra, rb in itertools.combinations([r for r in good if r.name in chans], 2):
+            max_lag = baseline_s(ra.name, rb.name) + 5e-4
+            nsub = pn_subbands if pn_systematic == "subbands" else 0
+            try:
+                pm = pn_lag(
+                    chans[ra.name],
+                    chans[rb.name],
+                    max_lag_s=max_lag,
+                    pair_mode=pn_pair_mode,
+                    n_subbands=nsub,
+                )
+                other = pn_lag(
+                    chans[ra.name],
+                    chans[rb.name],
+                    max_lag_s=max_lag,
+                    pair_mode="cross" if pn_pair_mode == "toa" else "toa",
+                    n_subbands=0,
+                )
+            except ValueError as exc:
+                notes.append(f"{ra.name}–{rb.name}: {exc}")
+                continue
+            sys = {
+                "estimators": abs(pm.lag_s - other.lag_s) / math.sqrt(2.0),
+                "subbands": pm.sigma_sys_s,
+                "none": 0.0,
+            }[pn_systematic]
+            notes.append(
+                f"{rb.name}−{ra.name}: toa/cross lags "
+                f"{(pm.lag_s if pn_pair_mode == 'toa' else other.lag_s) * 1e6:.2f} / "
+                f"{(other.lag_s if pn_pair_mode == 'toa' else pm.lag_s) * 1e6:.2f} µs"
+            )
+            lags[(ra.name, rb.name)] = PairLag(
+                ra.name,
+                rb.name,
+                pm.lag_s,
+                math.hypot(pm.sigma_stat_s, sys),
+                pm.quality,
+                expected_s=expected(ra.name, rb.name),
+                sigma_stat_s=pm.sigma_stat_s,
+                sigma_sys_s=sys,
+            )
+    else:
+        raise ValueError(f"unknown method {method!r}")
     for r in good:
         qs = [p.quality for k, p in lags.items() if r.name in k]
         if not qs:
@@ -309,11 +455,14 @@ def evaluate_tdoa(
         "truth_latlon": truth_latlon,
         "closure_s": closure,
         "notes": notes,
+        "method": method if method == "xcorr" else f"{method}/{pn_pair_mode}",
+        "arrivals": arrivals,
     }
     if len(used) < 3:
         probs["_fix"] = f"only {len(used)} usable recordings: 2-D TDOA needs 3"
         return TdoaReport(estimate=None, lat_deg=None, lon_deg=None, **report_base)
     idx = {r.name: i for i, r in enumerate(used)}
+    shared = method == "dcf77-pn" and pn_pair_mode == "toa"
     lon_e, lat_e = lon0, lat0
     est: TdoaEstimate | None = None
     for _ in range(_RECENTRE):
@@ -323,7 +472,7 @@ def evaluate_tdoa(
                 np.c_[ex, ny],
                 [p.lag_s for p in pairs],
                 pairs=[(idx[p.b], idx[p.a]) for p in pairs],
-                pair_sigma_s=[math.hypot(p.sigma_s, sigma_floor_s) for p in pairs],
+                cov_s2=_pair_covariance(pairs, toa_sigma if shared else None, sigma_floor_s),
                 speed_m_s=speed_m_s,
             )
         except EstimationError as exc:
