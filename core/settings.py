@@ -141,6 +141,8 @@ class TopicNames(BaseModel):
     receivers: str = "rf.receivers.v1"
     models: str = "rf.models.v1"
     dlq: str = "rf.dlq.v1"
+    waterfall: str = "rf.waterfall.v1"
+    audio: str = "rf.audio.v1"
 
     def all(self) -> list[str]:
         return list(self.model_dump().values())

@@ -28,7 +28,9 @@ def heimdall_topics(settings: HeimdallSettings) -> list[TopicSpec]:
     """Every topic of DESIGN.md with its configuration.
 
     Raw IQ is large (about 48 KB/s per receiver at 12 kHz ci16), so it is compressed and has
-    a bounded retention; measurement topics keep a week; receivers and models are compacted.
+    a bounded retention; so are the web receivers' waterfall rows (4 bytes per bin: a
+    1024-bin row 10 times a second is about 41 KB/s) and audio (24 KB/s at 12 kHz int16).
+    Measurement topics keep a week; receivers and models are compacted.
     """
     t, p = settings.topics, settings.partitions
     week = str(7 * 24 * HOUR_MS)
@@ -49,6 +51,16 @@ def heimdall_topics(settings: HeimdallSettings) -> list[TopicSpec]:
         TopicSpec(t.receivers, 1, {"cleanup.policy": "compact"}),
         TopicSpec(t.models, 1, {"cleanup.policy": "compact"}),
         TopicSpec(t.dlq, 1, {"retention.ms": week}),
+        TopicSpec(
+            t.waterfall,
+            p,
+            {
+                "compression.type": "zstd",
+                "retention.ms": str(HOUR_MS),
+                "max.message.bytes": str(2 * 1024 * 1024),  # 65536 float32 bins = 256 KiB
+            },
+        ),
+        TopicSpec(t.audio, p, {"compression.type": "zstd", "retention.ms": str(HOUR_MS)}),
     ]
 
 

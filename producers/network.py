@@ -260,6 +260,10 @@ class OpenWebRxOptions(_Strict):
     fft_voverlap_factor: float = Field(0.3, ge=0, lt=1)
     noise_span: float = Field(0.8, gt=0, le=1)
     detect_threshold_db: float = 6.0
+    publish_waterfall: bool = True
+    waterfall_stride: int = Field(1, ge=1)
+    publish_audio: bool = True
+    audio_chunk_s: float = Field(0.25, gt=0)
 
 
 def _build_openwebrx(spec: ReceiverSpec, opts: AdapterOptions) -> ReceiverAdapter:

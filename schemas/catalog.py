@@ -64,6 +64,8 @@ TOPIC_SCHEMAS: Mapping[str, str] = {
     "truth": "heimdall.v1.Truth",
     "receivers": "heimdall.v1.ReceiverStatus",
     "models": "heimdall.v1.ModelPointer",
+    "waterfall": "heimdall.v1.WaterfallRow",
+    "audio": "heimdall.v1.AudioChunk",
 }
 
 _PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})

@@ -22,6 +22,7 @@ from heimdall.core.ids import new_event_id
 
 __all__ = [
     "MODELS",
+    "AudioChunk",
     "Band",
     "ClockSource",
     "IqChunk",
@@ -36,6 +37,7 @@ __all__ = [
     "SampleFormat",
     "TdoaPair",
     "Truth",
+    "WaterfallRow",
 ]
 
 #: ci16 wire value = clip(round(x * CI16_SCALE), -32768, 32767); decoded x = value / CI16_SCALE.
@@ -596,19 +598,260 @@ class ModelPointer:
         return cls(**_take(cls, d), metrics=dict(d["metrics"]))
 
 
+# ------------------------------------------------------------ web receivers
+
+
+def _array_from_bytes(data: bytes, dtype: str, what: str, n: int | None = None) -> npt.NDArray[Any]:
+    """Little-endian wire bytes -> array of ``dtype`` (``<f4`` or ``<i2``), length checked."""
+    size = np.dtype(dtype).itemsize
+    if len(data) % size:
+        raise InvalidEventError(
+            f"{what}: {len(data)} bytes is not a whole number of {size}-byte values"
+        )
+    out = np.frombuffer(data, dtype=dtype).astype(dtype[1:], copy=False)
+    if n is not None and out.size != n:
+        raise InvalidEventError(f"{what}: {out.size} values, expected {n}")
+    return out
+
+
+def _eq_with_array(a: Any, b: Any, array_field: str) -> bool:
+    names = _field_names(type(a))
+    return all(
+        getattr(a, f) == getattr(b, f) for f in names if f != array_field
+    ) and np.array_equal(getattr(a, array_field), getattr(b, array_field))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class WaterfallRow:
+    """One waterfall row of a web receiver's whole SDR band (``rf.waterfall.v1``).
+
+    ``values`` are the server's numbers, decoded: ``v_k = 10 log10(mean_K |X_k|²) − 70``
+    with ``X_k`` the unnormalised FFT of ``n_bins`` Hamming-windowed complex samples (full
+    scale ``|x| = 1``), as csdr computes it for OpenWebRX. They are dB relative to the SDR's
+    full scale with a fixed −70 dB offset, **not dBm**: :meth:`bin_powers` gives the bin
+    powers in full-scale units, and adding ``full_scale_dbm`` to their dB gives dBm at the
+    antenna only when that is calibrated. Bin k is centred at
+    ``center_freq_hz + (k − n_bins // 2) · bin_hz``.
+
+    Parameters
+    ----------
+    receiver_id : str
+        Receiver (also the Kafka key).
+    seq : int
+        Per-receiver sequence number of the published rows, +1 per row.
+    t_ns : int
+        Start of the interval the row averages, ns since the epoch (arrival − one row period).
+    clock : ClockSource
+        What disciplines ``t_ns``.
+    position : Position
+        Antenna position.
+    center_freq_hz, sample_rate_hz, bin_hz : float
+        SDR band centre, complex sample rate (= span) and bin spacing, Hz.
+    n_bins : int
+        Bins in the row.
+    values : numpy.ndarray
+        float32 ``v_k`` (little-endian float32 bytes on the wire), low to high frequency.
+    row_period_s : float
+        Time between two server rows, s.
+    averages : int
+        Periodograms averaged per row (K).
+    row_stride : int
+        Server rows per published row (1 = every row; the others are skipped, not averaged).
+    compression : str
+        ``adpcm`` or ``none``: how the server sent the row before decoding.
+    full_scale_dbm : float
+        Antenna power of a full-scale signal, dBm, if calibrated (0 = uncalibrated).
+    source : str
+        Adapter kind (``openwebrx``).
+    published_ns : int
+        Wall clock at publication, ns since the epoch (0 = unknown).
+    event_id : str
+        UUIDv7; a new one by default.
+    """
+
+    SCHEMA: ClassVar[str] = "heimdall.v1.WaterfallRow"
+
+    receiver_id: str
+    seq: int
+    t_ns: int
+    clock: ClockSource
+    position: Position
+    center_freq_hz: float
+    sample_rate_hz: float
+    bin_hz: float
+    n_bins: int
+    values: npt.NDArray[np.float32]
+    row_period_s: float
+    averages: int = 1
+    row_stride: int = 1
+    compression: str = "none"
+    full_scale_dbm: float = 0.0
+    source: str = "unknown"
+    published_ns: int = 0
+    event_id: str = field(default_factory=new_event_id)
+
+    def freqs_hz(self) -> npt.NDArray[np.float64]:
+        """Centre frequency of every bin, Hz."""
+        k = np.arange(self.n_bins, dtype=np.float64) - self.n_bins // 2
+        return np.asarray(self.center_freq_hz + k * self.bin_hz, dtype=np.float64)
+
+    def bin_powers(self, window_power: float | None = None) -> npt.NDArray[np.float64]:
+        """Per-bin power ``P_k = 10^((v_k + 70)/10) / (n_bins · Σ w_t²)`` in full-scale units.
+
+        ``window_power`` is ``Σ w_t²`` (default: the symmetric Hamming window of csdr). The
+        ``P_k`` of a row add up to the mean ``|x|²`` of the SDR's samples.
+        """
+        n = self.n_bins
+        if window_power is None:
+            t = np.arange(n, dtype=np.float64)
+            w = 0.54 - 0.46 * np.cos(2.0 * np.pi * t / max(n - 1, 1))
+            window_power = float(np.sum(w * w))
+        v = np.asarray(self.values, dtype=np.float64)
+        return np.power(10.0, (v + 70.0) / 10.0) / (n * window_power)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, WaterfallRow):
+            return NotImplemented
+        return _eq_with_array(self, other, "values")
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = _plain_fields(self)
+        d["clock"] = ClockSource(self.clock).value
+        d["position"] = self.position.to_dict()
+        values = np.ascontiguousarray(self.values, dtype="<f4").reshape(-1)
+        if values.size != self.n_bins:
+            raise InvalidEventError(f"values: {values.size} values, n_bins is {self.n_bins}")
+        d["values"] = values.tobytes()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Self:
+        return cls(
+            **_take(cls, d),
+            clock=ClockSource(d["clock"]),
+            position=Position.from_dict(d["position"]),
+            values=_array_from_bytes(d["values"], "<f4", "values", d["n_bins"]),
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class AudioChunk:
+    """A contiguous block of a web receiver's demodulated mono audio (``rf.audio.v1``).
+
+    ``samples`` are int16 as the server sends them (the demodulator's float output × 32767,
+    clipped; full scale 32768 = 1.0). Their level is set by the demodulator chain (AGC,
+    FM deviation) and says nothing about the signal's strength.
+
+    Parameters
+    ----------
+    receiver_id : str
+        Receiver (also the Kafka key).
+    seq : int
+        Per-receiver sequence number of the audio chunks, +1 per chunk (contiguous audio).
+    t_ns : int
+        Time of the first sample, ns since the epoch (host clock at arrival, see the schema).
+    clock : ClockSource
+        What disciplines ``t_ns``.
+    position : Position
+        Antenna position.
+    sample_rate_hz : float
+        Audio sample rate, Hz.
+    mode : str
+        Demodulator (``nfm``, ``am``, ``usb``, ...).
+    freq_hz, center_freq_hz, offset_freq_hz : float
+        Tuned frequency, SDR centre and their difference, Hz.
+    low_cut_hz, high_cut_hz : float
+        Demodulator pass band relative to ``freq_hz``, Hz.
+    samples : numpy.ndarray
+        int16 mono samples (little-endian int16 bytes on the wire).
+    compression : str
+        ``adpcm`` or ``none``: how the server sent them before decoding.
+    source : str
+        Adapter kind (``openwebrx``).
+    published_ns : int
+        Wall clock at publication, ns since the epoch (0 = unknown).
+    event_id : str
+        UUIDv7; a new one by default.
+    """
+
+    SCHEMA: ClassVar[str] = "heimdall.v1.AudioChunk"
+
+    receiver_id: str
+    seq: int
+    t_ns: int
+    clock: ClockSource
+    position: Position
+    sample_rate_hz: float
+    mode: str
+    freq_hz: float
+    center_freq_hz: float
+    offset_freq_hz: float
+    low_cut_hz: float
+    high_cut_hz: float
+    samples: npt.NDArray[np.int16]
+    compression: str = "none"
+    source: str = "unknown"
+    published_ns: int = 0
+    event_id: str = field(default_factory=new_event_id)
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.samples.shape[0])
+
+    @property
+    def duration_s(self) -> float:
+        """Length of the chunk, s."""
+        return self.n_samples / self.sample_rate_hz
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, AudioChunk):
+            return NotImplemented
+        return _eq_with_array(self, other, "samples")
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = _plain_fields(self)
+        d["clock"] = ClockSource(self.clock).value
+        d["position"] = self.position.to_dict()
+        d["samples"] = np.ascontiguousarray(self.samples, dtype="<i2").reshape(-1).tobytes()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Self:
+        return cls(
+            **_take(cls, d),
+            clock=ClockSource(d["clock"]),
+            position=Position.from_dict(d["position"]),
+            samples=_array_from_bytes(d["samples"], "<i2", "samples"),
+        )
+
+
 # -------------------------------------------------------------------- helpers
 
 #: Avro full name -> model class of every top-level event.
 MODELS: Mapping[str, type[Any]] = {
     m.SCHEMA: m
-    for m in (IqChunk, Measurement, Observation, Localization, Truth, ReceiverStatus, ModelPointer)
+    for m in (
+        IqChunk,
+        Measurement,
+        Observation,
+        Localization,
+        Truth,
+        ReceiverStatus,
+        ModelPointer,
+        WaterfallRow,
+        AudioChunk,
+    )
 }
 
 # Fields every model converts itself; _plain_fields/_take copy the others as they are.
 _CONVERTED = frozenset(
     {
         "clock", "position", "psd_dbm_hz", "measurement_ids", "members", "tdoa_pairs",
-        "params", "velocity_enu_mps", "state", "bands", "metrics",
+        "params", "velocity_enu_mps", "state", "bands", "metrics", "values", "samples",
     }
 )  # fmt: skip
 

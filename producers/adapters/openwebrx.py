@@ -1,9 +1,16 @@
-"""OpenWebRX / OpenWebRX+ adapter: channel power from the waterfall and the S-meter.
+"""OpenWebRX / OpenWebRX+ adapter: channel power, waterfall rows and demodulated audio.
 
 An OpenWebRX server shares one SDR among web users: it sends each one the waterfall of the
 whole SDR band and the demodulated audio of the channel that user tunes. It never sends IQ,
-so this adapter publishes **measurements** (:class:`~heimdall.schemas.models.Measurement` on
-the features topic, key = receiver id), not IQ chunks.
+so this adapter publishes, all with key = receiver id:
+
+* **measurements** of the tuned channel (:class:`~heimdall.schemas.models.Measurement`,
+  features topic), from the waterfall and the S-meter (below);
+* every **waterfall row** as the server computed it, decoded
+  (:class:`~heimdall.schemas.models.WaterfallRow`, waterfall topic; ``publish_waterfall``,
+  one row in ``waterfall_stride``), values in the server's unit ``v_k`` (below, not dBm);
+* the **demodulated audio**, decoded to int16 and batched into chunks of ``audio_chunk_s``
+  (:class:`~heimdall.schemas.models.AudioChunk`, audio topic; ``publish_audio``).
 
 Protocol (read from github.com/jketterl/openwebrx and its fork OpenWebRX+ at
 github.com/luarvique/openwebrx: ``owrx/connection.py``, ``owrx/websocket.py``, ``owrx/dsp.py``,
@@ -88,12 +95,29 @@ calibration offset, and comparable across receivers only after calibration again
 source. The SDR's gain (and any AGC in its profile) must stay fixed for the numbers to mean
 anything over time.
 
+Waterfall rows and audio as events
+----------------------------------
+A :class:`~heimdall.schemas.models.WaterfallRow` carries the decoded row ``v_k`` unchanged
+(float32; after ADPCM it carries the codec's error: 0.01 dB truncation and the slew limit
+above), with the band (``center_freq_hz``, ``sample_rate_hz``, ``bin_hz``), K
+(``averages``), the row period, the wire ``compression`` and ``full_scale_dbm`` (the
+configured one plus the calibration offset), so a subscriber can turn it into bin powers
+(:meth:`~heimdall.schemas.models.WaterfallRow.bin_powers`) or dBm as above. Rows are published
+whether or not the measured channel fits the band. An
+:class:`~heimdall.schemas.models.AudioChunk` carries int16 samples exactly as the server's
+``ClientAudioChain`` produced them (the demodulator's float output × 32767, clipped; after
+the demodulator's AGC, so not a signal level) with the mode, tuned frequency and pass band;
+type-4 "HD" audio (wideband FM) has its own chunks at ``hd_output_rate``. A partial chunk is
+published when the tuning changes; one left at the end of a session is dropped.
+
 Time (``clock = ntp``)
 ----------------------
 The server does not timestamp anything. A measurement's ``t_ns`` is the host clock at the
 arrival of its first row (or reading) minus one row period ``1/fft_fps``; the server's
 pipeline (SDR buffers, FFT averaging, websocket) adds a latency of the order of 0.1–1 s
-that is not removed. ``duration_s`` spans the rows integrated.
+that is not removed. ``duration_s`` spans the rows integrated. A waterfall row's ``t_ns`` is
+its arrival minus one row period; an audio chunk's is the arrival of the message holding its
+first sample minus the duration of that message's samples from it on.
 
 The SDR is shared: another user may switch the profile (the ``config`` message then carries
 the new ``center_freq``/``samp_rate``). The adapter re-sends its ``offset_freq`` when the
@@ -132,7 +156,7 @@ from heimdall.producers.adapters.base import (
     ReceiverInfo,
 )
 from heimdall.producers.adapters.wsbase import WebSocketAdapter, ws_address
-from heimdall.schemas.models import ClockSource, Measurement
+from heimdall.schemas.models import AudioChunk, ClockSource, Measurement, WaterfallRow
 
 __all__ = [
     "FFT_ADD_DB",
@@ -417,6 +441,14 @@ class OpenWebRxConfig:
         SNR threshold of ``detected``.
     client_name : str
         ``client=`` of the handshake.
+    publish_waterfall : bool
+        Publish the decoded waterfall rows (:class:`~heimdall.schemas.models.WaterfallRow`).
+    waterfall_stride : int
+        Publish one server row in this many (1 = every row; the others are skipped).
+    publish_audio : bool
+        Publish the decoded audio (:class:`~heimdall.schemas.models.AudioChunk`).
+    audio_chunk_s : float
+        Length of an audio chunk, s (3000 samples at 12 kHz for 0.25 s).
     """
 
     url: str
@@ -439,6 +471,10 @@ class OpenWebRxConfig:
     noise_span: float = 0.8
     detect_threshold_db: float = 6.0
     client_name: str = "heimdall"
+    publish_waterfall: bool = True
+    waterfall_stride: int = 1
+    publish_audio: bool = True
+    audio_chunk_s: float = 0.25
 
     @property
     def ws_url(self) -> str:
@@ -485,6 +521,10 @@ class OpenWebRxConfig:
             raise ConfigError(f"profile: {self.profile!r} must be 'sdr_id|profile_id'")
         if not self.mod or any(c.isspace() for c in self.mod):
             raise ConfigError(f"mod: {self.mod!r} is not a modulation name")
+        if not self.waterfall_stride >= 1:
+            raise ConfigError(f"waterfall_stride: {self.waterfall_stride} must be at least 1")
+        if not self.audio_chunk_s > 0:
+            raise ConfigError(f"audio_chunk_s: {self.audio_chunk_s:g} must be positive")
         client_handshake(self.client_name)
 
 
@@ -496,6 +536,16 @@ class _Window:
     last_ns: int = 0
     count: int = 0
     total: npt.NDArray[np.float64] | float | None = None
+
+
+@dataclass
+class _AudioBatch:
+    """Decoded audio gathered for one :class:`AudioChunk`."""
+
+    parts: list[npt.NDArray[np.int16]] = field(default_factory=list)
+    count: int = 0
+    first_ns: int = 0
+    tuned: tuple[float, float] | None = None  # (SDR centre, offset), Hz
 
 
 @dataclass
@@ -522,7 +572,9 @@ class ServerState:
 
 
 class OpenWebRxAdapter(WebSocketAdapter):
-    """Measure one channel of an OpenWebRX(+) receiver (see the module docstring).
+    """Measure one channel of an OpenWebRX(+) receiver, publish its waterfall and audio.
+
+    See the module docstring.
 
     Parameters
     ----------
@@ -537,7 +589,9 @@ class OpenWebRxAdapter(WebSocketAdapter):
     ----------
     on_audio : callable, optional
         Called with ``(int16 samples, rate)`` for every audio message (decoded from ADPCM when
-        the server compresses); None (default) skips the decoding.
+        the server compresses); audio is decoded only when this is set or ``publish_audio``.
+    waterfall_rows, audio_chunks : int
+        Rows and audio chunks published so far (the next ``seq`` of each).
     server : ServerState
         What the server said in this session.
     """
@@ -556,6 +610,8 @@ class OpenWebRxAdapter(WebSocketAdapter):
         self.rows = 0
         self.smeter_readings = 0
         self.audio_bytes = 0
+        self.waterfall_rows = 0
+        self.audio_chunks = 0
         self.reset()
 
     @property
@@ -572,6 +628,8 @@ class OpenWebRxAdapter(WebSocketAdapter):
         self._last_noise: tuple[float, float] | None = None  # (N̂ per bin, Δf)
         self._audio = SyncAdpcmDecoder()
         self._hd_audio = SyncAdpcmDecoder()
+        self._audio_batches = {2: _AudioBatch(), 4: _AudioBatch()}
+        self._server_rows = 0
 
     # ---------------------------------------------------------------- session
 
@@ -710,14 +768,14 @@ class OpenWebRxAdapter(WebSocketAdapter):
             self._on_fft(payload, arrival_ns)
         elif kind in (2, 4):
             self.audio_bytes += len(payload)
-            if self.on_audio is not None:
-                self._on_audio_data(kind, payload)
+            if self.on_audio is not None or self.config.publish_audio:
+                self._on_audio_data(kind, payload, arrival_ns)
         elif kind == 3:
             pass  # secondary (digimode) FFT: not used
         else:
             self.malformed("unknown binary message type", f"type {kind}, {len(data)} bytes")
 
-    def _on_audio_data(self, kind: int, payload: memoryview) -> None:
+    def _on_audio_data(self, kind: int, payload: memoryview, arrival_ns: int) -> None:
         cfg = self.config
         rate = cfg.output_rate if kind == 2 else cfg.hd_output_rate
         if self.server.config.get("audio_compression") == "adpcm":
@@ -730,6 +788,76 @@ class OpenWebRxAdapter(WebSocketAdapter):
             samples = np.frombuffer(payload, dtype="<i2").astype(np.int16)
         if samples.size and self.on_audio is not None:
             self.on_audio(samples, rate)
+        if samples.size and self.config.publish_audio:
+            self._batch_audio(kind, samples, rate, arrival_ns)
+
+    def _batch_audio(
+        self, kind: int, samples: npt.NDArray[np.int16], rate: int, arrival_ns: int
+    ) -> None:
+        """Cut the decoded audio into chunks of ``audio_chunk_s`` and publish each."""
+        b = self._audio_batches[kind]
+        center = self.server.center_freq_hz
+        offset = self._dsp_offset
+        tuned = None if center is None or offset is None else (center, float(offset))
+        if b.count and b.tuned != tuned:
+            self._emit_audio(kind, rate)  # the channel moved: what came before is published
+            b = self._audio_batches[kind]
+        target = max(round(self.config.audio_chunk_s * rate), 1)
+        n = int(samples.size)
+        i = 0
+        while i < n:
+            if b.count == 0:
+                b.first_ns = arrival_ns - round((n - i) * 1e9 / rate)
+                b.tuned = tuned
+            take = min(target - b.count, n - i)
+            b.parts.append(samples[i : i + take])
+            b.count += take
+            i += take
+            if b.count >= target:
+                self._emit_audio(kind, rate)
+                b = self._audio_batches[kind]
+
+    def _emit_audio(self, kind: int, rate: int) -> None:
+        b, self._audio_batches[kind] = self._audio_batches[kind], _AudioBatch()
+        if not b.count:
+            return
+        cfg = self.config
+        center, offset = b.tuned if b.tuned is not None else (cfg.freq_hz, 0.0)
+        lo, hi = cfg.cuts
+        seq, self.audio_chunks = self.audio_chunks, self.audio_chunks + 1
+        self.emit_event(AudioChunk(
+            receiver_id=self.info.receiver_id, seq=seq, t_ns=b.first_ns, clock=ClockSource.NTP,
+            position=self.info.position, sample_rate_hz=float(rate), mode=cfg.mod,
+            freq_hz=center + offset, center_freq_hz=center, offset_freq_hz=offset,
+            low_cut_hz=lo, high_cut_hz=hi,
+            samples=np.concatenate(b.parts).astype(np.int16, copy=False),
+            compression=self._compression("audio_compression"), source=self.kind,
+            published_ns=time.time_ns(),
+        ))  # fmt: skip
+
+    def _compression(self, key: str) -> str:
+        return "adpcm" if self.server.config.get(key) == "adpcm" else "none"
+
+    def _publish_row(
+        self, row: npt.NDArray[np.float32], center: float, rate: float, arrival_ns: int
+    ) -> None:
+        """Publish one decoded row as a :class:`WaterfallRow` (one in ``waterfall_stride``)."""
+        cfg = self.config
+        k, self._server_rows = self._server_rows, self._server_rows + 1
+        if not cfg.publish_waterfall or k % cfg.waterfall_stride:
+            return
+        seq, self.waterfall_rows = self.waterfall_rows, self.waterfall_rows + 1
+        n = int(row.size)
+        self.emit_event(WaterfallRow(
+            receiver_id=self.info.receiver_id, seq=seq,
+            t_ns=arrival_ns - round(self._row_period_s * 1e9), clock=ClockSource.NTP,
+            position=self.info.position, center_freq_hz=center, sample_rate_hz=rate,
+            bin_hz=rate / n, n_bins=n, values=row, row_period_s=self._row_period_s,
+            averages=self._averages(rate, n), row_stride=cfg.waterfall_stride,
+            compression=self._compression("fft_compression"),
+            full_scale_dbm=cfg.full_scale_dbm + self.info.calibration_offset_db,
+            source=self.kind, published_ns=time.time_ns(),
+        ))  # fmt: skip
 
     def _decode_row(self, payload: memoryview) -> npt.NDArray[np.float32] | None:
         size = self.server.config.get("fft_size")
@@ -758,13 +886,14 @@ class OpenWebRxAdapter(WebSocketAdapter):
         row = self._decode_row(payload)
         if row is None:
             return
+        if not np.all(np.isfinite(row)):
+            self.malformed("FFT row with non-finite values")
+            return
+        self._publish_row(row, center, rate, arrival_ns)
         if not self._fits(center, rate):
             self.malformed("channel outside the band",
                            f"{self.config.freq_hz:.0f} Hz, band {center - rate / 2:.0f}–"
                            f"{center + rate / 2:.0f} Hz")  # fmt: skip
-            return
-        if not np.all(np.isfinite(row)):
-            self.malformed("FFT row with non-finite values")
             return
         self.rows += 1
         p = bin_powers(row)

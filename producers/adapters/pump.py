@@ -24,11 +24,27 @@ from typing import Any, Protocol
 from heimdall.core.errors import HeimdallError
 from heimdall.core.settings import TopicNames
 from heimdall.producers.adapters.base import ChunkBuffer, ReceiverAdapter
-from heimdall.schemas.models import Measurement, ReceiverStatus
+from heimdall.schemas.models import (
+    AudioChunk,
+    IqChunk,
+    Measurement,
+    ReceiverStatus,
+    WaterfallRow,
+)
 
-__all__ = ["EventPublisher", "KafkaPump", "PumpStats"]
+__all__ = ["ROUTES", "EventPublisher", "KafkaPump", "PumpStats"]
 
 log = logging.getLogger(__name__)
+
+#: Event type in an adapter's buffer -> topic role (a field of ``TopicNames``) it goes to:
+#: IQ to rf.iq; what the web receivers give instead of IQ (channel measurements, waterfall
+#: rows, demodulated audio) to rf.features, rf.waterfall and rf.audio.
+ROUTES: dict[type, str] = {
+    IqChunk: "iq",
+    Measurement: "features",
+    WaterfallRow: "waterfall",
+    AudioChunk: "audio",
+}
 
 
 class EventPublisher(Protocol):
@@ -59,7 +75,9 @@ class KafkaPump:
     publisher : EventPublisher
         The publisher (one producer for all adapters of the process).
     topics : TopicNames
-        ``topics.iq`` receives the chunks, ``topics.receivers`` the statuses.
+        Each buffered event goes to the topic of its type (:data:`ROUTES`: IQ chunks to
+        ``topics.iq``, measurements to ``topics.features``, waterfall rows to
+        ``topics.waterfall``, audio to ``topics.audio``), statuses to ``topics.receivers``.
     idle_s : float
         Longest sleep between two ``poll(0)`` calls when nothing arrives, s.
     batch : int
@@ -74,6 +92,7 @@ class KafkaPump:
         self.idle_s = idle_s
         self.batch = batch
         self.stats = PumpStats()
+        self._routes = {kind: getattr(topics, role) for kind, role in ROUTES.items()}
         self._buffers: list[tuple[str, ChunkBuffer]] = []
         self._statuses: deque[ReceiverStatus] = deque()
         self._wake = threading.Event()
@@ -120,13 +139,16 @@ class KafkaPump:
             self.publisher.publish(topic, key, event, t_ns)
             return True
         except (HeimdallError, ValueError, TypeError, BufferError, RuntimeError) as exc:
-            reason = f"{type(exc).__name__}: {exc}"
-            self.stats.failed += 1
-            n = self.stats.failure_reasons.get(reason, 0)
-            self.stats.failure_reasons[reason] = n + 1
-            if n == 0:
-                log.error("could not publish to %s (key %s): %s", topic, key, reason)
+            self._fail(key, f"{type(exc).__name__}: {exc}", topic)
             return False
+
+    def _fail(self, key: str, reason: str, topic: str = "?") -> None:
+        """Count an event that could not be published (logged once per reason)."""
+        self.stats.failed += 1
+        n = self.stats.failure_reasons.get(reason, 0)
+        self.stats.failure_reasons[reason] = n + 1
+        if n == 0:
+            log.error("could not publish to %s (key %s): %s", topic, key, reason)
 
     def _drain(self) -> int:
         """Publish everything queued, round-robin over the buffers; return the count."""
@@ -146,10 +168,11 @@ class KafkaPump:
                     if event is None:
                         break
                     n += 1
-                    # IQ to rf.iq; measurements (web receivers give no IQ) to rf.features
-                    topic = (
-                        self.topics.features if isinstance(event, Measurement) else self.topics.iq
-                    )
+                    topic = self._routes.get(type(event))
+                    if topic is None:
+                        kind = type(event).__name__
+                        self._fail(receiver_id, f"no topic for events of type {kind}")
+                        continue
                     if self._publish(topic, receiver_id, event, event.t_ns):
                         self.stats.chunks += 1
             moved += n

@@ -6,10 +6,12 @@
   library's handshake errors into one-line :class:`ProtocolError` s (an HTTP status instead of
   the upgrade: wrong path, a proxy, a server that is not the expected one) and its close
   frames into the end of a session, and closes idempotently.
-* :meth:`WebSocketAdapter.emit_measurement` — a :class:`~heimdall.schemas.models.Measurement`
+* :meth:`WebSocketAdapter.emit_event` — a :class:`~heimdall.schemas.models.Measurement`,
+  :class:`~heimdall.schemas.models.WaterfallRow` or :class:`~heimdall.schemas.models.AudioChunk`
   goes through the same bounded buffer as the IQ chunks (one buffer per receiver keeps the
   drop-oldest policy and the stall/status machinery unchanged); the pump
-  (``producers/adapters/pump.py``) sends measurements to the features topic, IQ to rf.iq.
+  (``producers/adapters/pump.py``) routes each by its type: measurements to rf.features,
+  waterfall rows to rf.waterfall, audio to rf.audio, IQ to rf.iq.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from websockets.exceptions import (
 )
 
 from heimdall.producers.adapters.base import ProtocolError, ReceiverAdapter, StreamClosedError
-from heimdall.schemas.models import IqChunk, Measurement
+from heimdall.schemas.models import AudioChunk, IqChunk, Measurement, WaterfallRow
 
 __all__ = ["WebSocketAdapter", "ws_address"]
 
@@ -124,7 +126,11 @@ class WebSocketAdapter(ReceiverAdapter):
             with contextlib.suppress(Exception):
                 await ws.close()
 
+    def emit_event(self, event: Measurement | WaterfallRow | AudioChunk) -> None:
+        """Queue an event in the receiver's buffer; the pump routes it by type (module doc)."""
+        # The buffer is typed for chunks; the pump only needs ``t_ns`` and routes by type.
+        self.emit(cast(IqChunk, event))
+
     def emit_measurement(self, m: Measurement) -> None:
         """Queue a measurement in the receiver's buffer; the pump routes it to rf.features."""
-        # The buffer is typed for chunks; the pump only needs ``t_ns`` and routes by type.
-        self.emit(cast(IqChunk, m))
+        self.emit_event(m)

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from heimdall.schemas.models import (
+    AudioChunk,
     Band,
     ClockSource,
     IqChunk,
@@ -21,6 +22,7 @@ from heimdall.schemas.models import (
     SampleFormat,
     TdoaPair,
     Truth,
+    WaterfallRow,
 )
 
 T0 = 1_780_000_000_123_456_789
@@ -166,4 +168,56 @@ def examples() -> list[Any]:
             schema_version="v1",
             metrics={"rmse_m": 350.0},
         ),
+        waterfall_row(),
+        audio_chunk(),
     ]
+
+
+def waterfall_row(n_bins: int = 1024, seed: int = 13) -> WaterfallRow:
+    """A row of noise around -100 (the server's dB-like unit) with a peak at 60 % of the band."""
+    values = np.random.default_rng(seed).normal(-100.0, 3.0, n_bins).astype(np.float32)
+    values[(6 * n_bins) // 10] = -40.0
+    return WaterfallRow(
+        receiver_id="owrx-turin",
+        seq=7,
+        t_ns=T0,
+        clock=ClockSource.NTP,
+        position=POS,
+        center_freq_hz=145e6,
+        sample_rate_hz=2.4e6,
+        bin_hz=2.4e6 / n_bins,
+        n_bins=n_bins,
+        values=values,
+        row_period_s=1 / 9,
+        averages=370,
+        row_stride=2,
+        compression="adpcm",
+        full_scale_dbm=-20.0,
+        source="openwebrx",
+        published_ns=T0 + 6,
+    )
+
+
+def audio_chunk(n: int = 3000, seed: int = 17) -> AudioChunk:
+    """0.25 s of a 1 kHz tone plus noise at 12 kHz."""
+    t = np.arange(n) / 12_000
+    noise = np.random.default_rng(seed).normal(0.0, 300.0, n)
+    pcm = np.clip(np.round(8000 * np.sin(2 * np.pi * 1000 * t) + noise), -32768, 32767)
+    return AudioChunk(
+        receiver_id="owrx-turin",
+        seq=3,
+        t_ns=T0,
+        clock=ClockSource.NTP,
+        position=POS,
+        sample_rate_hz=12_000.0,
+        mode="usb",
+        freq_hz=145.51e6,
+        center_freq_hz=145e6,
+        offset_freq_hz=510e3,
+        low_cut_hz=300.0,
+        high_cut_hz=2700.0,
+        samples=pcm.astype(np.int16),
+        compression="adpcm",
+        source="openwebrx",
+        published_ns=T0 + 7,
+    )

@@ -172,6 +172,8 @@ def test_every_released_version_decodes(version: str) -> None:
             assert name == old.name
             assert list(decoded) == [f["name"] for f in current[old.name].expanded["fields"]]
     for obj in EXAMPLES:
+        if obj.SCHEMA not in catalog.released()[version]:
+            continue  # a record added after this version was released
         old = catalog.released()[version][obj.SCHEMA]
         data = b"\xc3\x01" + old.fingerprint + avro_body(old.wire, obj.to_dict())
         assert serde.decode(data) == obj

@@ -6,7 +6,8 @@ and of the KiwiSDR firmware (github.com/jks-prv/Beagle_SDR_GPS ``rx/rx_sound.cpp
 :mod:`tests.unit.producers.adapters.openwebrx_server` and ``kiwisdr_server``, running on their
 own event loop in a thread. The adapters run through :func:`run_network` (one loop, one
 producer, the pump thread); a consumer reads back decoded Measurements (features topic),
-IqChunks (IQ topic) and ReceiverStatuses.
+WaterfallRows (waterfall topic), AudioChunks (audio topic), IqChunks (IQ topic) and
+ReceiverStatuses.
 """
 
 from __future__ import annotations
@@ -17,19 +18,23 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from confluent_kafka import Message
 
 from heimdall.core import kafka
 from heimdall.core.settings import HeimdallSettings
 from heimdall.infra.topics import ensure_topics, heimdall_topics
+from heimdall.producers.adapters.adpcm import SyncAdpcmDecoder
 from heimdall.producers.network import run_network
 from heimdall.schemas.models import (
+    AudioChunk,
     ClockSource,
     IqChunk,
     Measurement,
     ReceiverState,
     ReceiverStatus,
+    WaterfallRow,
 )
 from heimdall.schemas.serde import Serde
 from tests.unit.producers.adapters.kiwisdr_server import KiwiTestServer
@@ -121,19 +126,42 @@ receivers:
 
     serde = Serde()
     t = settings.topics
-    msgs = read(settings, [t.iq, t.features, t.receivers], 30.0)
+    msgs = read(settings, [t.iq, t.features, t.receivers, t.waterfall, t.audio], 30.0)
     ms = [serde.decode(m.value() or b"", expect=Measurement) for m in msgs
           if m.topic() == t.features]  # fmt: skip
     chunks = [serde.decode(m.value() or b"", expect=IqChunk) for m in msgs if m.topic() == t.iq]
     statuses = [serde.decode(m.value() or b"", expect=ReceiverStatus) for m in msgs
                 if m.topic() == t.receivers]  # fmt: skip
 
+    rows = [serde.decode(m.value() or b"", expect=WaterfallRow) for m in msgs
+            if m.topic() == t.waterfall]  # fmt: skip
+    audio = [serde.decode(m.value() or b"", expect=AudioChunk) for m in msgs
+             if m.topic() == t.audio]  # fmt: skip
+
     owrx_ms = [m for m in ms if m.receiver_id == "owrx-test"]
-    assert len(owrx_ms) == by_id["owrx-test"].chunks
+    assert owrx_ms and rows and audio
+    assert len(owrx_ms) + len(rows) + len(audio) == by_id["owrx-test"].chunks
     m = owrx_ms[-1]
     assert m.channel_id == "145.0100MHz" and m.clock is ClockSource.NTP
     assert m.power_dbm == pytest.approx(-20.0 - 1.5, abs=0.3)  # −20 dBFS tone, −1.5 dB cal.
     assert m.freq_offset_hz == pytest.approx(1000.0, abs=150)
+
+    # every waterfall row, decoded on rf.waterfall, is the row the server computed (float32)
+    rows.sort(key=lambda r: r.seq)
+    assert [r.seq for r in rows] == list(range(len(rows)))
+    assert all(r.receiver_id == "owrx-test" and r.compression == "none" for r in rows)
+    for r in rows:
+        np.testing.assert_array_equal(r.values, owrx.rows_db_sent[r.seq])
+    assert rows[-1].center_freq_hz == owrx.center_freq_hz and rows[-1].full_scale_dbm == -1.5
+    # the audio, decoded on rf.audio: what the server's ADPCM stream decodes to, in order
+    audio.sort(key=lambda c: c.seq)
+    assert [c.seq for c in audio] == list(range(len(audio)))
+    got = np.concatenate([c.samples for c in audio])
+    decoded = SyncAdpcmDecoder().decode(b"".join(owrx.audio_data_sent))[: got.size]
+    np.testing.assert_array_equal(got, decoded)
+    assert {(c.mode, c.freq_hz, c.sample_rate_hz, c.n_samples) for c in audio} == {
+        ("nfm", F_OWRX, 12_000.0, 3000)
+    }
 
     kiwi_ms = [m for m in ms if m.receiver_id == "kiwi-test"]
     assert chunks and all(c.receiver_id == "kiwi-test" for c in chunks)

@@ -110,6 +110,11 @@ class OpenWebRxTestServer:
     rows_sent: int = 0
     audio_bytes_sent: int = 0
     smeter_sent: list[float] = field(default_factory=list)
+    #: Every FFT row sent whole, as computed (float dB, before any ADPCM), in order.
+    rows_db_sent: list[np.ndarray] = field(default_factory=list)
+    #: Every block of audio sent: the int16 PCM before coding, and the bytes on the wire.
+    audio_pcm_sent: list[np.ndarray] = field(default_factory=list)
+    audio_data_sent: list[bytes] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._server: Server | None = None
@@ -321,7 +326,8 @@ class OpenWebRxTestServer:
         while True:
             if stall is not None and conn.rows >= stall:
                 await asyncio.Future()  # keep the connection, send nothing
-            msg = self.encode_row(self.fft_row_db())
+            row = self.fft_row_db()
+            msg = self.encode_row(row)
             if cut is not None and conn.rows >= cut:
                 # a binary frame announced in full but cut in the middle, then a TCP drop
                 ws.transport.write(frame_header(0x2, len(msg)) + msg[: len(msg) // 2])
@@ -330,6 +336,7 @@ class OpenWebRxTestServer:
             await ws.send(msg)
             conn.rows += 1
             self.rows_sent += 1
+            self.rows_db_sent.append(row)
             if self.malformed_every and conn.rows % self.malformed_every == 0:
                 await ws.send("this is not json")
                 await ws.send(b"\x09junk")
@@ -347,6 +354,8 @@ class OpenWebRxTestServer:
                 pcm = np.round(8000 * np.sin(2 * np.pi * 1000 * t)).astype(np.int16)
                 data = audio.encode(pcm) if self.audio_compression == "adpcm" else pcm.tobytes()
                 self.audio_bytes_sent += len(data)
+                self.audio_pcm_sent.append(pcm)
+                self.audio_data_sent.append(data)
                 half = len(data) // 3  # messages cut anywhere
                 await ws.send(b"\x02" + data[:half])
                 await ws.send(b"\x02" + data[half:])

@@ -330,3 +330,29 @@ def test_pump_under_a_slow_broker_drops_oldest_chunks_and_reports_the_count() ->
     assert statuses[-1].state is ReceiverState.OFFLINE
     assert statuses[-1].dropped == a.buffer.dropped
     assert pump.stats.chunks == len(chunks)
+
+
+def test_pump_routes_each_event_type_to_its_topic() -> None:
+    from heimdall.schemas.models import AudioChunk, Measurement, WaterfallRow
+    from tests.unit.schemas.examples import audio_chunk, examples, iq_chunk, waterfall_row
+
+    measurement = next(e for e in examples() if isinstance(e, Measurement))
+    pub = SlowPublisher()
+    pub.gate.set()
+    topics = TopicNames(waterfall="wf", audio="au")
+    a = ScriptedAdapter([[]])
+    pump = KafkaPump(pub, topics)
+    pump.attach(a)
+    sent: list[Any] = [iq_chunk(), measurement, waterfall_row(), audio_chunk(), "not an event"]
+    for event in sent:
+        a.buffer.put(event)
+    pump.start()
+    assert pump.stop() == 0
+    assert [(t, type(e)) for t, _, e in pub.published] == [
+        (topics.iq, IqChunk),
+        (topics.features, Measurement),
+        ("wf", WaterfallRow),
+        ("au", AudioChunk),
+    ]
+    assert pump.stats.chunks == 4 and pump.stats.failed == 1
+    assert list(pump.stats.failure_reasons) == ["no topic for events of type str"]

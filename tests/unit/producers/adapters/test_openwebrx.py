@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from heimdall.core.errors import ConfigError
+from heimdall.producers.adapters.adpcm import SyncAdpcmDecoder, decode_fft_row, encode_fft_row
 from heimdall.producers.adapters.base import AdapterOptions, ReceiverInfo
 from heimdall.producers.adapters.openwebrx import (
     OpenWebRxAdapter,
@@ -30,11 +31,13 @@ from heimdall.producers.adapters.openwebrx import (
     parse_server_handshake,
 )
 from heimdall.schemas.models import (
+    AudioChunk,
     ClockSource,
     Measurement,
     Position,
     ReceiverState,
     ReceiverStatus,
+    WaterfallRow,
 )
 
 from .openwebrx_server import OpenWebRxTestServer, Tone
@@ -53,7 +56,9 @@ FAST = AdapterOptions(backoff_base_s=0.02, backoff_cap_s=0.05, stall_timeout_s=5
 def adapter_for(
     server: OpenWebRxTestServer, options: AdapterOptions = FAST, **cfg: object
 ) -> OpenWebRxAdapter:
-    conf = {"url": server.url, "freq_hz": F_CH, "integration_s": 0.3, **cfg}
+    # Waterfall rows and audio chunks off unless a test asks: the buffer holds measurements.
+    conf = {"url": server.url, "freq_hz": F_CH, "integration_s": 0.3,
+            "publish_waterfall": False, "publish_audio": False, **cfg}  # fmt: skip
     return OpenWebRxAdapter(INFO, OpenWebRxConfig(**conf), options)  # type: ignore[arg-type]
 
 
@@ -204,6 +209,106 @@ def test_audio_is_decoded_when_asked() -> None:
     asyncio.run(main())
 
 
+# ------------------------------------------------------ waterfall and audio events
+
+
+def events(adapter: OpenWebRxAdapter) -> list[object]:
+    return list(iter(adapter.buffer.get, None))
+
+
+@pytest.mark.parametrize("compression", ["adpcm", "none"])
+def test_waterfall_rows_are_published_as_the_server_computed_them(compression: str) -> None:
+    async def main() -> tuple[OpenWebRxTestServer, OpenWebRxAdapter]:
+        async with OpenWebRxTestServer(tones=[Tone(F_CH + 1000, 0.01)],
+                                       fft_compression=compression) as srv:  # fmt: skip
+            a = adapter_for(srv, publish_waterfall=True, fft_fps=srv.fft_fps)
+            await run_until(a, lambda: a.waterfall_rows >= 6)
+        return srv, a
+
+    srv, a = asyncio.run(main())
+    rows = [e for e in events(a) if isinstance(e, WaterfallRow)]
+    assert [r.seq for r in rows] == list(range(len(rows))) and len(rows) >= 6
+    assert len(rows) <= len(srv.rows_db_sent)
+    for r, sent in zip(rows, srv.rows_db_sent, strict=False):
+        assert r.n_bins == 1024 and r.values.dtype == np.float32
+        if compression == "none":
+            np.testing.assert_array_equal(r.values, sent)  # float32 rows: exactly
+        else:
+            # exactly what the codec gives back, and within ADPCM error of the server's floats
+            np.testing.assert_array_equal(r.values, decode_fft_row(encode_fft_row(sent)))
+            err = np.abs(r.values - sent)
+            # typical error: a noisy row (±1 dB bin to bin) exceeds the coder's slew at places
+            assert np.median(err) < 0.15 and np.mean(err) < 0.5
+    r = rows[-1]
+    assert r.compression == compression and r.source == "openwebrx" and r.row_stride == 1
+    assert r.center_freq_hz == CENTER and r.sample_rate_hz == 240e3
+    assert r.bin_hz == pytest.approx(234.375) and r.averages == srv.averages
+    assert r.row_period_s == pytest.approx(0.1) and r.full_scale_dbm == -1.5
+    assert r.clock is ClockSource.NTP and r.receiver_id == "owrx-1" and r.position == INFO.position
+    assert r.t_ns < r.published_ns
+    # the tone (−40 dBFS): the bin powers around it add up to it on float rows (ADPCM rows
+    # decode such a narrow peak several dB low: the coder's slew limit, module docstring)
+    k = int(np.argmin(np.abs(r.freqs_hz() - (F_CH + 1000))))
+    p = np.mean([x.bin_powers() for x in rows], axis=0)
+    tone_db = 10 * math.log10(p[k - 3 : k + 4].sum())
+    if compression == "none":
+        assert tone_db == pytest.approx(-40.0, abs=0.3)
+    else:
+        assert tone_db < -40.0
+
+
+def test_waterfall_stride_and_switches() -> None:
+    async def main() -> tuple[OpenWebRxTestServer, OpenWebRxAdapter]:
+        async with OpenWebRxTestServer(fft_compression="none") as srv:
+            a = adapter_for(srv, publish_waterfall=True, waterfall_stride=3)
+            await run_until(a, lambda: a.waterfall_rows >= 3)
+        return srv, a
+
+    srv, a = asyncio.run(main())
+    rows = [e for e in events(a) if isinstance(e, WaterfallRow)]
+    assert [r.seq for r in rows] == list(range(len(rows))) and rows[0].row_stride == 3
+    for i, r in enumerate(rows):
+        np.testing.assert_array_equal(r.values, srv.rows_db_sent[3 * i])
+    assert all(isinstance(e, Measurement) for e in events(a))  # audio off: nothing else
+
+
+@pytest.mark.parametrize("compression", ["adpcm", "none"])
+def test_audio_is_published_in_chunks(compression: str) -> None:
+    async def main() -> tuple[OpenWebRxTestServer, OpenWebRxAdapter]:
+        async with OpenWebRxTestServer(audio_compression=compression) as srv:
+            a = adapter_for(srv, publish_audio=True, audio_chunk_s=0.25)
+            await run_until(a, lambda: a.audio_chunks >= 5)
+        return srv, a
+
+    srv, a = asyncio.run(main())
+    chunks = [e for e in events(a) if isinstance(e, AudioChunk)]
+    assert [c.seq for c in chunks] == list(range(len(chunks))) and len(chunks) >= 5
+    assert all(c.n_samples == 3000 and c.samples.dtype == np.int16 for c in chunks)
+    c = chunks[-1]
+    assert c.sample_rate_hz == 12_000.0 and c.mode == "nfm" and c.compression == compression
+    assert c.freq_hz == F_CH and c.center_freq_hz == CENTER and c.offset_freq_hz == 10_000.0
+    assert (c.low_cut_hz, c.high_cut_hz) == (-6000.0, 6000.0) and c.source == "openwebrx"
+    got = np.concatenate([c.samples for c in chunks])
+    pcm = np.concatenate(srv.audio_pcm_sent)[: got.size]
+    if compression == "none":
+        np.testing.assert_array_equal(got, pcm)
+    else:
+        wire = SyncAdpcmDecoder().decode(b"".join(srv.audio_data_sent))[: got.size]
+        np.testing.assert_array_equal(got, wire)  # what the codec gives, no sample lost
+        snr = 10 * math.log10(np.mean(pcm.astype(float) ** 2)
+                              / np.mean((got.astype(float) - pcm) ** 2))  # fmt: skip
+        assert snr > 20.0
+    # t_ns: the chunks follow each other 0.25 s apart on the host clock (network jitter aside)
+    gaps = np.diff([c.t_ns for c in chunks]) / 1e9
+    assert np.all(np.abs(gaps - 0.25) < 0.1), gaps
+
+
+def test_defaults_publish_everything() -> None:
+    cfg = OpenWebRxConfig(url="ws://h:1/ws/", freq_hz=F_CH)
+    assert cfg.publish_waterfall and cfg.publish_audio and cfg.waterfall_stride == 1
+    assert cfg.audio_chunk_s == 0.25
+
+
 # ----------------------------------------------------------------- failures
 
 
@@ -297,6 +402,11 @@ def test_a_channel_outside_the_band_is_not_measured() -> None:
         assert a.stats.malformed_reasons["channel outside the band"] >= 3
         assert a.stats.chunks == 0
         assert not any("dspcontrol" in m for m in srv.received[0])
+        # the waterfall of the band is still worth publishing
+        async with OpenWebRxTestServer() as srv:
+            a = adapter_for(srv, freq_hz=146_000_000.0, publish_waterfall=True)
+            await run_until(a, lambda: a.waterfall_rows >= 2)
+        assert all(isinstance(e, WaterfallRow) for e in events(a))
 
     asyncio.run(main())
 
@@ -308,6 +418,8 @@ def test_a_channel_outside_the_band_is_not_measured() -> None:
         ({"low_cut_hz": 100.0, "high_cut_hz": -100.0}, "high_cut_hz"),
         ({"measure": "both"}, "measure: 'both'"),
         ({"profile": "2m"}, "profile: '2m' must be 'sdr_id|profile_id'"),
+        ({"waterfall_stride": 0}, "waterfall_stride: 0 must be at least 1"),
+        ({"audio_chunk_s": 0.0}, "audio_chunk_s: 0 must be positive"),
     ],
 )
 def test_bad_configs_are_one_line_errors(cfg: dict[str, object], match: str) -> None:
