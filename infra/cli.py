@@ -108,9 +108,11 @@ def _register_subcommands() -> None:
         cli_recordings,
         cli_simulate,
         cli_tdoa,
+        cli_train,
     )
 
     app.command("simulate")(cli_simulate.simulate)
+    app.command("train")(cli_train.train)
     app.add_typer(cli_models.app, name="models")
     app.add_typer(receiver_app, name="receiver")
     app.add_typer(receivers_app, name="receivers")
