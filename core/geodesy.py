@@ -56,6 +56,7 @@ __all__ = [
     "ecef_to_geodetic",
     "from_enu",
     "geodetic_to_ecef",
+    "latlon_of_enu",
     "to_enu",
 ]
 
@@ -253,3 +254,22 @@ def distance_m(a: ArrayLike, b: ArrayLike) -> Any:
     xb, yb, zb = geodetic_to_ecef(bb[..., 0], bb[..., 1], alt_b)
     d = np.sqrt((xa - xb) ** 2 + (ya - yb) ** 2 + (za - zb) ** 2)
     return float(d) if d.ndim == 0 else d
+
+
+def latlon_of_enu(
+    frame: LocalFrame, e: ArrayLike, n: ArrayLike, iterations: int = 4
+) -> tuple[FloatArray, FloatArray]:
+    """(lat, lon) of the points at altitude 0 whose East, North in ``frame`` are ``e, n``.
+
+    The inverse of ``frame.to_enu(lat, lon, 0)[:2]``: Up is solved by fixed-point iteration
+    (``u ← u − alt``; the Up axis is within d/R rad of the normal, so each step gains ~4
+    orders of magnitude at 100 km).
+    """
+    ee = np.asarray(e, dtype=np.float64)
+    nn = np.asarray(n, dtype=np.float64)
+    u = np.zeros(np.broadcast(ee, nn).shape)
+    lat = lon = u
+    for _ in range(iterations):
+        lat, lon, alt = frame.from_enu(ee, nn, u)
+        u = u - np.asarray(alt, dtype=np.float64)
+    return np.asarray(lat, dtype=np.float64), np.asarray(lon, dtype=np.float64)

@@ -17,7 +17,7 @@ import numpy as np
 import onnxruntime as ort
 
 from heimdall.core.errors import HeimdallError
-from heimdall.core.geodesy import LocalFrame
+from heimdall.core.geodesy import LocalFrame, latlon_of_enu
 from heimdall.ml.models.featurize import featurize
 from heimdall.ml.models.setnet import FEATURES, INPUT_NAMES, OUTPUT_NAMES, Normalisation
 from heimdall.schemas.models import Observation
@@ -137,7 +137,7 @@ class OnnxLocalizer:
         if not observations:
             return []
         mean, cov = self.session.run(list(OUTPUT_NAMES), self.inputs(observations))
-        lat, lon, _ = self.frame.from_enu(mean[:, 0], mean[:, 1], np.zeros(len(mean)))
+        lat, lon = latlon_of_enu(self.frame, mean[:, 0], mean[:, 1])  # on the ground, as trained
         lat, lon = np.atleast_1d(lat), np.atleast_1d(lon)
         return [
             Prediction(float(lat[i]), float(lon[i]), np.asarray(cov[i], dtype=np.float64))

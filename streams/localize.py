@@ -12,7 +12,7 @@ import time
 import numpy as np
 
 from heimdall.core.errors import EstimationError
-from heimdall.core.geodesy import LocalFrame
+from heimdall.core.geodesy import LocalFrame, latlon_of_enu
 from heimdall.core.ids import new_event_id
 from heimdall.ml.estimators.rss import estimate_rss
 from heimdall.ml.inference import OnnxLocalizer
@@ -42,7 +42,8 @@ def localize_rss(obs: Observation) -> Localization:
     e, n, _u = frame.to_enu(lat, lon, alt)
     power = np.array([m.power_dbm for m in obs.members])
     est = estimate_rss(np.column_stack([e, n]), power, sigma_db=measurement_sigma_db(obs))
-    tx_lat, tx_lon, tx_alt = frame.from_enu(est.east_m, est.north_m, 0.0)
+    tx_lat, tx_lon = latlon_of_enu(frame, est.east_m, est.north_m)
+    tx_alt = 0.0
     now = time.time_ns()
     latency_s = obs.upstream_latency_s + (now - obs.published_ns) / 1e9 if obs.published_ns else 0.0
     return Localization(

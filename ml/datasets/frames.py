@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import numpy.typing as npt
 
-from heimdall.core.geodesy import LocalFrame
+from heimdall.core.geodesy import LocalFrame, latlon_of_enu
 from heimdall.ml.training import SetDataset
 
 __all__ = [
@@ -40,25 +40,6 @@ def frame_dict(frame: LocalFrame) -> dict[str, float]:
         "lon0_deg": float(frame.lon0_deg),
         "alt0_m": float(frame.alt0_m),
     }
-
-
-def latlon_of_enu(
-    frame: LocalFrame, e: npt.ArrayLike, n: npt.ArrayLike, iterations: int = 4
-) -> tuple[FloatArray, FloatArray]:
-    """(lat, lon) of the points at altitude 0 whose East, North in ``frame`` are ``e, n``.
-
-    The inverse of ``frame.to_enu(lat, lon, 0)[:2]``: Up is solved by fixed-point iteration
-    (``u ← u − alt``; the Up axis is within d/R rad of the normal, so each step gains ~4
-    orders of magnitude at 100 km).
-    """
-    ee = np.asarray(e, dtype=np.float64)
-    nn = np.asarray(n, dtype=np.float64)
-    u = np.zeros(np.broadcast(ee, nn).shape)
-    lat = lon = u
-    for _ in range(iterations):
-        lat, lon, alt = frame.from_enu(ee, nn, u)
-        u = u - np.asarray(alt, dtype=np.float64)
-    return np.asarray(lat, dtype=np.float64), np.asarray(lon, dtype=np.float64)
 
 
 def centroid_frame(lat_deg: npt.ArrayLike, lon_deg: npt.ArrayLike) -> LocalFrame:
