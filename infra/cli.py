@@ -67,6 +67,33 @@ def worker() -> None:
 
 
 @app.command()
+def sink(
+    group_id: Annotated[str, typer.Option(help="consumer group")] = "heimdall-clickhouse-sink",
+) -> None:
+    """Write features, observations, localizations and truth to ClickHouse until stopped."""
+    import signal
+    import threading
+
+    from heimdall.consumers.clickhouse_sink import ClickHouseSink
+    from heimdall.core.store import open_clickhouse
+    from heimdall.infra.clickhouse.migrate import apply_schema
+    from heimdall.schemas.serde import Serde
+
+    settings = _settings()
+    store = open_clickhouse(settings)
+    apply_schema(store, settings.clickhouse.database)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    s = ClickHouseSink(settings, store, Serde(settings.schema_registry.url), group_id=group_id)
+    try:
+        s.run(stop)
+    finally:
+        store.close()
+    err_console.print(f"sink: wrote {s.stats.rows}")
+
+
+@app.command()
 def tail(
     topic: Annotated[
         str,
