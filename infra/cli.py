@@ -124,11 +124,15 @@ receiver_app = typer.Typer(
 )
 receivers_app = typer.Typer(help="Run a network of receivers.", no_args_is_help=True)
 record_app = typer.Typer(help="Record topics to files.", no_args_is_help=True)
-eval_app = typer.Typer(help="Evaluate localization on real data.", no_args_is_help=True)
+eval_app = typer.Typer(
+    help="Evaluate localization on real data (POWDER, DCF77) and against the Cramér–Rao bound.",
+    no_args_is_help=True,
+)
 
 
 def _register_subcommands() -> None:
     from heimdall.infra import (
+        cli_eval_sim,
         cli_models,
         cli_powder,
         cli_receivers,
@@ -154,6 +158,7 @@ def _register_subcommands() -> None:
     record_app.command("sigmf")(cli_recordings.record_sigmf)
     eval_app.command("tdoa")(cli_tdoa.eval_tdoa)
     eval_app.command("powder")(cli_powder.eval_powder)
+    eval_app.command("sim")(cli_eval_sim.eval_sim)
 
 
 _register_subcommands()

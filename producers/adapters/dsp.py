@@ -79,7 +79,6 @@ from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
-from numpy.lib.stride_tricks import sliding_window_view
 from scipy import signal as sps
 
 from heimdall.core.errors import ConfigError
@@ -237,7 +236,7 @@ def design_stage(
 
 
 class FirDecimator:
-    """Stateful polyphase FIR decimator for complex64 blocks of any length.
+    """Stateful polyphase FIR decimator for complex blocks of any length.
 
     Parameters
     ----------
@@ -252,12 +251,16 @@ class FirDecimator:
     over the whole input since the reset (zeros before it). Input that does not complete a
     group of M samples waits for the next block.
 
-    Only the kept outputs are computed: the input (with the last ``L − M`` samples of the
-    previous block in front) is viewed without copying as the ``(n_out, L)`` matrix of the
-    windows that end at each kept sample (``numpy.lib.stride_tricks.sliding_window_view``
-    with a step of M rows) and contracted with the reversed taps by ``numpy.einsum``.
-    einsum is used rather than a BLAS product on purpose: these thin products are too small
-    to gain from OpenBLAS threads, whose spinning costs several times the work itself.
+    The work is done on *planar* float32 data (:meth:`process_planar`: a ``(2, n)`` array,
+    row 0 the real parts, row 1 the imaginary parts) so that the real taps multiply real
+    numbers (half the arithmetic of a complex × complex product) with unit-stride inner
+    loops. Only the kept outputs are computed: the input (with the last ``L − M`` samples of
+    the previous block in front) is viewed without copying as the ``(2, n_out, L)`` array of
+    the windows that end at each kept sample (a strided view with a step of M samples) and
+    contracted with the reversed taps by ``numpy.einsum``. einsum is used rather than a BLAS
+    product on purpose: these thin products are too small to gain from OpenBLAS threads,
+    whose spinning costs several times the work itself. :meth:`process` is the complex64
+    interface to the same computation.
     """
 
     def __init__(self, taps: npt.ArrayLike, factor: int) -> None:
@@ -265,32 +268,55 @@ class FirDecimator:
         self.factor = int(factor)
         self.n_taps = int(h.size)
         # windows of the L inputs ending at each kept sample; the kept sample is the newest
-        self._g = np.ascontiguousarray(h[::-1]).astype(np.complex64)
+        g = np.ascontiguousarray(h[::-1])
         # history so that output 0 ends at input index M − 1: L − M zeros (≥ 0) before it
         self._lead = max(self.n_taps - self.factor, 0)
         self._win = max(self.n_taps, self.factor)
         if self.n_taps < self.factor:  # shorter filter than the step: pad the taps
-            self._g = np.concatenate(
-                (np.zeros(self.factor - self.n_taps, dtype=np.complex64), self._g)
-            )
+            g = np.concatenate((np.zeros(self.factor - self.n_taps), g))
+        self._g = g.astype(np.float32)
         self.reset()
 
     def reset(self) -> None:
         """Forget the past input (as if the stream started now)."""
-        self._buf: ComplexArray = np.zeros(self._lead, dtype=np.complex64)
+        self._hist: npt.NDArray[np.float32] = np.zeros((2, self._lead), dtype=np.float32)
+
+    def scale(self, k: float) -> None:
+        """Multiply the taps by ``k`` (folds a constant gain into the filter)."""
+        self._g = (self._g.astype(np.float64) * k).astype(np.float32)
+
+    def process_planar(self, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """Filter and decimate the next planar block ``(2, n)``; returns ``(2, n_out)``."""
+        m = self.factor
+        buf = (
+            np.concatenate((self._hist, x), axis=1)
+            if self._hist.shape[1]
+            else np.ascontiguousarray(x, dtype=np.float32)
+        )
+        width = buf.shape[1]
+        n_out = (width - self._lead) // m
+        if n_out <= 0:
+            self._hist = buf
+            return np.empty((2, 0), dtype=np.float32)
+        windows: npt.NDArray[np.float32] = np.ndarray(
+            (2, n_out, self._win), np.float32, buf, 0, (4 * width, 4 * m, 4)
+        )
+        y = np.einsum("cnl,l->cn", windows, self._g)
+        self._hist = buf[:, n_out * m :].copy()
+        return y
 
     def process(self, x: npt.NDArray[np.complex64]) -> ComplexArray:
-        """Filter and decimate the next block; returns the outputs it completes."""
-        m = self.factor
-        buf = np.concatenate((self._buf, np.asarray(x, dtype=np.complex64)))
-        n_out = (buf.size - self._lead) // m
-        if n_out <= 0:
-            self._buf = buf
-            return np.empty(0, dtype=np.complex64)
-        windows = sliding_window_view(buf[: (n_out - 1) * m + self._win], self._win)[::m]
-        y = np.einsum("nl,l->n", windows, self._g)
-        self._buf = buf[n_out * m :].copy()
-        return np.asarray(y, dtype=np.complex64)
+        """Filter and decimate the next complex block; returns the outputs it completes."""
+        x = np.asarray(x, dtype=np.complex64)
+        y = self.process_planar(np.stack((x.real, x.imag)))
+        return _to_complex(y)
+
+
+def _to_complex(y: npt.NDArray[np.float32]) -> ComplexArray:
+    out = np.empty(y.shape[1], dtype=np.complex64)
+    out.real = y[0]
+    out.imag = y[1]
+    return out
 
 
 class Nco:
@@ -414,15 +440,31 @@ class ChannelDecimator:
             f.reset()
         self._carry = b""
 
+    def _chain(self, p: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        for f in self._filters:
+            p = f.process_planar(p)
+        return p
+
     def process(self, x: npt.NDArray[np.complex64]) -> ComplexArray:
         """Channelise a block of complex64 input samples; returns the outputs completed."""
-        y = self.nco.mix(x)
-        for f in self._filters:
-            y = f.process(y)
-        return y
+        y = self.nco.mix(np.asarray(x, dtype=np.complex64))
+        return _to_complex(self._chain(np.stack((y.real, y.imag))))
 
-    def process_u8(self, data: bytes) -> tuple[ComplexArray, int]:
+    def _u8_planar(self, u: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+        """Mixed planar input ``(2, n)`` float32 of an even number of bytes, × 127.5."""
+        f = u.astype(np.float32)
+        f -= np.float32(127.5)
+        y = self.nco.mix(f.view(np.complex64))
+        out = np.empty((2, y.size), dtype=np.float32)
+        out[0] = y.real
+        out[1] = y.imag
+        return out
+
+    def process_u8(self, data: bytes | bytearray | memoryview) -> tuple[ComplexArray, int]:
         """Channelise rtl-sdr bytes (interleaved u8 I, Q); an odd trailing byte waits.
+
+        ``x = ((I − 127.5) + j (Q − 127.5)) / 127.5`` as :func:`u8_iq_lut` (the scale is
+        applied to the outputs: the chain is linear); any split gives the same output.
 
         Returns
         -------
@@ -430,10 +472,12 @@ class ChannelDecimator:
             The completed output samples and the number of input samples consumed.
         """
         if self._carry:
-            data = self._carry + data
-        n_pairs = len(data) // 2
-        self._carry = data[2 * n_pairs :]
+            data = self._carry + bytes(data)
+        u = np.frombuffer(data, dtype=np.uint8)
+        n_pairs = u.size // 2
+        self._carry = u[2 * n_pairs :].tobytes()
         if n_pairs == 0:
             return np.empty(0, dtype=np.complex64), 0
-        idx = np.frombuffer(data, dtype="<u2", count=n_pairs)
-        return self.process(self._lut[idx]), n_pairs
+        p = self._chain(self._u8_planar(u[: 2 * n_pairs]))
+        p *= np.float32(1 / 127.5)
+        return _to_complex(p), n_pairs

@@ -51,7 +51,6 @@ the nominal at 0 dB is used: set a manual gain on receivers used for localisatio
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import struct
 import time
@@ -182,10 +181,10 @@ class RtlTcpConfig:
     settle_s : float
         Input discarded after the commands are sent (samples taken before the retune).
     read_size : int
-        Largest read from the socket, bytes.
+        Room for one read from the socket beyond the block being gathered, bytes.
     min_block_s : float
         Input gathered before it is channelised, s of samples (fewer, larger numpy calls:
-        at 288 kS/s, 50 ms is 28.8 KB; real rtl_tcp sends 256 KiB USB buffers anyway).
+        at 288 kS/s, 100 ms is 57.6 KB; real rtl_tcp sends 256 KiB USB buffers anyway).
     """
 
     host: str
@@ -203,7 +202,7 @@ class RtlTcpConfig:
     atten_db: float = 60.0
     settle_s: float = 0.1
     read_size: int = 1 << 16
-    min_block_s: float = 0.05
+    min_block_s: float = 0.1
 
     @property
     def offset_hz(self) -> float:
@@ -308,8 +307,8 @@ class RtlTcpAdapter(ReceiverAdapter):
         )
         self.full_scale_dbm = fs_dbm + info.calibration_offset_db
         self.dongle: DongleInfo | None = None
-        self._reader: asyncio.StreamReader | None = None
-        self._writer: asyncio.StreamWriter | None = None
+        self._transport: asyncio.Transport | None = None
+        self._proto: _RtlTcpProtocol | None = None
         self._out = np.empty(config.chunk_samples, dtype=np.complex64)
         self.reset()
 
@@ -328,23 +327,20 @@ class RtlTcpAdapter(ReceiverAdapter):
 
     async def open(self) -> None:
         cfg = self.config
-        self._reader, self._writer = await asyncio.open_connection(cfg.host, cfg.port)
-        try:
-            head = await self._reader.readexactly(HEADER_LEN)
-        except asyncio.IncompleteReadError as exc:
-            raise ProtocolError(
-                f"{self.label} at {self.address} closed the connection before its 12-byte "
-                f"header (got {exc.partial!r}): is this port an rtl_tcp server?"
-            ) from None
+        loop = asyncio.get_running_loop()
+        proto = _RtlTcpProtocol(self, loop)
+        self._proto = proto
+        self._transport, _ = await loop.create_connection(lambda: proto, cfg.host, cfg.port)
+        head = await proto.header
         if head[:4] != MAGIC:
             raise ProtocolError(
                 f"{self.label} at {self.address} did not greet with the rtl_tcp header "
                 f"(got {head!r} instead of b'RTL0...'): is this port an rtl_tcp server?"
             )
         self.dongle = parse_header(head)
-        self.data_received(HEADER_LEN)
-        self._writer.write(b"".join(encode_command(c, p) for c, p in tuning_commands(cfg)))
-        await self._writer.drain()
+        self._transport.write(b"".join(encode_command(c, p) for c, p in tuning_commands(cfg)))
+        proto.streaming = True
+        proto.consume()  # samples that came with the header
         log.info(
             "%s: rtl_tcp %s (%s tuner, %d gains), tuned to %d Hz for %.0f Hz at %d S/s",
             self.info.receiver_id, self.address, self.dongle.tuner_name, self.dongle.gain_count,
@@ -352,37 +348,17 @@ class RtlTcpAdapter(ReceiverAdapter):
         )  # fmt: skip
 
     async def close(self) -> None:
-        writer, self._writer, self._reader = self._writer, None, None
-        if writer is not None:
-            writer.close()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(writer.wait_closed(), 1.0)
+        transport, self._transport, self._proto = self._transport, None, None
+        if transport is not None:
+            transport.close()
 
     async def stream(self) -> None:
-        reader = self._reader
-        if reader is None:
+        proto = self._proto
+        if proto is None:
             raise ProtocolError("stream() before open()")
-        size = self.config.read_size
-        min_bytes = 2 * round(self.config.min_block_s * self.config.sample_rate_hz)
-        pending = bytearray()
-        while True:
-            data = await reader.read(size)
-            if not data:
-                return
-            arrival_ns = time.time_ns()
-            self.data_received(len(data))
-            if self._skip:
-                if len(data) <= self._skip:
-                    self._skip -= len(data)
-                    continue
-                data = data[self._skip :]
-                self._skip = 0
-            pending += data
-            if len(pending) >= min_bytes:
-                self._feed(bytes(pending), arrival_ns)
-                pending.clear()
+        await proto.done  # the samples are handled as they arrive (_RtlTcpProtocol)
 
-    def _feed(self, data: bytes, arrival_ns: int) -> None:
+    def _feed(self, data: bytes | memoryview, arrival_ns: int) -> None:
         y, n_in = self.decimator.process_u8(data)
         self._n_in += n_in
         fs = self.config.sample_rate_hz
@@ -428,3 +404,97 @@ class RtlTcpAdapter(ReceiverAdapter):
         self._n_out += self._fill
         self._fill = 0
         self.emit(chunk)
+
+
+class _RtlTcpProtocol(asyncio.BufferedProtocol):
+    """The socket side of :class:`RtlTcpAdapter`: bytes straight into one preallocated buffer.
+
+    The event loop ``recv_into``\\ s the buffer (no ``bytes`` object per read, no stream
+    reader, no task switch per read); every read notes its arrival (stall detector) and,
+    once ``min_block_s`` of samples has gathered, the even-length head of the buffer is
+    channelised in place and the odd byte (if any) moved to the front. The first 12 bytes are
+    the header (:attr:`header`), the next ``settle_s`` of samples are dropped. :attr:`done`
+    ends with the connection (its error, if any).
+    """
+
+    def __init__(self, adapter: RtlTcpAdapter, loop: asyncio.AbstractEventLoop) -> None:
+        cfg = adapter.config
+        self.adapter = adapter
+        self.min_bytes = max(2, 2 * round(cfg.min_block_s * cfg.sample_rate_hz))
+        self.buf = bytearray(self.min_bytes + max(cfg.read_size, HEADER_LEN))
+        self.view = memoryview(self.buf)
+        self.fill = 0
+        self.arrival_ns = 0
+        self.streaming = False  # header accepted, tuning sent
+        self.transport: asyncio.Transport | None = None
+        self.header: asyncio.Future[bytes] = loop.create_future()
+        self.done: asyncio.Future[None] = loop.create_future()
+        for fut in (self.header, self.done):  # an error nobody awaited is not worth a warning
+            fut.add_done_callback(lambda f: f.cancelled() or f.exception())
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self.view[self.fill :]
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.fill += nbytes
+        self.arrival_ns = time.time_ns()
+        self.adapter.data_received(nbytes)
+        try:
+            if not self.header.done():
+                if self.fill < HEADER_LEN:
+                    return
+                self.header.set_result(bytes(self.buf[:HEADER_LEN]))
+                self._drop(HEADER_LEN)
+                return  # open() checks it, sends the tuning, then calls consume()
+            if self.streaming:
+                self.consume()
+            elif self.fill + HEADER_LEN > len(self.buf):  # open() has not resumed yet
+                self._drop(self.fill)
+        except Exception as exc:
+            self._fail(exc)
+
+    def consume(self) -> None:
+        """Skip the settling bytes, then channelise once a block has gathered."""
+        a = self.adapter
+        if a._skip:
+            n = min(a._skip, self.fill)
+            a._skip -= n
+            self._drop(n)
+        if self.fill >= self.min_bytes:
+            even = self.fill & ~1
+            a._feed(self.view[:even], self.arrival_ns)
+            self._drop(even)
+
+    def _drop(self, n: int) -> None:
+        """Forget the first ``n`` bytes of the buffer."""
+        rest = self.fill - n
+        if rest:
+            self.buf[:rest] = self.view[n : self.fill]
+        self.fill = rest
+
+    def _fail(self, exc: BaseException) -> None:
+        if not self.done.done():
+            self.done.set_exception(exc)
+        if self.transport is not None:
+            self.transport.abort()
+
+    def eof_received(self) -> bool:
+        return False  # close the transport: connection_lost follows
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.header.done():
+            self.header.set_exception(
+                ProtocolError(
+                    f"{self.adapter.label} at {self.adapter.address} closed the connection "
+                    f"before its 12-byte header (got {bytes(self.buf[: self.fill])!r}): is "
+                    "this port an rtl_tcp server?"
+                )
+            )
+        if not self.done.done():
+            if exc is None:
+                self.done.set_result(None)
+            else:
+                self.done.set_exception(exc)
