@@ -356,3 +356,34 @@ def test_pump_routes_each_event_type_to_its_topic() -> None:
     ]
     assert pump.stats.chunks == 4 and pump.stats.failed == 1
     assert list(pump.stats.failure_reasons) == ["no topic for events of type str"]
+
+
+def test_pump_lingers_after_a_wake_up_to_publish_chunks_together_but_not_on_stop() -> None:
+    from tests.unit.schemas.examples import iq_chunk
+
+    pub = SlowPublisher()
+    pub.gate.set()
+    a, b = ScriptedAdapter([[]]), ScriptedAdapter([[]])
+    pump = KafkaPump(pub, TopicNames(), linger_s=0.3)
+    pump.attach(a)
+    pump.attach(b)
+    pump.start()
+    try:
+        time.sleep(0.05)  # the pump is asleep: the first chunk wakes it, it lingers
+        a.buffer.put(iq_chunk())
+        a.on_chunk()  # type: ignore[misc]
+        time.sleep(0.1)
+        assert pub.published == []  # still gathering
+        b.buffer.put(iq_chunk())
+        b.on_chunk()  # type: ignore[misc]
+        deadline = time.monotonic() + 2.0
+        while len(pub.published) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(pub.published) == 2  # both in the pass after the linger
+        a.buffer.put(iq_chunk())
+        a.on_chunk()  # type: ignore[misc]
+        t0 = time.monotonic()
+    finally:
+        assert pump.stop() == 0
+    assert time.monotonic() - t0 < 0.2  # stop() cuts the linger short and publishes the rest
+    assert len(pub.published) == 3 and pump.stats.chunks == 3

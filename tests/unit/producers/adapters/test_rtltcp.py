@@ -252,6 +252,48 @@ def test_timestamps_follow_the_sample_clock_and_the_host_clock() -> None:
     asyncio.run(main())
 
 
+def test_paced_reads_wake_the_loop_once_per_block_and_change_no_sample() -> None:
+    """Read pacing (``max_read_pause_s``): the data waits in the kernel between reads, so
+    a 288 kS/s stream sent in 20 ms pieces is read ~10 times a second instead of ~50, with
+    the same samples and timestamps within the same bounds."""
+    fs = 288_000
+
+    async def one(pause_s: float) -> tuple[list[IqChunk], int, int]:
+        async with RtlTcpTestServer(
+            tones=[Tone(F_CH + 1500, 0.3)], realtime=True, sample_rate_hz=fs,
+            block_bytes=2 * fs // 50,
+        ) as srv:  # fmt: skip
+            a = adapter_for(srv, sample_rate_hz=fs, max_read_pause_s=pause_s)
+            reads = [0]
+            count = a.data_received
+
+            def counted(nbytes: int) -> None:
+                reads[0] += 1
+                count(nbytes)
+
+            a.data_received = counted  # type: ignore[method-assign]
+            await run_until(a, lambda: a.stats.chunks >= 6)
+            now = time.time_ns()
+        chunks = drain(a)
+        end_ns = chunks[-1].t_ns + 0.2e9 - now
+        return chunks, reads[0], int(end_ns)
+
+    async def main() -> None:
+        paced, paced_reads, paced_end = await one(0.15)
+        eager, eager_reads, _ = await one(0.0)
+        n = min(len(paced), len(eager))
+        assert n >= 6
+        for p, e in zip(paced[:n], eager[:n], strict=True):
+            np.testing.assert_array_equal(p.iq, e.iq)
+        # ~1.3 s of streaming: ~65 reads unpaced, ~13 paced
+        assert paced_reads * 2 < eager_reads
+        steps = np.diff([c.t_ns for c in paced[1:]]) / 1e9
+        np.testing.assert_allclose(steps, 0.2, atol=0.005)
+        assert -0.35e9 < paced_end <= 0
+
+    asyncio.run(main())
+
+
 # ---------------------------------------------------------------------- config
 
 
