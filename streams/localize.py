@@ -21,6 +21,14 @@ from heimdall.schemas.models import Localization, Observation, Position
 MIN_SIGMA_DB = 0.01
 
 
+def processing_latency_s(obs: Observation, now_ns: int) -> float:
+    """Chunk to localization, without the window wait: the features stage's delay carried by
+    the observation plus the time since the observation was published (0 when unknown)."""
+    if not obs.published_ns:
+        return 0.0
+    return obs.upstream_latency_s + (now_ns - obs.published_ns) / 1e9
+
+
 def measurement_sigma_db(obs: Observation) -> float:
     """Noise of the members' window-mean powers: the rms of ``power_std_db / sqrt(n)``.
 
@@ -45,7 +53,7 @@ def localize_rss(obs: Observation) -> Localization:
     tx_lat, tx_lon = latlon_of_enu(frame, est.east_m, est.north_m)
     tx_alt = 0.0
     now = time.time_ns()
-    latency_s = obs.upstream_latency_s + (now - obs.published_ns) / 1e9 if obs.published_ns else 0.0
+    latency_s = processing_latency_s(obs, now)
     return Localization(
         event_id=new_event_id(),
         observation_id=obs.event_id,
@@ -73,7 +81,7 @@ def localize_onnx(obs: Observation, model: OnnxLocalizer) -> Localization:
     """The active ONNX model's estimate for one observation."""
     pred = model.predict([obs])[0]
     now = time.time_ns()
-    latency_s = obs.upstream_latency_s + (now - obs.published_ns) / 1e9 if obs.published_ns else 0.0
+    latency_s = processing_latency_s(obs, now)
     cov = pred.cov_m2
     return Localization(
         observation_id=obs.event_id,
