@@ -32,9 +32,9 @@ def _table(report: dict[str, Any]) -> Table:
     chosen = report.get("method", "setnet")
     models = report.get("models", {})
     rows: list[tuple[str, dict[str, Any]]] = [
-        (f"{name} *" if name == chosen else name, models[name])
-        for name in ("setnet", "setnet+knn")
-        if name in models
+        (f"{name} *" if name == chosen else name, m)
+        for name, m in models.items()
+        if not name.endswith("_uncalibrated")
     ] or [(str(chosen), report)]
     for name, m in report.get("baselines", {}).items():
         rows.append((name, m))
@@ -72,6 +72,14 @@ def eval_powder(
     no_baselines: Annotated[
         bool, typer.Option("--no-baselines", help="skip the k-NN and RSS baselines")
     ] = False,
+    track: Annotated[
+        bool,
+        typer.Option(
+            "--track",
+            help="fuse the fixes along time (Kalman/RTS over the test rows' timestamps; "
+            "one transmitter moving) and report the tracked estimates",
+        ),
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar")] = False,
 ) -> None:
     """Train the set model on POWDER, evaluate it and the baselines on a split or a test CSV."""
@@ -91,6 +99,7 @@ def eval_powder(
         plot=plot,
         predictions=predictions,
         onnx=onnx,
+        track=track,
         progress=not quiet,
     )
     if report.get("has_truth"):

@@ -10,7 +10,7 @@ import typer
 from typer.testing import CliRunner
 
 from heimdall.infra.cli_powder import eval_powder
-from heimdall.ml.powder.evaluate import PREDICTION_COLUMNS
+from heimdall.ml.powder.evaluate import PREDICTION_COLUMNS, TRACK_PSDS
 
 from ._tiny import write_tiny
 
@@ -85,3 +85,23 @@ def test_eval_powder_unlabelled_test_csv(tmp_path: Path) -> None:
     assert not rep["has_truth"] and "median_m" not in rep and rep["n_predictions"] == 7
     rows = list(csv.DictReader(pred.open()))
     assert len(rows) == 7 and float(rows[0]["cov_ee"]) > 0.0
+
+
+def test_eval_powder_track(tmp_path: Path) -> None:
+    """``--track`` reports the tracked estimates and keeps the per-fix ones under models."""
+    train = write_tiny(tmp_path, n=60)
+    out = tmp_path / "r.json"
+    res = CliRunner().invoke(
+        _app(),
+        [
+            *("--train", str(train), "--split", "random_test", "--json", str(out), "--track"),
+            *("--epochs", "2", "--members", "1", "--no-baselines", "--quiet"),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    rep = json.loads(out.read_text())
+    assert rep["method"].endswith("+track")
+    assert rep["tracking"]["accel_psd_m2_s3"] in TRACK_PSDS
+    tracked = rep["models"][rep["method"]]
+    assert tracked["median_m"] == rep["median_m"]
+    assert "setnet" in rep["models"]
