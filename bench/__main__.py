@@ -18,6 +18,7 @@ from bench import (
     bench_serde,
     bench_simulator,
     bench_sink,
+    bench_track,
 )
 from bench.common import Context, machine_line
 
@@ -25,6 +26,7 @@ BENCHMARKS: dict[str, tuple[Callable[[Context], None], str]] = {
     "serde": (bench_serde.run, "encode/decode µs, IqChunk and Measurement, both framings"),
     "features": (bench_dsp.run_features, "µs per 2400-sample chunk of the features DSP"),
     "localize": (bench_dsp.run_localize, "ms per RSS localization, 7/25/50 receivers"),
+    "track": (bench_track.run, "Kalman filter / RTS smoother: fixes/s"),
     "inference": (bench_inference.run, "ONNX set model: p50/p99 per observation, batched obs/s"),
     "simulator": (bench_simulator.run, "simulator speed vs real time"),
     "sink": (bench_sink.run, "ClickHouse sink rows/s into chDB vs raw insert"),
