@@ -337,7 +337,8 @@ def _caption(
         "features chunks/s = sustained rate of the features stage on a pre-published backlog; "
         "features lat. = Measurement.published_ns − chunk_published_ns; chunk→loc. = "
         "Localization.processing_latency_s (chunk publication → localization, excluding the "
-        "association window); locs = localizations in the steady state; 1st meas. / 1st loc. = "
+        "association window); locs = localizations in the steady state (each RSS fix and its "
+        "tracked twin, HEIMDALL_TRACK); 1st meas. / 1st loc. = "
         "wall time from broker start to the first event on rf.features / rf.localizations.",
         f"Networks: the 7 seed receivers, then {describe_region()}; 2 channels (carrier, NBFM), "
         f"12 kHz, 0.2 s chunks, ci16; {PARTITIONS} partitions; association window 1 s, "

@@ -164,6 +164,11 @@ class HeimdallSettings(BaseSettings):
     assoc_min_receivers: int = Field(4, ge=3, description="receivers an observation needs")
     max_chunk_samples: int = Field(1 << 20, description="larger IQ chunks are refused to the DLQ")
     model_name: str = Field("setnet", description="model the localize stage runs (rf.models.v1)")
+    track: bool = Field(True, description="also publish each method's estimates tracked in time")
+    track_accel_psd: float = Field(
+        0.1, gt=0, description="tracker's white-acceleration spectral density, m^2/s^3"
+    )
+    track_max_gap_s: float = Field(60.0, gt=0, description="a longer gap starts a new track")
     log_level: str = Field("WARNING", description="Python logging level")
     topics: TopicNames = Field(default_factory=TopicNames)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
@@ -208,6 +213,9 @@ class HeimdallSettings(BaseSettings):
                     "max_chunk_samples",
                     "log_level",
                     "model_name",
+                    "track",
+                    "track_accel_psd",
+                    "track_max_gap_s",
                 }
             ).items()
         }

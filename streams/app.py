@@ -5,7 +5,10 @@
                kept in the changelogged table ``associate-windows``)
 ``localize``   rf.observations.v1 → rf.localizations.v1 (the classical RSS estimate, and the
                active ONNX model's beside it, each marked with its ``method``; the model is
-               hot-reloaded from rf.models.v1 by :class:`heimdall.streams.models.ModelWatcher`)
+               hot-reloaded from rf.models.v1 by :class:`heimdall.streams.models.ModelWatcher`;
+               with ``HEIMDALL_TRACK`` each is also published tracked in time, method
+               ``<method>+track``, the tracks kept in the changelogged table
+               ``localize-tracks``: :mod:`heimdall.streams.track`)
 
 Values travel as raw bytes and are decoded with :class:`heimdall.schemas.serde.Serde`, so that
 an event that cannot be decoded or is invalid goes to the dead-letter topic untouched, with
@@ -21,6 +24,7 @@ import faust
 
 from heimdall.core.errors import EstimationError, InvalidEventError, SchemaError
 from heimdall.core.settings import HeimdallSettings
+from heimdall.ml.estimators.track import TrackConfig
 from heimdall.schemas.dlq import dlq_headers
 from heimdall.schemas.models import IqChunk, Measurement, Observation
 from heimdall.schemas.serde import Serde
@@ -28,6 +32,7 @@ from heimdall.streams.associate import WindowPolicy, add_measurement, build_obse
 from heimdall.streams.features import measure_chunk
 from heimdall.streams.localize import localize_onnx, localize_rss
 from heimdall.streams.models import ModelWatcher
+from heimdall.streams.track import STREAM_GATE, track_key, track_localization
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +98,12 @@ def create_app(settings: HeimdallSettings) -> faust.App:
     policy = WindowPolicy.from_seconds(settings.assoc_window_s, settings.assoc_min_receivers)
     max_samples = settings.max_chunk_samples
     windows = app.Table("associate-windows", default=new_state, partitions=settings.partitions)
+    tracks = app.Table("localize-tracks", default=dict, partitions=settings.partitions)
+    track_cfg = TrackConfig(
+        accel_psd_m2_s3=settings.track_accel_psd,
+        max_gap_s=settings.track_max_gap_s,
+        gate=STREAM_GATE,
+    )
 
     async def dead_letter(event: faust.types.EventT, reason: str, stage: str) -> None:
         msg = event.message
@@ -172,6 +183,13 @@ def create_app(settings: HeimdallSettings) -> faust.App:
             model = watcher.active
             if model is not None:
                 estimates.append(localize_onnx(obs, model))
+            if settings.track:
+                for loc in list(estimates):
+                    key = track_key(loc)
+                    state, tracked = track_localization(loc, tracks[key], track_cfg)
+                    if tracked is not None:
+                        tracks[key] = state
+                        estimates.append(tracked)
             for loc in estimates:
                 await localizations_topic.send(
                     key=loc.channel_id.encode(), value=serde.encode(loc), timestamp=loc.t_ns / 1e9

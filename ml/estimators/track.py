@@ -24,7 +24,12 @@ track: the state is re-initialised from the fix, with velocity variance ``v0_ms�
 
 Innovation gating: a fix whose squared Mahalanobis innovation ``νᵀS⁻¹ν`` exceeds ``gate`` is
 not fused (the prediction stands), so one wild fix does not drag the track; ``gate = inf``
-disables it.
+disables it. After ``max_gated`` (3) rejected fixes in a row the track restarts at the newest
+fix, so a track that has lost its transmitter recovers.
+
+:class:`KalmanTracker` is the filter as a streaming object (state kept between fixes,
+``reset()``, ``to_dict``/``from_dict`` for a changelogged table); :func:`track_positions`
+runs it over an array of fixes and adds the smoother.
 
 The covariances are exact under the model: they assume independent fix errors. Errors of a
 fingerprint or learned estimator are correlated along a path (the same building shadows
@@ -34,12 +39,14 @@ recalibrate on held-out tracks (:func:`heimdall.ml.evaluation.metrics.fit_covari
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["TrackConfig", "track_positions", "track_segments"]
+__all__ = ["KalmanTracker", "TrackConfig", "track_positions", "track_segments"]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -102,6 +109,103 @@ def track_segments(t_s: npt.ArrayLike, max_gap_s: float) -> npt.NDArray[np.int64
     return np.concatenate([[0], np.cumsum(gaps)]).astype(np.int64) if t.size else t.astype(np.int64)
 
 
+class KalmanTracker:
+    """The causal filter of the module notes, one fix at a time (a streaming object).
+
+    Keeps the state between calls; :meth:`to_dict` / :meth:`from_dict` carry it through a
+    changelogged table, and :meth:`reset` forgets it. Fixes must come in time order: an
+    older fix than the last one raises ``ValueError`` (a stream skips it).
+
+    After ``max_gated`` consecutive fixes rejected by the gate the track restarts at the
+    newest fix: the transmitter has jumped (or the track was wrong), and a filter that only
+    ever rejects would never recover.
+    """
+
+    def __init__(self, config: TrackConfig | None = None, max_gated: int = 3) -> None:
+        self.config = config or TrackConfig()
+        self.max_gated = max_gated
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the track; the next fix starts a new one."""
+        self.t_s: float | None = None
+        self.x = np.zeros(4)
+        self.p = np.zeros((4, 4))
+        self.n_fixes = 0
+        self.n_gated = 0
+
+    def _start(self, t_s: float, z: FloatArray, r: FloatArray) -> None:
+        self.t_s = t_s
+        self.x = np.r_[z, 0.0, 0.0]
+        self.p = np.zeros((4, 4))
+        self.p[:2, :2] = r
+        self.p[2:, 2:] = self.config.v0_ms**2 * np.eye(2)
+        self.n_fixes, self.n_gated = 1, 0
+
+    def predict(self, t_s: float) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """Predicted state and covariance at ``t_s`` (≥ the last fix), and the transition F."""
+        if self.t_s is None:
+            raise ValueError("no track yet")
+        f, q = _transition(t_s - self.t_s, self.config.accel_psd_m2_s3)
+        return f @ self.x, f @ self.p @ f.T + q, f
+
+    def update(
+        self, t_s: float, mean_m: npt.ArrayLike, cov_m2: npt.ArrayLike
+    ) -> tuple[FloatArray, FloatArray, bool]:
+        """Fuse one fix; returns the filtered position (2,), covariance (2, 2), and whether
+        the fix was fused (False: gated out, the prediction stands)."""
+        z = np.asarray(mean_m, dtype=float).reshape(2)
+        r = np.asarray(cov_m2, dtype=float).reshape(2, 2)
+        if self.t_s is not None and t_s < self.t_s:
+            raise ValueError(f"fix at {t_s} s is older than the track's last fix at {self.t_s} s")
+        if self.t_s is None or t_s - self.t_s > self.config.max_gap_s:
+            self._start(t_s, z, r)
+            return self.x[:2].copy(), self.p[:2, :2].copy(), True
+        x, p, _ = self.predict(t_s)
+        h = np.hstack([np.eye(2), np.zeros((2, 2))])
+        s = h @ p @ h.T + r
+        nu = z - h @ x
+        fused = float(nu @ np.linalg.solve(s, nu)) <= self.config.gate
+        if fused:
+            gain = p @ h.T @ np.linalg.inv(s)
+            x = x + gain @ nu
+            ikh = np.eye(4) - gain @ h
+            p = ikh @ p @ ikh.T + gain @ r @ gain.T  # Joseph form: stays symmetric PSD
+            self.n_gated = 0
+            self.n_fixes += 1
+        else:
+            self.n_gated += 1
+            if self.n_gated >= self.max_gated:
+                self._start(t_s, z, r)
+                return self.x[:2].copy(), self.p[:2, :2].copy(), True
+        self.t_s, self.x, self.p = t_s, x, 0.5 * (p + p.T)
+        return self.x[:2].copy(), self.p[:2, :2].copy(), fused
+
+    def to_dict(self) -> dict[str, object]:
+        """The state as plain JSON-able values."""
+        return {
+            "t_s": self.t_s,
+            "x": self.x.tolist(),
+            "p": self.p.tolist(),
+            "n_fixes": self.n_fixes,
+            "n_gated": self.n_gated,
+        }
+
+    @classmethod
+    def from_dict(
+        cls, state: Mapping[str, Any], config: TrackConfig | None = None, max_gated: int = 3
+    ) -> KalmanTracker:
+        """A tracker continuing from :meth:`to_dict`'s state."""
+        trk = cls(config, max_gated)
+        t = state.get("t_s")
+        trk.t_s = None if t is None else float(t)
+        trk.x = np.asarray(state["x"], dtype=float).reshape(4)
+        trk.p = np.asarray(state["p"], dtype=float).reshape(4, 4)
+        trk.n_fixes = int(state["n_fixes"])
+        trk.n_gated = int(state["n_gated"])
+        return trk
+
+
 def track_positions(
     t_s: npt.ArrayLike,
     mean_m: npt.ArrayLike,
@@ -131,40 +235,26 @@ def track_positions(
     r = np.asarray(cov_m2, dtype=float).reshape(-1, 2, 2)
     if not (t.shape[0] == z.shape[0] == r.shape[0]):
         raise ValueError(f"lengths differ: t {t.shape[0]}, mean {z.shape[0]}, cov {r.shape[0]}")
-    seg = track_segments(t, cfg.max_gap_s)
+    track_segments(t, cfg.max_gap_s)  # checks the order
     n = t.shape[0]
-    h = np.hstack([np.eye(2), np.zeros((2, 2))])
     x_f = np.zeros((n, 4))
     p_f = np.zeros((n, 4, 4))
     x_p = np.zeros((n, 4))
     p_p = np.zeros((n, 4, 4))
     f_k = np.zeros((n, 4, 4))
+    start = np.zeros(n, dtype=bool)
+    trk = KalmanTracker(cfg)
     for k in range(n):
-        if k == 0 or seg[k] != seg[k - 1]:
-            x = np.r_[z[k], 0.0, 0.0]
-            p = np.zeros((4, 4))
-            p[:2, :2] = r[k]
-            p[2:, 2:] = cfg.v0_ms**2 * np.eye(2)
-            x_p[k], p_p[k], f_k[k] = x, p, np.eye(4)
-            x_f[k], p_f[k] = x, p
-            continue
-        f, q = _transition(t[k] - t[k - 1], cfg.accel_psd_m2_s3)
-        x = f @ x_f[k - 1]
-        p = f @ p_f[k - 1] @ f.T + q
-        x_p[k], p_p[k], f_k[k] = x, p, f
-        s = h @ p @ h.T + r[k]
-        nu = z[k] - h @ x
-        if float(nu @ np.linalg.solve(s, nu)) <= cfg.gate:
-            gain = p @ h.T @ np.linalg.inv(s)
-            x = x + gain @ nu
-            ikh = np.eye(4) - gain @ h
-            p = ikh @ p @ ikh.T + gain @ r[k] @ gain.T  # Joseph form: stays symmetric PSD
-        x_f[k], p_f[k] = x, 0.5 * (p + p.T)
+        if trk.t_s is not None:
+            x_p[k], p_p[k], f_k[k] = trk.predict(float(t[k]))
+        trk.update(float(t[k]), z[k], r[k])
+        start[k] = trk.n_fixes == 1 and trk.n_gated == 0
+        x_f[k], p_f[k] = trk.x, trk.p
     if not cfg.smooth:
         return x_f[:, :2].copy(), p_f[:, :2, :2].copy()
     x_s, p_s = x_f.copy(), p_f.copy()
     for k in range(n - 2, -1, -1):
-        if seg[k + 1] != seg[k]:
+        if start[k + 1]:
             continue
         c = p_f[k] @ f_k[k + 1].T @ np.linalg.inv(p_p[k + 1])
         x_s[k] = x_f[k] + c @ (x_s[k + 1] - x_p[k + 1])

@@ -10,6 +10,8 @@ km away: a relative range error of (Δh/d)²/2 ≲ 1e-4) and the estimator's con
 tolerance. A median error of 1 km and no localization worse than 5 km is therefore a bound
 that only a broken stage (wrong power, wrong positions, wrong association, wrong frame) fails,
 while 100 m would already depend on the geometry's conditioning along the 150 km network.
+The same bound holds for the tracked estimates (``rss-ml+track``), which must also be no
+worse than the fixes they are made of.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from heimdall.consumers.queries import localization_errors
+from heimdall.consumers.queries import localization_error_details
 from heimdall.core.settings import load_settings
 from heimdall.core.store import open_clickhouse
 from heimdall.infra.runtime import Runtime, UpOptions
@@ -40,16 +42,29 @@ def test_seed_network_60_simulated_seconds(tmp_path: Path) -> None:
     assert counts.get(settings.topics.dlq, 0) == 0
     # one observation per channel per 1 s window, less the last windows still open at the end
     assert summary.rows["observations"] >= 2 * 55
-    assert summary.rows["localizations"] == summary.rows["observations"]
+    # one RSS estimate per observation, and its tracked twin (HEIMDALL_TRACK is on)
+    assert summary.rows["localizations"] == 2 * summary.rows["observations"]
     assert summary.rows["features"] == counts[settings.topics.features]
     assert summary.rows["truth"] > 0
 
     store = open_clickhouse(settings)
     try:
-        errors = localization_errors(store)
+        details = localization_error_details(store)
     finally:
         store.close()
-    assert len(errors) == summary.rows["localizations"]
-    errors.sort()
-    assert errors[len(errors) // 2] < 1_000.0
-    assert errors[-1] < 5_000.0
+    assert len(details) == summary.rows["localizations"]
+    by_method: dict[str, list[float]] = {}
+    for d in details:
+        by_method.setdefault(d.method, []).append(d.error_m)
+    assert sorted(by_method) == ["rss-ml", "rss-ml+track"]
+    stats = {}
+    for method, errors in by_method.items():
+        errors.sort()
+        stats[method] = (errors[len(errors) // 2], errors[int(0.95 * len(errors))])
+        assert errors[len(errors) // 2] < 1_000.0, method
+        assert errors[-1] < 5_000.0, method
+    # the transmitters stand still and the fixes' errors are independent thermal noise, so
+    # the track (posterior covariance ≤ each fix's) is no worse: measured median 1.5 vs 2.9 m,
+    # p95 54 vs 116 m
+    assert stats["rss-ml+track"][0] <= stats["rss-ml"][0]
+    assert stats["rss-ml+track"][1] <= stats["rss-ml"][1]

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
-from heimdall.ml.estimators.track import TrackConfig, track_positions, track_segments
+from heimdall.ml.estimators.track import (
+    KalmanTracker,
+    TrackConfig,
+    track_positions,
+    track_segments,
+)
 
 
 def _random_covs(rng: np.random.Generator, n: int, lo_m: float, hi_m: float) -> np.ndarray:
@@ -128,3 +135,56 @@ def test_bad_input_is_refused() -> None:
         track_positions([0.0, 1.0], np.zeros((3, 2)), np.zeros((3, 2, 2)))
     with pytest.raises(ValueError, match="accel_psd"):
         TrackConfig(accel_psd_m2_s3=0.0)
+
+
+def test_streaming_tracker_equals_the_batch_filter_and_survives_a_round_trip() -> None:
+    """Fix by fix (with the state serialised and restored half-way) = the batch filter."""
+    rng = np.random.default_rng(3)
+    t, _truth, z, r = _simulate(rng, 40, 4.0, 0.2)
+    t[20:] += 100.0  # a gap: a new track
+    cfg = TrackConfig(accel_psd_m2_s3=0.2, smooth=False)
+    ref_m, ref_c = track_positions(t, z, r, cfg)
+    trk = KalmanTracker(cfg)
+    for k in range(40):
+        if k == 25:
+            trk = KalmanTracker.from_dict(json.loads(json.dumps(trk.to_dict())), cfg)
+        m, c, fused = trk.update(t[k], z[k], r[k])
+        assert fused
+        np.testing.assert_allclose(m, ref_m[k], atol=1e-9)
+        np.testing.assert_allclose(c, ref_c[k], atol=1e-9)
+    with pytest.raises(ValueError, match="older"):
+        trk.update(t[10], z[10], r[10])
+    trk.reset()
+    assert trk.t_s is None and trk.n_fixes == 0
+
+
+def test_a_track_that_only_rejects_restarts() -> None:
+    """Three gated fixes in a row (the transmitter moved 2 km) restart the track there."""
+    trk = KalmanTracker(TrackConfig(gate=13.8), max_gated=3)
+    r = np.eye(2) * 100.0
+    for k in range(5):
+        trk.update(4.0 * k, [0.0, 0.0], r)
+    fused = [trk.update(20.0 + 4.0 * k, [2000.0, 0.0], r)[2] for k in range(3)]
+    assert fused == [False, False, True]
+    assert trk.n_fixes == 1 and np.allclose(trk.x[:2], [2000.0, 0.0])
+
+
+def test_moving_model_without_process_noise_is_a_straight_line_fit() -> None:
+    r"""With q → 0 and no velocity prior (v0 → ∞) the filter is least squares on a line.
+
+    For N fixes at equal steps with variance σ² per axis, the variance of the fitted line at
+    the last fix is :math:`σ^2\,2(2N-1)/(N(N+1))` (the prediction variance of simple linear
+    regression at the end of the design), and the estimate is the fitted line's end point.
+    """
+    n, sd = 25, 30.0
+    t = np.arange(n) * 2.0
+    rng = np.random.default_rng(11)
+    z = np.c_[3.0 * t, -1.0 * t] + rng.normal(0.0, sd, size=(n, 2))
+    r = np.repeat(np.eye(2)[None] * sd**2, n, axis=0)
+    cfg = TrackConfig(accel_psd_m2_s3=1e-12, v0_ms=1e6, smooth=False)
+    mf, pf = track_positions(t, z, r, cfg)
+    expect = sd**2 * 2 * (2 * n - 1) / (n * (n + 1))
+    np.testing.assert_allclose(pf[-1], np.eye(2) * expect, rtol=1e-4, atol=1e-6)
+    for axis in range(2):
+        slope, icpt = np.polyfit(t, z[:, axis], 1)
+        assert mf[-1, axis] == pytest.approx(slope * t[-1] + icpt, abs=1e-3)
