@@ -57,11 +57,13 @@ from heimdall.ml.estimators.ellipse import coverage_probability
 __all__ = [
     "FLOOR_CANDIDATES_M",
     "METRIC_KEYS",
+    "PERSISTENT_SHARES",
     "TARGET_COVERAGE",
     "coverage",
     "error_stats",
     "fit_covariance_calibration",
     "fit_covariance_scale",
+    "fit_track_calibration",
     "localization_metrics",
     "mahalanobis2_batch",
     "plot_error_cdf",
@@ -240,6 +242,44 @@ def fit_covariance_calibration(
         obj = (np.mean(q <= 1.0) - targets[0]) ** 2 + (np.mean(q <= 4.0) - targets[1]) ** 2
         if best is None or obj < best[0] - 1e-12:
             best = (float(obj), s, f * f)
+    assert best is not None
+    return best[1], best[2]
+
+
+#: Candidate persistent shares β of :func:`fit_track_calibration`.
+PERSISTENT_SHARES = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
+
+
+def fit_track_calibration(
+    err: npt.ArrayLike,
+    track_cov: npt.ArrayLike,
+    fix_cov: npt.ArrayLike,
+    shares: tuple[float, ...] = PERSISTENT_SHARES,
+    targets: tuple[float, float] = TARGET_COVERAGE,
+) -> tuple[float, float]:
+    r"""Recalibration of tracked covariances :math:`\Sigma = s\,(P + β R)` on held-out tracks.
+
+    A tracker assumes independent fix errors, so its covariance P shrinks as fixes
+    accumulate; a share β of each fix's error covariance R that persists from fix to fix
+    (shadowing along a path, a biased fingerprint) does not average out and is added back.
+    For each candidate β, s is fitted by :func:`fit_covariance_scale`; the pair whose 1σ/2σ
+    coverage is closest to ``targets`` wins (ties: the smaller β).
+
+    Returns
+    -------
+    (s, β) : (float, float)
+    """
+    e = np.asarray(err, dtype=float).reshape(-1, 2)
+    p = np.asarray(track_cov, dtype=float).reshape(-1, 2, 2)
+    r = np.asarray(fix_cov, dtype=float).reshape(-1, 2, 2)
+    best: tuple[float, float, float] | None = None
+    for beta in shares:
+        c = p + beta * r
+        sc = fit_covariance_scale(e, c, targets)
+        q = mahalanobis2_batch(e, c * sc)
+        obj = (np.mean(q <= 1.0) - targets[0]) ** 2 + (np.mean(q <= 4.0) - targets[1]) ** 2
+        if best is None or obj < best[0] - 1e-12:
+            best = (float(obj), sc, float(beta))
     assert best is not None
     return best[1], best[2]
 

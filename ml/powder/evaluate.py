@@ -33,7 +33,10 @@ the reported model can be fused along time by a Kalman filter and Rauch–Tung�
 smoother (:mod:`heimdall.ml.estimators.track`; a gap over ``max_gap_s`` starts a new track).
 It uses the test rows' timestamps and measurements, never their truth. The acceleration
 spectral density is chosen among :data:`TRACK_PSDS` and the tracked covariance recalibrated
-on the validation rows tracked the same way. Per-fix results stay in ``models``.
+on the validation rows tracked the same way, as ``s (P + β R)``: the tracker's P assumes
+independent fixes, and a share β of each fix's covariance R persists along a path
+(:func:`~heimdall.ml.evaluation.metrics.fit_track_calibration`). Per-fix results stay in
+``models``.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ from heimdall.ml.estimators.track import TrackConfig, track_positions
 from heimdall.ml.evaluation.metrics import (
     METRIC_KEYS,
     fit_covariance_calibration,
+    fit_track_calibration,
     localization_metrics,
     plot_error_cdf,
 )
@@ -64,6 +68,7 @@ from heimdall.ml.powder.data import (
     train_test_for_split,
 )
 from heimdall.ml.powder.train import (
+    POWDER_EPOCHS,
     TrainConfig,
     TrainedSetNet,
     describe,
@@ -229,7 +234,11 @@ def track_in_time_order(
 def _track_on_validation(
     val: _Validation,
 ) -> tuple[TrackConfig, tuple[float, float], dict[str, float]]:
-    """The tracker's acceleration PSD (smallest validation median) and covariance inflation."""
+    """The tracker's acceleration PSD (smallest validation median) and its calibration.
+
+    Returns ``(config, (s, β), medians)``: tracked covariances are then ``s (P + β R)``
+    with R the fix's covariance (:func:`~heimdall.ml.evaluation.metrics.fit_track_calibration`).
+    """
     if val.samples is None or val.mean is None or val.cov is None:
         return TrackConfig(), (1.0, 0.0), {}
     assert val.samples.tx_enu is not None
@@ -244,7 +253,7 @@ def _track_on_validation(
         if best is None or m < best[0]:
             best = (m, cfg, tm, tc)
     assert best is not None
-    return best[1], fit_covariance_calibration(best[2] - y, best[3]), med
+    return best[1], fit_track_calibration(best[2] - y, best[3], val.cov), med
 
 
 def _errors_label(choice: str, k: int) -> str:
@@ -287,7 +296,8 @@ def evaluate_powder(
     splits_json : str or Path, optional
         Default: ``splits.json`` next to ``train_csv``, else in the shared data folder.
     config : TrainConfig, optional
-        Training configuration (``holdout`` overrides its hold-out kind unless ``"auto"``).
+        Training configuration (default: :data:`~heimdall.ml.powder.train.POWDER_EPOCHS`
+        epochs per member; ``holdout`` overrides its hold-out kind unless ``"auto"``).
     holdout : {"auto", "random", "spatial"}
         Validation hold-out for calibration; ``"auto"``: spatial for ``grid_test`` and for a
         separate test CSV, random otherwise.
@@ -334,7 +344,7 @@ def evaluate_powder(
     if len(train) == 0 or len(test) == 0:
         raise ValueError(f"empty training ({len(train)}) or test ({len(test)}) set")
 
-    cfg = config or TrainConfig()
+    cfg = config or TrainConfig(epochs=POWDER_EPOCHS)
     kind = holdout
     if kind == "auto":
         kind = "spatial" if (test_csv is not None or split == "grid_test") else "random"
@@ -363,16 +373,16 @@ def evaluate_powder(
     fix_mu, fix_cov = mu, cov
     tracking: dict[str, Any] | None = None
     if track:
-        tcfg, (t_scale, t_floor), t_medians = _track_on_validation(val)
+        tcfg, (t_scale, t_share), t_medians = _track_on_validation(val)
         tmu, tcov_raw = track_in_time_order(test, fix_mu, fix_cov, tcfg)
-        tcov = t_scale * (tcov_raw + t_floor * eye)
+        tcov = t_scale * (tcov_raw + t_share * fix_cov)
         mu, cov = tmu, tcov
         tracking = {
             "accel_psd_m2_s3": tcfg.accel_psd_m2_s3,
             "max_gap_s": tcfg.max_gap_s,
             "smooth": tcfg.smooth,
             "cov_scale": t_scale,
-            "cov_floor_m2": t_floor,
+            "persistent_share": t_share,
             "validation_median_m": t_medians,
         }
 

@@ -105,3 +105,12 @@ def test_eval_powder_track(tmp_path: Path) -> None:
     tracked = rep["models"][rep["method"]]
     assert tracked["median_m"] == rep["median_m"]
     assert "setnet" in rep["models"]
+
+
+def test_the_command_trains_as_long_as_the_library_default() -> None:
+    """The CLI's ``--epochs`` default is written out (the CLI does not import torch to start)."""
+    import inspect
+
+    from heimdall.ml.powder.train import POWDER_EPOCHS
+
+    assert inspect.signature(eval_powder).parameters["epochs"].default == POWDER_EPOCHS
