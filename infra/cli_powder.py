@@ -66,7 +66,7 @@ def eval_powder(
         Path | None, typer.Option("--predictions", help="predictions CSV")
     ] = None,
     onnx: Annotated[Path | None, typer.Option("--onnx", help="export the model here")] = None,
-    epochs: Annotated[int, typer.Option(help="training epochs per member")] = 200,
+    epochs: Annotated[int, typer.Option(help="training epochs per member")] = 240,
     members: Annotated[int, typer.Option(help="ensemble members")] = 2,
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
     no_baselines: Annotated[

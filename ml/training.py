@@ -26,7 +26,13 @@ Procedure of :func:`train_set_model`
    and after is recorded.
 
 Everything is seeded (``torch.manual_seed``, NumPy generators) and runs on CPU with
-``torch.set_num_threads(threads)``.
+``torch.set_num_threads(threads)``. With several members and ``parallel_members``, the
+members train at once in ``min(members, threads)`` spawned processes with
+``threads // processes`` threads each: this small network's operations do not keep two
+threads busy, and two one-thread processes finished two members ~17 % sooner than one
+two-thread process training them in turn (15 epochs each on POWDER: 16.2 s vs 19.4 s).
+Each member depends only on its seed, so the result does not depend on the choice beyond
+floating-point summation order.
 
 References
 ----------
@@ -39,12 +45,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
+import multiprocessing as mp
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from queue import Empty
 from typing import Any, Literal
 
 import numpy as np
@@ -79,6 +90,8 @@ __all__ = [
     "spatial_holdout",
     "train_set_model",
 ]
+
+log = logging.getLogger(__name__)
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -196,6 +209,7 @@ class TrainConfig:
     holdout: Holdout = "random"
     cell_m: float = 200.0
     threads: int = 2
+    parallel_members: bool = True
     model: SetNetConfig = field(default_factory=SetNetConfig)
 
 
@@ -376,8 +390,7 @@ def _train_member(
     cfg: TrainConfig,
     model_cfg: SetNetConfig,
     seed: int,
-    progress: Progress | None,
-    history: list[dict[str, float]],
+    on_epoch: Callable[[int, float], None] | None = None,
 ) -> SetNet:
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
@@ -389,7 +402,6 @@ def _train_member(
     sched = torch.optim.lr_scheduler.OneCycleLR(
         opt, max_lr=cfg.lr, total_steps=total, pct_start=0.1, anneal_strategy="cos"
     )
-    task = progress.add_task(f"member seed {seed}", total=cfg.epochs) if progress else None
     net.train()
     for epoch in range(cfg.epochs):
         perm = torch.randperm(n, generator=g)
@@ -408,11 +420,113 @@ def _train_member(
             opt.step()
             sched.step()
             tot += float(loss.detach()) * b.numel()
-        history.append({"seed": float(seed), "epoch": float(epoch), "loss": tot / n})
-        if progress is not None and task is not None:
-            progress.update(task, advance=1, description=f"member seed {seed} loss {tot / n:.3f}")
+        if on_epoch is not None:
+            on_epoch(epoch, tot / n)
     net.eval()
     return net
+
+
+_EPOCH_QUEUE: Any = None
+
+
+def _init_member_process(queue: Any) -> None:
+    """Pool initializer: keep the queue the members report their epochs on."""
+    global _EPOCH_QUEUE
+    _EPOCH_QUEUE = queue
+
+
+def _train_member_process(
+    tensors: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor],
+    cfg: TrainConfig,
+    model_cfg: SetNetConfig,
+    seed: int,
+    threads: int,
+) -> dict[str, torch.Tensor]:
+    """One member in a spawned process; returns its weights (epochs go to the queue)."""
+    torch.set_num_threads(threads)
+    queue = _EPOCH_QUEUE
+
+    def report(epoch: int, loss: float) -> None:
+        if queue is not None:
+            queue.put((seed, epoch, loss))
+
+    with _keep_environment():
+        net = _train_member(*tensors, cfg, model_cfg, seed, report)
+    return net.state_dict()
+
+
+def _train_members(
+    tensors: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor],
+    cfg: TrainConfig,
+    model_cfg: SetNetConfig,
+    on_epoch: Callable[[int, int, float], None],
+) -> list[SetNet]:
+    """Train every member, in turn or in parallel processes (module notes)."""
+    seeds = [cfg.seed + k for k in range(cfg.members)]
+    workers = min(cfg.members, cfg.threads)
+    if not cfg.parallel_members or workers < 2:
+        members = []
+        for sd in seeds:
+
+            def report(epoch: int, loss: float, sd: int = sd) -> None:
+                on_epoch(sd, epoch, loss)
+
+            members.append(_train_member(*tensors, cfg, model_cfg, sd, report))
+        return members
+    try:
+        return _train_members_parallel(tensors, cfg, model_cfg, on_epoch, seeds, workers)
+    except BrokenProcessPool as exc:
+        # e.g. a script without an ``if __name__ == "__main__":`` guard: spawned children
+        # cannot import it. Train in this process instead of failing.
+        log.warning("parallel training failed (%s); training the members in turn", exc)
+        return _train_members(tensors, replace(cfg, parallel_members=False), model_cfg, on_epoch)
+
+
+def _train_members_parallel(
+    tensors: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor],
+    cfg: TrainConfig,
+    model_cfg: SetNetConfig,
+    on_epoch: Callable[[int, int, float], None],
+    seeds: list[int],
+    workers: int,
+) -> list[SetNet]:
+    """The members in ``workers`` spawned processes; epochs reported through a queue."""
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+
+    def drain() -> None:
+        while True:
+            try:
+                sd, e, loss = queue.get_nowait()
+            except Empty:
+                return
+            on_epoch(sd, e, loss)
+
+    with ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=ctx,
+        initializer=_init_member_process,
+        initargs=(queue,),
+    ) as pool:
+        futures = [
+            pool.submit(
+                _train_member_process, tensors, cfg, model_cfg, sd, max(1, cfg.threads // workers)
+            )
+            for sd in seeds
+        ]
+        while not all(f.done() for f in futures):
+            drain()
+            wait(futures, timeout=0.2)
+        drain()
+        states = [f.result() for f in futures]
+    queue.close()
+    queue.join_thread()
+    members = []
+    for state in states:
+        net = SetNet(model_cfg)
+        net.load_state_dict(state)
+        members.append(net.eval())
+    return members
 
 
 def train_set_model(
@@ -451,7 +565,6 @@ def train_set_model(
 
     history: list[dict[str, float]] = []
     t0 = time.perf_counter()
-    members: list[SetNet] = []
     prog = (
         Progress(
             TextColumn("{task.description}"),
@@ -465,12 +578,21 @@ def train_set_model(
     )
     if prog is not None:
         prog.start()
+    tasks = (
+        {sd: prog.add_task(f"member seed {sd}", total=cfg.epochs) for sd in
+         range(cfg.seed, cfg.seed + cfg.members)}
+        if prog is not None
+        else {}
+    )  # fmt: skip
+
+    def on_epoch(seed: int, epoch: int, loss: float) -> None:
+        history.append({"seed": float(seed), "epoch": float(epoch), "loss": loss})
+        if prog is not None:
+            prog.update(tasks[seed], advance=1, description=f"member seed {seed} loss {loss:.3f}")
+
     with _keep_environment():
         try:
-            for k in range(cfg.members):
-                members.append(
-                    _train_member(feats, ids, mask, y, cfg, model_cfg, cfg.seed + k, prog, history)
-                )
+            members = _train_members((feats, ids, mask, y), cfg, model_cfg, on_epoch)
         finally:
             if prog is not None:
                 prog.stop()

@@ -47,9 +47,9 @@ IntArray = npt.NDArray[np.int64]
 
 #: Epochs per member on POWDER. Chosen on the validation rows (random hold-out of
 #: ``random_test``'s training rows) within the 5-minute training budget: the set model's
-#: validation median was 73 m after 40 epochs, 35 m after 160 and 30 m after 240 (2 members,
-#: 2 cores: 40 → ~90 s, 160 → ~200 s, 240 → ~310 s of training).
-POWDER_EPOCHS = 200
+#: validation median was 73 m after 40 epochs, 35 m after 160 and 200, and 30 m after 240
+#: (2 members on 2 cores; 240 epochs take ~310 s trained in turn, ~260 s in parallel).
+POWDER_EPOCHS = 240
 
 
 def fit_normalisation(samples: PowderSamples, pos_scale_m: float = 1000.0) -> Normalisation:
