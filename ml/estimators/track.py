@@ -95,16 +95,22 @@ def _transition(dt: float, q: float) -> tuple[FloatArray, FloatArray]:
     return f, qm
 
 
-def track_segments(t_s: npt.ArrayLike, max_gap_s: float) -> npt.NDArray[np.int64]:
-    """Track number of every fix: a new track starts where the time gap exceeds ``max_gap_s``.
-
-    ``t_s`` must be non-decreasing.
-    """
+def _sorted_times(t_s: npt.ArrayLike) -> FloatArray:
+    """``t_s`` as a 1-D float array; ValueError unless it is non-decreasing."""
     t = np.asarray(t_s, dtype=float)
     if t.ndim != 1:
         raise ValueError(f"t_s must be 1-D, got shape {t.shape}")
     if t.size and np.any(np.diff(t) < 0):
         raise ValueError("t_s must be sorted (non-decreasing)")
+    return t
+
+
+def track_segments(t_s: npt.ArrayLike, max_gap_s: float) -> npt.NDArray[np.int64]:
+    """Track number of every fix: a new track starts where the time gap exceeds ``max_gap_s``.
+
+    ``t_s`` must be non-decreasing.
+    """
+    t = _sorted_times(t_s)
     gaps = np.diff(t) > max_gap_s
     return np.concatenate([[0], np.cumsum(gaps)]).astype(np.int64) if t.size else t.astype(np.int64)
 
@@ -230,12 +236,11 @@ def track_positions(
         The tracked position at every fix time.
     """
     cfg = config or TrackConfig()
-    t = np.asarray(t_s, dtype=float)
+    t = _sorted_times(t_s)
     z = np.asarray(mean_m, dtype=float).reshape(-1, 2)
     r = np.asarray(cov_m2, dtype=float).reshape(-1, 2, 2)
     if not (t.shape[0] == z.shape[0] == r.shape[0]):
         raise ValueError(f"lengths differ: t {t.shape[0]}, mean {z.shape[0]}, cov {r.shape[0]}")
-    track_segments(t, cfg.max_gap_s)  # checks the order
     n = t.shape[0]
     x_f = np.zeros((n, 4))
     p_f = np.zeros((n, 4, 4))

@@ -363,12 +363,7 @@ def evaluate_powder(
     knn = KnnFingerprint(k=5, holdout=kind).fit(train)
     kmu, kcov = knn.predict(test)
     val = _fusion_on_validation(train, trained)
-    (fused_scale, fused_floor), fused_k, choice, val_medians = (
-        val.fused_calibration,
-        val.k,
-        val.choice,
-        val.medians,
-    )
+    (fused_scale, fused_floor), fused_k, choice = val.fused_calibration, val.k, val.choice
     fkmu, fkcov = _fusion_knn(fused_k).fit(train).predict(test)
     fmu, fcov_raw = fuse_gaussians(smu, scov, fkmu, fkcov)
     eye = np.eye(2)[None]
@@ -401,7 +396,7 @@ def evaluate_powder(
         "n_test": len(test),
         "has_truth": test.has_truth,
         "training": describe(trained),
-        "selection": {"validation_median_m": val_medians, "chosen": choice, "fusion_k": fused_k},
+        "selection": {"validation_median_m": val.medians, "chosen": choice, "fusion_k": fused_k},
         "calibration": {
             "holdout": kind,
             "setnet_cov_scale": trained.cov_scale,
@@ -439,8 +434,8 @@ def evaluate_powder(
                 *(mu - test.tx_enu).T
             )
         report["models"] = models
-        errors["SetNet"] = np.hypot(*(smu - test.tx_enu).T)
-        errors[f"SetNet ⊕ {fused_k}-NN"] = np.hypot(*(fmu - test.tx_enu).T)
+        errors[_errors_label("setnet", fused_k)] = np.hypot(*(smu - test.tx_enu).T)
+        errors[_errors_label("setnet+knn", fused_k)] = np.hypot(*(fmu - test.tx_enu).T)
 
     if baselines:
         base: dict[str, dict[str, float]] = {}
