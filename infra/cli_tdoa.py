@@ -229,6 +229,8 @@ def eval_tdoa(
             f"fix {report.lat_deg:.4f} N {report.lon_deg:.4f} E, 1σ ellipse "
             f"{ell['semi_major_km']:.2f} × {ell['semi_minor_km']:.2f} km at {ell['angle_deg']:.0f}°"
         )
+        sens = ", ".join(f"{n} {v:.2f}" for n, v in report.delay_sensitivity_km_per_us.items())
+        typer.echo(f"fix moves per µs of unmodelled delay at a receiver (km): {sens}")
         if report.error_km is not None and report.mahalanobis2 is not None:
             typer.echo(
                 f"error {report.error_km:.2f} km; truth at {math.sqrt(report.mahalanobis2):.2f} σ "

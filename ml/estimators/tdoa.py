@@ -124,6 +124,7 @@ __all__ = [
     "range_differences",
     "reduce_tdoa",
     "tdoa_crlb",
+    "tdoa_delay_sensitivity",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -715,6 +716,28 @@ def estimate_tdoa(
     return _finish(red, best[0], best[1], best[2], best[3], scale_by_chi2, alts)
 
 
+def _linearised(
+    rx_enu: npt.ArrayLike,
+    tx_enu: npt.ArrayLike,
+    pairs: Sequence[tuple[int, int]] | None,
+    ref: int,
+    tx_height_m: float,
+    sigma_s: npt.ArrayLike | None,
+    pair_sigma_s: npt.ArrayLike | None,
+    cov_s2: npt.ArrayLike | None,
+    speed_m_s: float,
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Incidence A, pseudo-inverse pair covariance Q⁺ (1/m²) and H = A ∂g/∂x at ``tx_enu``."""
+    rx, h, _ = _split_rx(rx_enu)
+    a = _incidence(rx.shape[0], pairs, ref)
+    q = _pair_cov_m2(a, sigma_s, pair_sigma_s, cov_s2, speed_m_s)
+    tx = np.asarray(tx_enu, dtype=float).reshape(-1)[:2]
+    g = np.maximum(np.sqrt(np.sum((tx - rx) ** 2, axis=1) + (tx_height_m - h) ** 2), _TINY)
+    hm = a @ ((tx - rx) / g[:, None])
+    qp = np.asarray(np.linalg.pinv(q, rcond=1e-10, hermitian=True), dtype=float)
+    return a, qp, hm
+
+
 def tdoa_crlb(
     rx_enu: npt.ArrayLike,
     tx_enu: npt.ArrayLike,
@@ -750,14 +773,54 @@ def tdoa_crlb(
     numpy.ndarray, shape (2, 2)
         The bound, m²; all ``inf`` when the Fisher information is singular.
     """
-    rx, h, _ = _split_rx(rx_enu)
-    a = _incidence(rx.shape[0], pairs, ref)
-    q = _pair_cov_m2(a, sigma_s, pair_sigma_s, cov_s2, speed_m_s)
-    tx = np.asarray(tx_enu, dtype=float).reshape(-1)[:2]
-    g = np.maximum(np.sqrt(np.sum((tx - rx) ** 2, axis=1) + (tx_height_m - h) ** 2), _TINY)
-    hm = a @ ((tx - rx) / g[:, None])
-    info = hm.T @ np.linalg.pinv(q, rcond=1e-10, hermitian=True) @ hm
-    inv = _invert2(info)
+    _, qp, hm = _linearised(
+        rx_enu, tx_enu, pairs, ref, tx_height_m, sigma_s, pair_sigma_s, cov_s2, speed_m_s
+    )
+    inv = _invert2(hm.T @ qp @ hm)
     if inv is None:
         return np.full((2, 2), np.inf)
     return inv
+
+
+def tdoa_delay_sensitivity(
+    rx_enu: npt.ArrayLike,
+    tx_enu: npt.ArrayLike,
+    *,
+    sigma_s: npt.ArrayLike | None = None,
+    pair_sigma_s: npt.ArrayLike | None = None,
+    cov_s2: npt.ArrayLike | None = None,
+    pairs: Sequence[tuple[int, int]] | None = None,
+    ref: int = 0,
+    tx_height_m: float = 0.0,
+    speed_m_s: float = SPEED_OF_LIGHT_M_S,
+) -> FloatArray:
+    r"""How far an unmodelled delay at one receiver moves the fix, m per second of delay.
+
+    A receiver whose signal arrives δ late (its own group delay, a multipath-pulled peak, a
+    clock offset) adds cδ to its range; every pair it belongs to is biased by ±cδ, and the
+    generalised least-squares fix moves, to first order, by
+
+    .. math:: \Delta x = (H^T Q^{+} H)^{-1} H^T Q^{+} A\, e_i\, c\,δ,
+
+    with A, H, Q as in :func:`tdoa_crlb`. With three receivers (two independent differences
+    for two unknowns) the data cannot reveal such a delay — the residual stays zero — so
+    this is what bounds the error when per-receiver delays are not calibrated.
+
+    Parameters
+    ----------
+    rx_enu, tx_enu, sigma_s, pair_sigma_s, cov_s2, pairs, ref, tx_height_m, speed_m_s
+        As :func:`tdoa_crlb` (``tx_enu``: the fix at which to linearise).
+
+    Returns
+    -------
+    numpy.ndarray, shape (m, 2)
+        Row i: (east, north) displacement of the fix per second of delay at receiver i;
+        ``nan`` when the Fisher information is singular.
+    """
+    a, qp, hm = _linearised(
+        rx_enu, tx_enu, pairs, ref, tx_height_m, sigma_s, pair_sigma_s, cov_s2, speed_m_s
+    )
+    inv = _invert2(hm.T @ qp @ hm)
+    if inv is None:
+        return np.full((a.shape[1], 2), np.nan)
+    return np.asarray((inv @ hm.T @ qp @ a * speed_m_s).T)

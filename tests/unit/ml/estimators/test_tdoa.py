@@ -24,7 +24,10 @@ clock has independent error ``ε_i ~ N(0, σ²)`` so ``w_i = c(ε_i − ε_0)`` 
     χ²₂ coverage;
 - the CRLB equals the inverse of a finite-difference Fisher matrix built with the explicit
   ``Q = c²σ²(I + 11ᵀ)``; all-pairs input from the same time stamps (singular Q, pseudo-
-  inverse) and another reference receiver give the same fix and covariance.
+  inverse) and another reference receiver give the same fix and covariance;
+- a delay δ at one receiver moves the fix by ``(HᵀQ⁺H)⁻¹HᵀQ⁺A e_i cδ`` to first order
+  (:func:`tdoa_delay_sensitivity`): checked against the estimator itself on delayed,
+  noiseless differences (δ = 30 ns: the second-order term is ~(cδ)²/range, < 1 cm).
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from heimdall.ml.estimators.tdoa import (
     range_differences,
     reduce_tdoa,
     tdoa_crlb,
+    tdoa_delay_sensitivity,
 )
 
 SIGMA_S = 50e-9
@@ -253,3 +257,36 @@ def test_errors() -> None:
     line = np.c_[np.linspace(-1e5, 1e5, 4), np.zeros(4)]
     with pytest.raises(EstimationError, match="collinear"):
         estimate_tdoa(line, range_differences(line, [3e4, 0.0]) / C, sigma_s=SIGMA_S)
+
+
+@pytest.mark.parametrize("name", sorted(GEOMETRIES))
+def test_delay_sensitivity_matches_the_estimator(name: str) -> None:
+    """Δx of the ML fix under a 30 ns delay at each receiver = sensitivity row × 30 ns."""
+    rx, tx, th = GEOMETRIES[name]()
+    sens = tdoa_delay_sensitivity(rx, tx, sigma_s=SIGMA_S, tx_height_m=th)
+    assert sens.shape == (rx.shape[0], 2)
+    delay_s = 30e-9
+    for i in range(rx.shape[0]):
+        delays = np.zeros(rx.shape[0])
+        delays[i] = delay_s
+        # reference pairs (j, 0): t_j − t_0
+        t = range_differences(rx, tx, tx_height_m=th) / C + (delays[1:] - delays[0])
+        e = estimate_tdoa(rx, t, sigma_s=SIGMA_S, tx_height_m=th)
+        moved = np.array([e.east_m, e.north_m]) - tx
+        assert np.linalg.norm(moved) > 1.0  # the delay does move the fix (≥ 1 m)
+        assert np.allclose(moved, sens[i] * delay_s, atol=0.01)
+    # a delay common to every receiver cancels in the differences
+    assert np.allclose(sens.sum(axis=0) * delay_s, 0.0, atol=1e-6)
+
+
+def test_three_receivers_delay_leaves_no_residual() -> None:
+    """dof = 0: a receiver delay moves the fix by the sensitivity and leaves no residual."""
+    rx = np.array([[-200e3, -100e3], [180e3, -150e3], [20e3, 250e3]])
+    tx = np.array([30e3, 20e3])
+    sens = tdoa_delay_sensitivity(rx, tx, sigma_s=SIGMA_S)
+    t = range_differences(rx, tx) / C + np.array([0.0, 1e-6])  # receiver 2 is 1 µs late
+    e = estimate_tdoa(rx, t, sigma_s=SIGMA_S)
+    assert e.residual_rms_m < 1e-3
+    moved = np.array([e.east_m, e.north_m]) - tx
+    # first order: 1 µs is 300 m of range, the fix moves ~hundreds of m
+    assert np.linalg.norm(moved - sens[2] * 1e-6) < 0.02 * np.linalg.norm(moved)
