@@ -130,8 +130,10 @@ class KnnFingerprint:
     seed : int
         Seed of the hold-out draw.
     holdout : {"random", "spatial"}
-        Random rows, or whole 200 m cells of transmitter positions (for spatial
-        generalisation, like ``grid_test``).
+        Random rows, or whole cells of transmitter positions (for spatial generalisation,
+        like ``grid_test``).
+    cell_m : float
+        Cell side of the spatial hold-out, m.
     include_mobile : bool
         Also use the shuttle receivers' RSS columns as fingerprint dimensions (their
         positions are not used). Off in the README's reference.
@@ -146,6 +148,7 @@ class KnnFingerprint:
     holdout_fraction: float = 0.2
     seed: int = 0
     holdout: Literal["random", "spatial"] = "random"
+    cell_m: float = 200.0
     include_mobile: bool = False
     weighting: Literal["uniform", "inverse_distance2"] = "uniform"
     names: tuple[str, ...] = field(default=(), init=False)
@@ -167,7 +170,7 @@ class KnnFingerprint:
         self.cov_scale, self.cov_floor_m2 = 1.0, 0.0
         if self.holdout_fraction > 0.0 and len(samples) > 5 * self.k:
             if self.holdout == "spatial":
-                fit_i, ho_i = spatial_holdout(y, self.holdout_fraction, self.seed)
+                fit_i, ho_i = spatial_holdout(y, self.holdout_fraction, self.seed, self.cell_m)
             else:
                 fit_i, ho_i = random_holdout(len(samples), self.holdout_fraction, self.seed)
             self._x, self._y = x[fit_i], y[fit_i]

@@ -15,9 +15,10 @@ the reference 5-NN fingerprint and the log-distance RSS ML
 (:mod:`heimdall.ml.powder.baselines`). The reported model (top-level metrics, predictions) is
 SetNet ⊕ k-NN when its validation median error is more than :data:`FUSION_MARGIN` below
 SetNet's, else SetNet. The model's
-covariance is calibrated on a held-out part of the training rows: random rows for
-``random_test``-like evaluation, whole 200 m cells (``"spatial"``) for ``grid_test`` and
-for external test CSVs (other days or places: unseen conditions), unless ``holdout`` says
+covariance is calibrated on a held-out part of the training rows chosen to be as far from
+the fitting rows, in time, as the test rows are from the training rows
+(:func:`~heimdall.ml.powder.holdout.matched_holdout`: random rows for ``random_test``,
+300 m cells for ``grid_test``, the largest cells for other days), unless ``holdout`` says
 otherwise.
 
 Why the fusion's k-NN leaves the shuttles out: a shuttle's RSS column without its position
@@ -68,6 +69,7 @@ from heimdall.ml.powder.data import (
     load_splits,
     train_test_for_split,
 )
+from heimdall.ml.powder.holdout import matched_holdout
 from heimdall.ml.powder.train import (
     POWDER_EPOCHS,
     TrainConfig,
@@ -76,6 +78,7 @@ from heimdall.ml.powder.train import (
     predict_setnet,
     train_setnet,
 )
+from heimdall.ml.training import Holdout
 
 __all__ = [
     "PREDICTION_COLUMNS",
@@ -261,6 +264,33 @@ def _track_on_validation(
     return best[1], fit_track_calibration(best[2] - y, best[3], val.cov), med
 
 
+def _holdout(
+    holdout: Literal["auto", "random", "spatial"],
+    train: PowderSamples,
+    test: PowderSamples,
+    cfg: TrainConfig,
+    *,
+    split: str | None,
+    external: bool,
+) -> tuple[Holdout, float, dict[str, Any] | None]:
+    """The validation hold-out: ``(kind, cell_m, time gaps that chose it or None)``."""
+    if holdout != "auto":
+        return holdout, cfg.cell_m, None
+    assert train.tx_enu is not None
+    try:
+        choice = matched_holdout(
+            times_s(train), train.tx_enu, times_s(test), fraction=cfg.val_fraction, seed=cfg.seed
+        )
+    except ValueError as exc:  # timestamps that are not times: the split's nature decides
+        log.warning("hold-out not matched in time (%s); by the test set's kind instead", exc)
+        kind: Holdout = "spatial" if external or split == "grid_test" else "random"
+        return kind, cfg.cell_m, None
+    gaps = {"test": choice.test_gap_s, "candidates": choice.candidate_gaps_s}
+    if choice.kind == "random":
+        return "random", cfg.cell_m, gaps
+    return "spatial", choice.cell_m, gaps
+
+
 def _errors_label(choice: str, k: int) -> str:
     """Plot label of the reported model."""
     return "SetNet" if choice == "setnet" else f"SetNet ⊕ {k}-NN"
@@ -304,8 +334,10 @@ def evaluate_powder(
         Training configuration (default: :data:`~heimdall.ml.powder.train.POWDER_EPOCHS`
         epochs per member; ``holdout`` overrides its hold-out kind unless ``"auto"``).
     holdout : {"auto", "random", "spatial"}
-        Validation hold-out for calibration; ``"auto"``: spatial for ``grid_test`` and for a
-        separate test CSV, random otherwise.
+        Validation hold-out for calibration. ``"auto"``: matched to the test rows' gap in
+        time to the training rows (module notes; when a timestamp is not a time: spatial
+        for ``grid_test`` and for a separate test CSV, random otherwise); ``"spatial"``:
+        whole cells of ``config.cell_m``.
     baselines : bool
         Also run the k-NN and RSS baselines.
     plot, predictions, onnx : str or Path, optional
@@ -350,17 +382,17 @@ def evaluate_powder(
         raise ValueError(f"empty training ({len(train)}) or test ({len(test)}) set")
 
     cfg = config or TrainConfig(epochs=POWDER_EPOCHS)
-    kind = holdout
-    if kind == "auto":
-        kind = "spatial" if (test_csv is not None or split == "grid_test") else "random"
-    cfg = TrainConfig(**{**cfg.__dict__, "holdout": kind})
+    kind, cell_m, matched = _holdout(
+        holdout, train, test, cfg, split=split, external=test_csv is not None
+    )
+    cfg = TrainConfig(**{**cfg.__dict__, "holdout": kind, "cell_m": cell_m})
 
     trained = train_setnet(train, cfg, progress=progress)
     smu, scov = predict_setnet(trained.model, test, trained.norm)
 
     # k-NN (the baseline, fitted on all training rows) and its fusion with the model; the
     # fusion's inflation and the choice model vs fusion use the validation rows only
-    knn = KnnFingerprint(k=5, holdout=kind).fit(train)
+    knn = KnnFingerprint(k=5, holdout=kind, cell_m=cell_m).fit(train)
     kmu, kcov = knn.predict(test)
     val = _fusion_on_validation(train, trained)
     (fused_scale, fused_floor), fused_k, choice = val.fused_calibration, val.k, val.choice
@@ -399,6 +431,8 @@ def evaluate_powder(
         "selection": {"validation_median_m": val.medians, "chosen": choice, "fusion_k": fused_k},
         "calibration": {
             "holdout": kind,
+            "cell_m": cell_m if kind == "spatial" else None,
+            "holdout_time_gaps_s": matched,
             "setnet_cov_scale": trained.cov_scale,
             "setnet_cov_floor_m2": trained.cov_floor_m2,
             "fused_cov_scale": fused_scale,
