@@ -50,7 +50,6 @@ References
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -59,7 +58,8 @@ import numpy.typing as npt
 from scipy.optimize import least_squares
 
 from heimdall.core.errors import EstimationError
-from heimdall.ml.estimators.rss import N_BOUNDS, estimate_rss, rss_mean_model
+from heimdall.ml.estimators._numerics import invert_spd
+from heimdall.ml.estimators.rss import N_BOUNDS, estimate_rss, rss_jacobian, rss_mean_model
 from heimdall.ml.estimators.tdoa import (
     SPEED_OF_LIGHT_M_S,
     ReducedTdoa,
@@ -67,11 +67,10 @@ from heimdall.ml.estimators.tdoa import (
     reduce_tdoa,
 )
 
-__all__ = ["HybridEstimate", "estimate_hybrid", "hybrid_crlb", "rss_jacobian"]
+__all__ = ["HybridEstimate", "estimate_hybrid", "hybrid_crlb"]
 
 FloatArray = npt.NDArray[np.float64]
 _D0_M = 1.0  # as rss.py
-_LN10 = math.log(10.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,34 +116,6 @@ class HybridEstimate:
     cost: float
     cov_theta: FloatArray
     method: str
-
-
-def rss_jacobian(
-    theta: npt.ArrayLike, rx_enu: npt.ArrayLike, tx_height_m: float = 0.0
-) -> FloatArray:
-    """``∂μ/∂(x, y, P0, n)`` of :func:`~heimdall.ml.estimators.rss.rss_mean_model`, (m, 4)."""
-    x, y, _p0, n = (float(v) for v in np.asarray(theta, dtype=float))
-    rx = np.asarray(rx_enu, dtype=float)
-    h = rx[:, 2] if rx.shape[1] == 3 else np.zeros(rx.shape[0])
-    d2 = (x - rx[:, 0]) ** 2 + (y - rx[:, 1]) ** 2 + (tx_height_m - h) ** 2 + _D0_M**2
-    k = -10.0 * n / _LN10
-    jac = np.empty((rx.shape[0], 4))
-    jac[:, 0] = k * (x - rx[:, 0]) / d2
-    jac[:, 1] = k * (y - rx[:, 1]) / d2
-    jac[:, 2] = 1.0
-    jac[:, 3] = -5.0 * np.log10(d2)
-    return jac
-
-
-def _invert(a: FloatArray) -> FloatArray | None:
-    scale = np.sqrt(np.diag(a))
-    if not np.all(scale > 0.0) or not np.all(np.isfinite(scale)):
-        return None
-    s = a / np.outer(scale, scale)
-    if np.linalg.cond(s) > 1e12:
-        return None
-    inv: FloatArray = np.linalg.inv(s) / np.outer(scale, scale)
-    return 0.5 * (inv + inv.T)
 
 
 def _fisher(
@@ -292,7 +263,7 @@ def estimate_hybrid(
             best, best_method = res, method
     assert best is not None
     theta = np.asarray(best.x, dtype=float)
-    inv = _invert(_fisher(theta, rx_rss, sigma_db, red, tx_height_m))
+    inv = invert_spd(_fisher(theta, rx_rss, sigma_db, red, tx_height_m))
     if inv is None:
         raise EstimationError("degenerate geometry: the hybrid Fisher information is singular")
     dof = int(have.sum()) + red.tau_m.shape[0] - 4
@@ -373,7 +344,7 @@ def hybrid_crlb(
     )
     mask = np.ones(m, bool) if rss_mask is None else np.asarray(rss_mask, dtype=bool)
     theta = np.array([tx[0], tx[1], 0.0, float(n)])
-    inv = _invert(_fisher(theta, rx[mask], float(sigma_db), red, tx_height_m))
+    inv = invert_spd(_fisher(theta, rx[mask], float(sigma_db), red, tx_height_m))
     if inv is None:
         return np.full((2, 2), np.inf)
     return inv[:2, :2].copy()

@@ -82,8 +82,16 @@ import numpy.typing as npt
 from scipy.optimize import least_squares
 
 from heimdall.core.errors import EstimationError
+from heimdall.ml.estimators._numerics import grid_minima, invert_spd
 
-__all__ = ["N_BOUNDS", "RssEstimate", "estimate_rss", "rss_crlb", "rss_mean_model"]
+__all__ = [
+    "N_BOUNDS",
+    "RssEstimate",
+    "estimate_rss",
+    "rss_crlb",
+    "rss_jacobian",
+    "rss_mean_model",
+]
 
 FloatArray = npt.NDArray[np.float64]
 Loss = Literal["linear", "soft_l1", "huber"]
@@ -94,21 +102,6 @@ _D0_M = 1.0
 _LN10 = math.log(10.0)
 _GRID = 21
 _N_GRID_STARTS = 3
-
-
-def _grid_minima(cost: FloatArray, k: int) -> npt.NDArray[np.intp]:
-    """Flat indices of the k lowest local minima (8-neighbourhood) of a 2-D cost grid."""
-    padded = np.pad(cost, 1, constant_values=np.inf)
-    is_min = np.ones(cost.shape, dtype=bool)
-    rows, cols = cost.shape
-    for di in (-1, 0, 1):
-        for dj in (-1, 0, 1):
-            if di or dj:
-                is_min &= cost <= padded[1 + di : 1 + di + rows, 1 + dj : 1 + dj + cols]
-    idx = np.flatnonzero(is_min)
-    if idx.size == 0:
-        idx = np.array([int(np.argmin(cost))])
-    return idx[np.argsort(cost.ravel()[idx])[:k]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,16 +186,16 @@ def _jacobian(theta: FloatArray, rx: FloatArray, dh2: FloatArray) -> FloatArray:
     return jac
 
 
-def _invert(a: FloatArray) -> FloatArray | None:
-    """Inverse of a symmetric positive definite matrix, None if (numerically) singular."""
-    scale = np.sqrt(np.diag(a))
-    if not np.all(scale > 0.0) or not np.all(np.isfinite(scale)):
-        return None
-    s = a / np.outer(scale, scale)  # correlation form: conditioning independent of units
-    if np.linalg.cond(s) > 1e12:
-        return None
-    inv: FloatArray = np.linalg.inv(s) / np.outer(scale, scale)
-    return 0.5 * (inv + inv.T)
+def rss_jacobian(
+    theta: npt.ArrayLike, rx_enu: npt.ArrayLike, tx_height_m: float = 0.0
+) -> FloatArray:
+    """``∂μ/∂(x, y, P0, n)`` of :func:`rss_mean_model` at ``theta``, shape (m, 4).
+
+    ``rx_enu`` is (m, 2) or (m, 3) (with receiver heights), m.
+    """
+    rx = np.asarray(rx_enu, dtype=float)
+    h = rx[:, 2] if rx.shape[1] == 3 else np.zeros(rx.shape[0])
+    return _jacobian(np.asarray(theta, dtype=float), rx, (tx_height_m - h) ** 2)
 
 
 def rss_crlb(
@@ -239,7 +232,7 @@ def rss_crlb(
     tx = np.asarray(tx_enu, dtype=float).reshape(2)
     theta = np.array([tx[0], tx[1], 0.0, float(n)])
     jac = _jacobian(theta, rx, (tx_height_m - h) ** 2)
-    inv = _invert(jac.T @ jac / float(sigma_db) ** 2)
+    inv = invert_spd(jac.T @ jac / float(sigma_db) ** 2)
     if inv is None:
         return np.full((2, 2), np.inf)
     return inv[:2, :2].copy()
@@ -351,7 +344,7 @@ def estimate_rss(
     gy = np.linspace(lo[1] - 0.5 * span[1], hi[1] + 0.5 * span[1], _GRID)
     mx, my = np.meshgrid(gx, gy)
     _, _, g_cost = _profile(mx.ravel(), my.ravel(), rx, dh2, p)
-    minima = _grid_minima(g_cost.reshape(_GRID, _GRID), _N_GRID_STARTS)
+    minima = grid_minima(g_cost.reshape(_GRID, _GRID), _N_GRID_STARTS)
     strongest = rx[int(np.argmax(p))]
     cand = np.vstack(
         [
@@ -392,7 +385,7 @@ def estimate_rss(
     jm = _jacobian(theta, rx, dh2)
     w = _loss_weights(r, loss, f_scale)
     info = (jm * w[:, None]).T @ jm
-    inv = _invert(info)
+    inv = invert_spd(info)
     if inv is None:
         raise EstimationError("degenerate geometry: the Fisher information is singular")
     sigma2 = float(sigma_db) ** 2

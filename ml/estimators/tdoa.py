@@ -114,6 +114,7 @@ import numpy.typing as npt
 from scipy.optimize import least_squares
 
 from heimdall.core.errors import EstimationError
+from heimdall.ml.estimators._numerics import grid_minima, invert_spd
 
 __all__ = [
     "SPEED_OF_LIGHT_M_S",
@@ -541,31 +542,6 @@ def chan_ho(
     return [p for p, _ in _chan_stage(red)]
 
 
-def _invert2(a: FloatArray) -> FloatArray | None:
-    scale = np.sqrt(np.diag(a))
-    if not np.all(scale > 0.0) or not np.all(np.isfinite(scale)):
-        return None
-    s = a / np.outer(scale, scale)
-    if np.linalg.cond(s) > 1e12:
-        return None
-    inv: FloatArray = np.linalg.inv(s) / np.outer(scale, scale)
-    return 0.5 * (inv + inv.T)
-
-
-def _grid_minima(cost: FloatArray, k: int) -> npt.NDArray[np.intp]:
-    padded = np.pad(cost, 1, constant_values=np.inf)
-    is_min = np.ones(cost.shape, dtype=bool)
-    rows, cols = cost.shape
-    for di in (-1, 0, 1):
-        for dj in (-1, 0, 1):
-            if di or dj:
-                is_min &= cost <= padded[1 + di : 1 + di + rows, 1 + dj : 1 + dj + cols]
-    idx = np.flatnonzero(is_min)
-    if idx.size == 0:
-        idx = np.array([int(np.argmin(cost))])
-    return idx[np.argsort(cost.ravel()[idx])[:k]]
-
-
 def _refine(red: ReducedTdoa, x0: FloatArray) -> tuple[FloatArray, float, bool]:
     res = least_squares(
         red.whitened,
@@ -589,7 +565,7 @@ def _grid_starts(red: ReducedTdoa) -> FloatArray:
     mx, my = np.meshgrid(gx, gy)
     pts = np.c_[mx.ravel(), my.ravel()]
     cost = red.cost_grid(pts).reshape(_GRID, _GRID)
-    return np.asarray(pts[_grid_minima(cost, _N_GRID_STARTS)])
+    return np.asarray(pts[grid_minima(cost, _N_GRID_STARTS)])
 
 
 def _finish(
@@ -601,7 +577,7 @@ def _finish(
     scale_by_chi2: bool,
     alternatives: list[FloatArray],
 ) -> TdoaEstimate:
-    inv = _invert2(red.fisher(xy))
+    inv = invert_spd(red.fisher(xy))
     if inv is None:
         raise EstimationError("degenerate geometry: the TDOA Fisher information is singular")
     dof = red.m - 1 - 2
@@ -695,7 +671,7 @@ def estimate_tdoa(
     if not need_more:
         # Chan and LM should agree to within a few standard deviations
         moved = results[0][0] - chan[0][0]
-        inv = _invert2(red.fisher(results[0][0]))
+        inv = invert_spd(red.fisher(results[0][0]))
         need_more = inv is None or float(moved @ np.linalg.solve(inv, moved)) > 25.0
     if need_more:
         results.append((*_refine(red, centroid), "centroid+lm"))
@@ -776,7 +752,7 @@ def tdoa_crlb(
     _, qp, hm = _linearised(
         rx_enu, tx_enu, pairs, ref, tx_height_m, sigma_s, pair_sigma_s, cov_s2, speed_m_s
     )
-    inv = _invert2(hm.T @ qp @ hm)
+    inv = invert_spd(hm.T @ qp @ hm)
     if inv is None:
         return np.full((2, 2), np.inf)
     return inv
@@ -820,7 +796,7 @@ def tdoa_delay_sensitivity(
     a, qp, hm = _linearised(
         rx_enu, tx_enu, pairs, ref, tx_height_m, sigma_s, pair_sigma_s, cov_s2, speed_m_s
     )
-    inv = _invert2(hm.T @ qp @ hm)
+    inv = invert_spd(hm.T @ qp @ hm)
     if inv is None:
         return np.full((a.shape[1], 2), np.nan)
     return np.asarray((inv @ hm.T @ qp @ a * speed_m_s).T)

@@ -23,8 +23,8 @@ import math
 
 import numpy as np
 
-from heimdall.ml.estimators.hybrid import estimate_hybrid, hybrid_crlb, rss_jacobian
-from heimdall.ml.estimators.rss import estimate_rss, rss_crlb, rss_mean_model
+from heimdall.ml.estimators.hybrid import estimate_hybrid, hybrid_crlb
+from heimdall.ml.estimators.rss import estimate_rss, rss_crlb, rss_jacobian, rss_mean_model
 from heimdall.ml.estimators.tdoa import SPEED_OF_LIGHT_M_S as C
 from heimdall.ml.estimators.tdoa import estimate_tdoa, range_differences, tdoa_crlb
 
