@@ -61,6 +61,16 @@ __all__ = [
 
 err_console = Console(stderr=True)
 
+# Options every receiver command has (one definition: same flag, type and help everywhere).
+ReceiverId = Annotated[str, typer.Option("--id", help="receiver id (Kafka key)")]
+Lat = Annotated[float, typer.Option(help="antenna latitude, degrees")]
+Lon = Annotated[float, typer.Option(help="antenna longitude, degrees")]
+Alt = Annotated[float, typer.Option(help="antenna height, m")]
+Calibration = Annotated[float, typer.Option(help="calibration offset added to every power, dB")]
+Duration = Annotated[
+    float | None, typer.Option(help="stop after this many seconds (default: until Ctrl-C)")
+]
+
 
 def _prepare(settings: HeimdallSettings) -> None:
     log_to_file(settings.data_dir / "logs" / "receivers.log", settings.log_level)
@@ -95,9 +105,7 @@ def receivers_run(
     network_file: Annotated[
         Path, typer.Argument(help="YAML or JSON network file (see heimdall.producers.network)")
     ],
-    duration: Annotated[
-        float | None, typer.Option(help="stop after this many seconds (default: until Ctrl-C)")
-    ] = None,
+    duration: Duration = None,
 ) -> None:
     """Run every receiver of a network file in this process (one loop, one producer)."""
     settings = load_settings()
@@ -111,10 +119,10 @@ def receiver_rtltcp(
     freq: Annotated[float, typer.Option("--freq", help="channel centre frequency, Hz")],
     host: Annotated[str, typer.Option(help="rtl_tcp server address")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="rtl_tcp server port")] = DEFAULT_PORT,
-    receiver_id: Annotated[str, typer.Option("--id", help="receiver id (Kafka key)")] = "rtltcp-1",
-    lat: Annotated[float, typer.Option(help="antenna latitude, degrees")] = 0.0,
-    lon: Annotated[float, typer.Option(help="antenna longitude, degrees")] = 0.0,
-    alt: Annotated[float, typer.Option(help="antenna height, m")] = 0.0,
+    receiver_id: ReceiverId = "rtltcp-1",
+    lat: Lat = 0.0,
+    lon: Lon = 0.0,
+    alt: Alt = 0.0,
     gain: Annotated[
         float | None, typer.Option(help="manual tuner gain, dB (default: automatic)")
     ] = None,
@@ -124,16 +132,12 @@ def receiver_rtltcp(
         float | None, typer.Option(help="tune this far above the channel, Hz (default rate/4)")
     ] = None,
     ppm: Annotated[int, typer.Option(help="crystal correction, ppm")] = 0,
-    calibration: Annotated[
-        float, typer.Option(help="calibration offset added to every power, dB")
-    ] = 0.0,
+    calibration: Calibration = 0.0,
     full_scale_dbm: Annotated[
         float | None, typer.Option(help="calibrated full-scale power, dBm (default nominal)")
     ] = None,
     cf32: Annotated[bool, typer.Option("--cf32", help="publish cf32 instead of ci16")] = False,
-    duration: Annotated[
-        float | None, typer.Option(help="stop after this many seconds (default: until Ctrl-C)")
-    ] = None,
+    duration: Duration = None,
 ) -> None:
     """Stream one channel of an rtl_tcp server (RTL-SDR dongle) to Kafka."""
     settings = load_settings()
@@ -177,10 +181,10 @@ def receiver_openwebrx(
     ],
     freq: Annotated[float, typer.Option("--freq", help="channel frequency, Hz")],
     mod: Annotated[str, typer.Option(help="demodulator (nfm, am, usb, ...)")] = "nfm",
-    receiver_id: Annotated[str, typer.Option("--id", help="receiver id (Kafka key)")] = "owrx-1",
-    lat: Annotated[float, typer.Option(help="antenna latitude, degrees")] = 0.0,
-    lon: Annotated[float, typer.Option(help="antenna longitude, degrees")] = 0.0,
-    alt: Annotated[float, typer.Option(help="antenna height, m")] = 0.0,
+    receiver_id: ReceiverId = "owrx-1",
+    lat: Lat = 0.0,
+    lon: Lon = 0.0,
+    alt: Alt = 0.0,
     bandwidth: Annotated[float, typer.Option(help="channel width, Hz")] = 12_000.0,
     profile: Annotated[
         str | None, typer.Option(help="SDR profile to select, 'sdr_id|profile_id'")
@@ -193,15 +197,11 @@ def receiver_openwebrx(
         str, typer.Option(help="power from: combined (S-meter + FFT noise), fft, smeter")
     ] = "combined",
     integration: Annotated[float, typer.Option(help="seconds per measurement")] = 0.5,
-    calibration: Annotated[
-        float, typer.Option(help="calibration offset added to every power, dB")
-    ] = 0.0,
+    calibration: Calibration = 0.0,
     full_scale_dbm: Annotated[
         float, typer.Option(help="calibrated full-scale power, dBm (default 0: dBFS)")
     ] = 0.0,
-    duration: Annotated[
-        float | None, typer.Option(help="stop after this many seconds (default: until Ctrl-C)")
-    ] = None,
+    duration: Duration = None,
 ) -> None:
     """Measure one channel of an OpenWebRX(+) receiver (channel power to the features topic)."""
     settings = load_settings()
@@ -234,10 +234,10 @@ def receiver_kiwisdr(
     url: Annotated[
         str | None, typer.Option(help="http://host:port/ of the KiwiSDR (instead of --host)")
     ] = None,
-    receiver_id: Annotated[str, typer.Option("--id", help="receiver id (Kafka key)")] = "kiwi-1",
-    lat: Annotated[float, typer.Option(help="antenna latitude, degrees")] = 0.0,
-    lon: Annotated[float, typer.Option(help="antenna longitude, degrees")] = 0.0,
-    alt: Annotated[float, typer.Option(help="antenna height, m")] = 0.0,
+    receiver_id: ReceiverId = "kiwi-1",
+    lat: Lat = 0.0,
+    lon: Lon = 0.0,
+    alt: Alt = 0.0,
     low_cut: Annotated[float, typer.Option(help="IQ pass band low edge, Hz")] = -5000.0,
     high_cut: Annotated[float, typer.Option(help="IQ pass band high edge, Hz")] = 5000.0,
     agc: Annotated[bool, typer.Option("--agc/--no-agc", help="the Kiwi's AGC")] = True,
@@ -246,12 +246,8 @@ def receiver_kiwisdr(
     rssi: Annotated[
         bool, typer.Option("--rssi", help="also publish the S-meter as measurements")
     ] = False,
-    calibration: Annotated[
-        float, typer.Option(help="calibration offset added to every power, dB")
-    ] = 0.0,
-    duration: Annotated[
-        float | None, typer.Option(help="stop after this many seconds (default: until Ctrl-C)")
-    ] = None,
+    calibration: Calibration = 0.0,
+    duration: Duration = None,
 ) -> None:
     """Stream GPS-timed IQ of one channel of a KiwiSDR to Kafka."""
     from heimdall.producers.network import split_host_port
