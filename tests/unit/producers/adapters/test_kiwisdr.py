@@ -9,16 +9,14 @@ github.com/jks-prv/kiwiclient ``kiwi/client.py`` and ``kiwirecorder.py``.
 from __future__ import annotations
 
 import asyncio
-import socket
 import struct
 import time
-from collections.abc import Callable
 
 import numpy as np
 import pytest
 
 from heimdall.core.errors import ConfigError
-from heimdall.producers.adapters.base import AdapterOptions, ReceiverInfo
+from heimdall.producers.adapters.base import AdapterOptions
 from heimdall.producers.adapters.kiwisdr import (
     KiwiSdrAdapter,
     KiwiSdrConfig,
@@ -32,22 +30,16 @@ from heimdall.schemas.models import (
     ClockSource,
     IqChunk,
     Measurement,
-    Position,
     ReceiverState,
     ReceiverStatus,
 )
 
+from ._harness import FAST, free_port, receiver_info, run_until
 from .kiwisdr_server import KiwiTestServer, Tone
 
 F_CH = 10_000_000.0
 FS = 12_001.135
-INFO = ReceiverInfo(
-    receiver_id="kiwi-1",
-    kind="kiwisdr",
-    position=Position(lat_deg=45.07, lon_deg=7.68, alt_m=240.0),
-    calibration_offset_db=-1.5,
-)
-FAST = AdapterOptions(backoff_base_s=0.02, backoff_cap_s=0.05, stall_timeout_s=5.0, seed=1)
+INFO = receiver_info("kiwi-1", "kiwisdr")
 
 
 def adapter_for(
@@ -57,35 +49,10 @@ def adapter_for(
     return KiwiSdrAdapter(INFO, KiwiSdrConfig(**conf), options)  # type: ignore[arg-type]
 
 
-async def run_until(
-    adapter: KiwiSdrAdapter, done: Callable[[], bool], timeout_s: float = 10.0
-) -> list[ReceiverStatus]:
-    seen: list[ReceiverStatus] = []
-    adapter.on_status = seen.append
-    stop = asyncio.Event()
-    task = asyncio.create_task(adapter.run(stop))
-    deadline = time.monotonic() + timeout_s
-    reached = False
-    while time.monotonic() < deadline:
-        if reached := done():
-            break
-        await asyncio.sleep(0.01)
-    stop.set()
-    await asyncio.wait_for(task, 5.0)
-    assert reached, f"not reached in {timeout_s} s; statuses: {[s.message for s in seen]}"
-    return seen
-
-
 def drain(adapter: KiwiSdrAdapter) -> tuple[list[IqChunk], list[Measurement]]:
     items = list(iter(adapter.buffer.get, None))
     return ([c for c in items if isinstance(c, IqChunk)],
             [m for m in items if isinstance(m, Measurement)])  # type: ignore[misc]  # fmt: skip
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # ---------------------------------------------------------------- wire format

@@ -12,16 +12,13 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import socket
-import time
-from collections.abc import Callable
 
 import numpy as np
 import pytest
 
 from heimdall.core.errors import ConfigError
 from heimdall.producers.adapters.adpcm import SyncAdpcmDecoder, decode_fft_row, encode_fft_row
-from heimdall.producers.adapters.base import AdapterOptions, ReceiverInfo
+from heimdall.producers.adapters.base import AdapterOptions
 from heimdall.producers.adapters.openwebrx import (
     OpenWebRxAdapter,
     OpenWebRxConfig,
@@ -34,23 +31,17 @@ from heimdall.schemas.models import (
     AudioChunk,
     ClockSource,
     Measurement,
-    Position,
     ReceiverState,
     ReceiverStatus,
     WaterfallRow,
 )
 
+from ._harness import FAST, free_port, receiver_info, run_until
 from .openwebrx_server import OpenWebRxTestServer, Tone
 
 CENTER = 145_000_000.0
 F_CH = 145_010_000.0
-INFO = ReceiverInfo(
-    receiver_id="owrx-1",
-    kind="openwebrx",
-    position=Position(lat_deg=45.07, lon_deg=7.68, alt_m=240.0),
-    calibration_offset_db=-1.5,
-)
-FAST = AdapterOptions(backoff_base_s=0.02, backoff_cap_s=0.05, stall_timeout_s=5.0, seed=1)
+INFO = receiver_info("owrx-1", "openwebrx")
 
 
 def adapter_for(
@@ -62,36 +53,10 @@ def adapter_for(
     return OpenWebRxAdapter(INFO, OpenWebRxConfig(**conf), options)  # type: ignore[arg-type]
 
 
-async def run_until(
-    adapter: OpenWebRxAdapter, done: Callable[[], bool], timeout_s: float = 10.0
-) -> list[ReceiverStatus]:
-    """Run ``adapter`` until ``done()`` (asserted); return every status it sent."""
-    seen: list[ReceiverStatus] = []
-    adapter.on_status = seen.append
-    stop = asyncio.Event()
-    task = asyncio.create_task(adapter.run(stop))
-    deadline = time.monotonic() + timeout_s
-    reached = False
-    while time.monotonic() < deadline:
-        if reached := done():
-            break
-        await asyncio.sleep(0.01)
-    stop.set()
-    await asyncio.wait_for(task, 5.0)
-    assert reached, f"not reached in {timeout_s} s; statuses: {[s.message for s in seen]}"
-    return seen
-
-
 def drain(adapter: OpenWebRxAdapter) -> list[Measurement]:
     out = list(iter(adapter.buffer.get, None))
     assert all(isinstance(m, Measurement) for m in out)
     return out  # type: ignore[return-value]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # ---------------------------------------------------------------- wire format

@@ -8,16 +8,14 @@ The server (:mod:`.rtltcp_server`) reproduces osmocom ``rtl-sdr``'s ``src/rtl_tc
 from __future__ import annotations
 
 import asyncio
-import socket
 import struct
 import time
-from collections.abc import Callable
 
 import numpy as np
 import pytest
 
 from heimdall.core.errors import ConfigError
-from heimdall.producers.adapters.base import AdapterOptions, ProtocolError, ReceiverInfo
+from heimdall.producers.adapters.base import AdapterOptions, ProtocolError
 from heimdall.producers.adapters.rtltcp import (
     NOMINAL_FULL_SCALE_DBM,
     RtlTcpAdapter,
@@ -26,8 +24,9 @@ from heimdall.producers.adapters.rtltcp import (
     encode_command,
     parse_header,
 )
-from heimdall.schemas.models import ClockSource, IqChunk, Position, ReceiverState, ReceiverStatus
+from heimdall.schemas.models import ClockSource, IqChunk, ReceiverState, ReceiverStatus
 
+from ._harness import FAST, free_port, receiver_info, run_until
 from .rtltcp_server import RtlTcpTestServer, Tone
 
 F_CH = 145_500_000.0
@@ -35,13 +34,7 @@ FS = 1_152_000
 OFFSET = FS // 4  # default tune offset
 SETTLE_BYTES = 2 * round(0.1 * FS)
 CHUNK_BYTES = 2 * 96 * 2400  # input bytes per 2400-sample output chunk
-INFO = ReceiverInfo(
-    receiver_id="rtl-1",
-    kind="rtltcp",
-    position=Position(lat_deg=45.07, lon_deg=7.68, alt_m=240.0),
-    calibration_offset_db=-1.5,
-)
-FAST = AdapterOptions(backoff_base_s=0.02, backoff_cap_s=0.05, stall_timeout_s=5.0, seed=1)
+INFO = receiver_info("rtl-1", "rtltcp")
 
 
 def adapter_for(
@@ -49,26 +42,6 @@ def adapter_for(
 ) -> RtlTcpAdapter:
     conf = {"host": "127.0.0.1", "port": server.port, "freq_hz": F_CH, **cfg}
     return RtlTcpAdapter(INFO, RtlTcpConfig(**conf), options)  # type: ignore[arg-type]
-
-
-async def run_until(
-    adapter: RtlTcpAdapter, done: Callable[[], bool], timeout_s: float = 10.0
-) -> list[ReceiverStatus]:
-    """Run ``adapter`` until ``done()`` (asserted); return every status it sent."""
-    seen: list[ReceiverStatus] = []
-    adapter.on_status = seen.append
-    stop = asyncio.Event()
-    task = asyncio.create_task(adapter.run(stop))
-    deadline = time.monotonic() + timeout_s
-    reached = False
-    while time.monotonic() < deadline:
-        if reached := done():
-            break
-        await asyncio.sleep(0.01)
-    stop.set()
-    await asyncio.wait_for(task, 5.0)
-    assert reached, f"not reached in {timeout_s} s; statuses: {[s.message for s in seen]}"
-    return seen
 
 
 def drain(adapter: RtlTcpAdapter) -> list[IqChunk]:
@@ -80,12 +53,6 @@ def spectrum_db(x: np.ndarray, fs: float) -> tuple[np.ndarray, np.ndarray]:
     w = np.hanning(x.size)
     s = np.abs(np.fft.fft(x.astype(np.complex128) * w)) ** 2 / np.sum(w) ** 2
     return np.fft.fftfreq(x.size, 1 / fs), 10 * np.log10(s + 1e-30)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # ---------------------------------------------------------------- wire format
