@@ -114,3 +114,23 @@ def test_the_command_trains_as_long_as_the_library_default() -> None:
     from heimdall.ml.powder.train import POWDER_EPOCHS
 
     assert inspect.signature(eval_powder).parameters["epochs"].default == POWDER_EPOCHS
+
+
+def test_eval_powder_test_csv_without_some_receivers(tmp_path: Path) -> None:
+    """A test CSV that lacks a fixed receiver's and the shuttle's columns is still scored."""
+    train = write_tiny(tmp_path, n=40)
+    tdir = tmp_path / "fewer"
+    tdir.mkdir()
+    test = write_tiny(tdir, n=9, seed=4)
+    rows = list(csv.reader(test.open()))
+    gone = {"rx-c", "bus-1_rss", "bus-1_x", "bus-1_y"}
+    keep = [i for i, c in enumerate(rows[0]) if c not in gone]
+    test.write_text("\n".join(",".join(r[i] for i in keep) for r in rows) + "\n")
+    out = tmp_path / "r.json"
+    args = ["--train", str(train), "--test", str(test), "--json", str(out)]
+    res = CliRunner().invoke(_app(), [*args, "--epochs", "1", "--members", "1", "--quiet"])
+    assert res.exit_code == 0, res.output
+    rep = json.loads(out.read_text())
+    assert rep["n_predictions"] == 9 and rep["has_truth"]
+    assert 0.0 < rep["median_m"] < float("inf")
+    assert set(rep["baselines"]) == {"knn", "rss"}
