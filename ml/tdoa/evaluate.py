@@ -42,7 +42,11 @@ The lag sigmas come from the scatter over sub-windows and capture noise only. Ef
 to a whole recording are not in them: a receiver's own group delay (front-end filters, active
 antennas: tens of µs at LF are possible), the ground-wave propagation speed (slower than c
 over land by ~10⁻⁴ and path-dependent), and sky-wave energy arriving 40–100 µs after the
-ground wave at 300–800 km, which pulls the envelope peak by a band-dependent amount. On the
+ground wave at 300–800 km, which pulls the envelope peak by a band-dependent amount (a
+second path of relative amplitude a at a delay d far below the inverse bandwidth — here
+d ≈ 40–100 µs against 1/B ≈ 0.8 ms for the PN main lobe — cannot be separated from the
+first; it biases the arrival by up to a·d/(1 − a), the largest group delay of
+1 + a·e^{−i2πfd}: up to 43 µs for a = 0.3, d = 100 µs; tested in ``test_dcf77``). On the
 DCF77 example these dominate (see the report of this module's author in the issue); use
 ``sigma_floor_s`` to state such a budget explicitly. The report's
 ``delay_sensitivity_km_per_us`` says how far 1 µs of such a delay at each receiver moves the
