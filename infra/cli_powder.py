@@ -21,10 +21,26 @@ __all__ = ["eval_powder"]
 _KEYS = ("median_m", "mean_m", "p68_m", "p95_m", "coverage_1sigma", "coverage_2sigma")
 
 
+def _holdout_line(report: dict[str, Any]) -> str:
+    """Which validation rows calibrated the ellipses, and why (the time gaps)."""
+    cal = report.get("calibration") or {}
+    kind = cal.get("holdout", "?")
+    what = f"whole {cal['cell_m']:g} m cells" if kind == "spatial" else f"{kind} rows"
+    gaps = cal.get("holdout_time_gaps_s")
+    if not gaps:
+        return f"calibrated on {what} of the training set"
+    key = "random" if kind == "random" else f"{cal['cell_m']:g} m"
+    held = gaps["candidates"].get(key, float("nan"))
+    return (
+        f"calibrated on {what} of the training set: {held:g} s from the fitting rows "
+        f"(median), as the test rows are {gaps['test']:g} s from the training rows"
+    )
+
+
 def _table(report: dict[str, Any]) -> Table:
     t = Table(
         title=f"POWDER {report.get('split') or report.get('test_csv')}",
-        caption="* the reported model (chosen on validation rows)",
+        caption="* the reported model (chosen on validation rows)\n" + _holdout_line(report),
     )
     t.add_column("method")
     for k in _KEYS:

@@ -51,6 +51,10 @@ def test_eval_powder_split(tmp_path: Path) -> None:
         assert k in rep and k in rep["baselines"]["knn"] and k in rep["baselines"]["rss"]
     assert rep["n_test"] == 12 and rep["n_train"] == 47
     assert png.exists()
+    # the hold-out that calibrated the ellipses is said, with the time gaps that chose it
+    gaps = rep["calibration"]["holdout_time_gaps_s"]
+    assert gaps["test"] > 0.0 and "random" in gaps["candidates"]
+    assert "calibrated on" in res.output and f"{gaps['test']:g} s" in res.output
     rows = list(csv.DictReader(pred.open()))
     assert len(rows) == 12 and tuple(rows[0])[:6] == PREDICTION_COLUMNS
 
