@@ -8,15 +8,11 @@ producer, the pump thread), and a consumer reads back decoded IqChunks and Recei
 
 from __future__ import annotations
 
-import asyncio
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-from confluent_kafka import Message
 
 from heimdall.core import kafka
 from heimdall.core.settings import HeimdallSettings
@@ -25,6 +21,8 @@ from heimdall.producers.network import run_network
 from heimdall.schemas.models import ClockSource, IqChunk, ReceiverState, ReceiverStatus
 from heimdall.schemas.serde import Serde
 from tests.unit.producers.adapters.rtltcp_server import RtlTcpTestServer, Tone
+
+from ._harness import read, serving
 
 pytestmark = pytest.mark.integration
 
@@ -35,41 +33,8 @@ F_CH = 145_500_000.0
 def rtl_server() -> Iterator[RtlTcpTestServer]:
     """A real-time rtl_tcp stand-in on its own loop and thread (stopped and joined after)."""
     server = RtlTcpTestServer(tones=[Tone(F_CH + 1500, 0.3)], realtime=True)
-    loop = asyncio.new_event_loop()
-    started = threading.Event()
-
-    def serve() -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(server.start())
-        started.set()
-        loop.run_forever()
-        loop.run_until_complete(server.close())
-        loop.close()
-
-    thread = threading.Thread(target=serve, name="rtl-tcp-test-server")
-    thread.start()
-    assert started.wait(10)
-    try:
+    with serving(server, name="rtl-tcp-test-server"):
         yield server
-    finally:
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-
-
-def read(settings: HeimdallSettings, topics: list[str], timeout_s: float) -> list[Message]:
-    c = kafka.consumer(settings, f"reader-{topics[0]}")
-    c.subscribe(topics)
-    out: list[Message] = []
-    deadline = time.monotonic() + timeout_s
-    quiet = 0
-    try:
-        while time.monotonic() < deadline and quiet < 4:
-            got = [m for m in c.consume(500, timeout=0.5) if not m.error()]
-            out += got
-            quiet = 0 if got or not out else quiet + 1
-    finally:
-        c.close()
-    return out
 
 
 def test_rtltcp_network_into_kafka(

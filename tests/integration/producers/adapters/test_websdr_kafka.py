@@ -12,15 +12,11 @@ ReceiverStatuses.
 
 from __future__ import annotations
 
-import asyncio
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-from confluent_kafka import Message
 
 from heimdall.core import kafka
 from heimdall.core.settings import HeimdallSettings
@@ -40,6 +36,8 @@ from heimdall.schemas.serde import Serde
 from tests.unit.producers.adapters.kiwisdr_server import KiwiTestServer
 from tests.unit.producers.adapters.openwebrx_server import OpenWebRxTestServer, Tone
 
+from ._harness import read, serving
+
 pytestmark = pytest.mark.integration
 
 F_OWRX = 145_010_000.0
@@ -51,43 +49,8 @@ def servers() -> Iterator[tuple[OpenWebRxTestServer, KiwiTestServer]]:
     """Both stand-ins on one loop in a thread (stopped and joined after)."""
     owrx = OpenWebRxTestServer(tones=[Tone(F_OWRX + 1000, 0.1)], fft_compression="none")
     kiwi = KiwiTestServer(tones=[Tone(F_KIWI + 1000, 0.25)], full_scale_dbm=-10.0)
-    loop = asyncio.new_event_loop()
-    started = threading.Event()
-
-    def serve() -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(owrx.start())
-        loop.run_until_complete(kiwi.start())
-        started.set()
-        loop.run_forever()
-        loop.run_until_complete(owrx.close())
-        loop.run_until_complete(kiwi.close())
-        loop.close()
-
-    thread = threading.Thread(target=serve, name="websdr-test-servers")
-    thread.start()
-    assert started.wait(10)
-    try:
+    with serving(owrx, kiwi, name="websdr-test-servers"):
         yield owrx, kiwi
-    finally:
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-
-
-def read(settings: HeimdallSettings, topics: list[str], timeout_s: float) -> list[Message]:
-    c = kafka.consumer(settings, f"reader-{topics[0]}")
-    c.subscribe(topics)
-    out: list[Message] = []
-    deadline = time.monotonic() + timeout_s
-    quiet = 0
-    try:
-        while time.monotonic() < deadline and quiet < 4:
-            got = [m for m in c.consume(500, timeout=0.5) if not m.error()]
-            out += got
-            quiet = 0 if got or not out else quiet + 1
-    finally:
-        c.close()
-    return out
 
 
 def test_openwebrx_and_kiwisdr_network_into_kafka(
