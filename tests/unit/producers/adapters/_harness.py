@@ -8,10 +8,12 @@ import time
 from collections.abc import Callable
 
 from heimdall.producers.adapters.base import AdapterOptions, ReceiverAdapter, ReceiverInfo
-from heimdall.schemas.models import Position, ReceiverStatus
+from heimdall.schemas.models import Position, ReceiverState, ReceiverStatus
 
 #: Reconnect quickly so that tests of outages take tenths of a second.
 FAST = AdapterOptions(backoff_base_s=0.02, backoff_cap_s=0.05, stall_timeout_s=5.0, seed=1)
+#: As FAST, with a stall declared after 0.5 s without data.
+STALL_FAST = AdapterOptions(stall_timeout_s=0.5, backoff_base_s=0.02, backoff_cap_s=0.05)
 
 
 def receiver_info(receiver_id: str, kind: str) -> ReceiverInfo:
@@ -49,3 +51,14 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def assert_stall_reported(
+    seen: list[ReceiverStatus], adapter: ReceiverAdapter, timeout_s: float = 0.5
+) -> None:
+    """A STALLED status came ``timeout_s`` (+ < 0.3 s of scheduling) after the last data."""
+    stalled = [s for s in seen if s.state is ReceiverState.STALLED]
+    assert stalled and adapter.stats.stalls >= 1
+    s = stalled[0]
+    assert s.last_data_ns is not None
+    assert timeout_s <= (s.updated_ns - s.last_data_ns) / 1e9 < timeout_s + 0.3

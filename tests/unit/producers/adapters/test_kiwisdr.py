@@ -34,7 +34,14 @@ from heimdall.schemas.models import (
     ReceiverStatus,
 )
 
-from ._harness import FAST, free_port, receiver_info, run_until
+from ._harness import (
+    FAST,
+    STALL_FAST,
+    assert_stall_reported,
+    free_port,
+    receiver_info,
+    run_until,
+)
 from .kiwisdr_server import KiwiTestServer, Tone
 
 F_CH = 10_000_000.0
@@ -194,14 +201,9 @@ def test_reconnects_after_a_drop_in_the_middle_of_a_frame() -> None:
 def test_a_stalled_server_is_detected_within_the_timeout() -> None:
     async def main() -> None:
         async with KiwiTestServer(stall_after_frames=5) as srv:
-            opts = AdapterOptions(stall_timeout_s=0.5, backoff_base_s=0.02, backoff_cap_s=0.05)
-            a = adapter_for(srv, options=opts)
+            a = adapter_for(srv, options=STALL_FAST)
             seen = await run_until(a, lambda: srv.connections >= 2)
-        stalled = [s for s in seen if s.state is ReceiverState.STALLED]
-        assert stalled and a.stats.stalls >= 1
-        s = stalled[0]
-        assert s.last_data_ns is not None
-        assert 0.5 <= (s.updated_ns - s.last_data_ns) / 1e9 < 0.8
+        assert_stall_reported(seen, a)
 
     asyncio.run(main())
 

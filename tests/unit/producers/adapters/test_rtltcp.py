@@ -26,7 +26,14 @@ from heimdall.producers.adapters.rtltcp import (
 )
 from heimdall.schemas.models import ClockSource, IqChunk, ReceiverState, ReceiverStatus
 
-from ._harness import FAST, free_port, receiver_info, run_until
+from ._harness import (
+    FAST,
+    STALL_FAST,
+    assert_stall_reported,
+    free_port,
+    receiver_info,
+    run_until,
+)
 from .rtltcp_server import RtlTcpTestServer, Tone
 
 F_CH = 145_500_000.0
@@ -154,16 +161,9 @@ def test_a_stalled_server_is_detected_within_the_timeout() -> None:
     async def main() -> None:
         srv = RtlTcpTestServer(realtime=True, stall_after_bytes=SETTLE_BYTES + CHUNK_BYTES)
         async with srv:
-            opts = AdapterOptions(stall_timeout_s=0.5, backoff_base_s=0.02, backoff_cap_s=0.05)
-            a = adapter_for(srv, options=opts)
+            a = adapter_for(srv, options=STALL_FAST)
             seen = await run_until(a, lambda: srv.connections >= 2, timeout_s=10)
-        stalled = [s for s in seen if s.state is ReceiverState.STALLED]
-        assert stalled
-        s = stalled[0]
-        assert s.last_data_ns is not None
-        late_s = (s.updated_ns - s.last_data_ns) / 1e9
-        assert 0.5 <= late_s < 0.5 + 0.3
-        assert a.stats.stalls >= 1
+        assert_stall_reported(seen, a)
 
     asyncio.run(main())
 
