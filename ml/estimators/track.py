@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["KalmanTracker", "TrackConfig", "track_positions", "track_segments"]
+__all__ = ["KalmanTracker", "TrackConfig", "track_positions"]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -105,16 +105,6 @@ def _sorted_times(t_s: npt.ArrayLike) -> FloatArray:
     return t
 
 
-def track_segments(t_s: npt.ArrayLike, max_gap_s: float) -> npt.NDArray[np.int64]:
-    """Track number of every fix: a new track starts where the time gap exceeds ``max_gap_s``.
-
-    ``t_s`` must be non-decreasing.
-    """
-    t = _sorted_times(t_s)
-    gaps = np.diff(t) > max_gap_s
-    return np.concatenate([[0], np.cumsum(gaps)]).astype(np.int64) if t.size else t.astype(np.int64)
-
-
 class KalmanTracker:
     """The causal filter of the module notes, one fix at a time (a streaming object).
 
@@ -139,6 +129,9 @@ class KalmanTracker:
         self.p = np.zeros((4, 4))
         self.n_fixes = 0
         self.n_gated = 0
+        #: ``(x, P, F)`` predicted for the last fix before it was fused; None when that fix
+        #: started the track (what the RTS smoother of :func:`track_positions` needs).
+        self.prediction: tuple[FloatArray, FloatArray, FloatArray] | None = None
 
     def _start(self, t_s: float, z: FloatArray, r: FloatArray) -> None:
         self.t_s = t_s
@@ -147,6 +140,7 @@ class KalmanTracker:
         self.p[:2, :2] = r
         self.p[2:, 2:] = self.config.v0_ms**2 * np.eye(2)
         self.n_fixes, self.n_gated = 1, 0
+        self.prediction = None
 
     def predict(self, t_s: float) -> tuple[FloatArray, FloatArray, FloatArray]:
         """Predicted state and covariance at ``t_s`` (≥ the last fix), and the transition F."""
@@ -167,7 +161,7 @@ class KalmanTracker:
         if self.t_s is None or t_s - self.t_s > self.config.max_gap_s:
             self._start(t_s, z, r)
             return self.x[:2].copy(), self.p[:2, :2].copy(), True
-        x, p, _ = self.predict(t_s)
+        x, p, _ = self.prediction = self.predict(t_s)
         h = np.hstack([np.eye(2), np.zeros((2, 2))])
         s = h @ p @ h.T + r
         nu = z - h @ x
@@ -250,10 +244,11 @@ def track_positions(
     start = np.zeros(n, dtype=bool)
     trk = KalmanTracker(cfg)
     for k in range(n):
-        if trk.t_s is not None:
-            x_p[k], p_p[k], f_k[k] = trk.predict(float(t[k]))
         trk.update(float(t[k]), z[k], r[k])
-        start[k] = trk.n_fixes == 1 and trk.n_gated == 0
+        if trk.prediction is None:
+            start[k] = True
+        else:
+            x_p[k], p_p[k], f_k[k] = trk.prediction
         x_f[k], p_f[k] = trk.x, trk.p
     if not cfg.smooth:
         return x_f[:, :2].copy(), p_f[:, :2, :2].copy()

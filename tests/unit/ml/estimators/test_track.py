@@ -11,7 +11,6 @@ from heimdall.ml.estimators.track import (
     KalmanTracker,
     TrackConfig,
     track_positions,
-    track_segments,
 )
 
 
@@ -107,7 +106,6 @@ def test_a_long_gap_starts_a_new_track() -> None:
     t = np.array([0.0, 4.0, 8.0, 500.0, 504.0])
     z = np.array([[0.0, 0.0], [5.0, 0.0], [10.0, 0.0], [2000.0, 2000.0], [2004.0, 2000.0]])
     r = np.repeat(np.eye(2)[None] * 100.0, 5, axis=0)
-    assert track_segments(t, 60.0).tolist() == [0, 0, 0, 1, 1]
     mf, pf = track_positions(t, z, r, TrackConfig(smooth=False))
     np.testing.assert_allclose(mf[3], z[3])
     np.testing.assert_allclose(pf[3], r[3])
@@ -130,7 +128,7 @@ def test_gate_rejects_a_wild_fix() -> None:
 
 def test_bad_input_is_refused() -> None:
     with pytest.raises(ValueError, match="sorted"):
-        track_segments([0.0, 2.0, 1.0], 60.0)
+        track_positions([0.0, 2.0, 1.0], np.zeros((3, 2)), np.repeat(np.eye(2)[None], 3, axis=0))
     with pytest.raises(ValueError, match="lengths differ"):
         track_positions([0.0, 1.0], np.zeros((3, 2)), np.zeros((3, 2, 2)))
     with pytest.raises(ValueError, match="accel_psd"):
