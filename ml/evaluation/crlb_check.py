@@ -81,6 +81,7 @@ from heimdall.core.errors import EstimationError
 from heimdall.ml.estimators.ellipse import coverage_probability
 from heimdall.ml.estimators.rss import estimate_rss, rss_crlb
 from heimdall.ml.estimators.tdoa import SPEED_OF_LIGHT_M_S, estimate_tdoa, tdoa_crlb
+from heimdall.ml.evaluation.metrics import mahalanobis2_batch
 
 __all__ = [
     "OUTLIER_Q",
@@ -295,12 +296,6 @@ def _chi2_coverage(q: FloatArray, k: float) -> float:
     return float(np.mean(q <= k * k)) if q.size else math.nan
 
 
-def _mahalanobis2(err: FloatArray, cov: FloatArray) -> FloatArray:
-    """q_t = e_tᵀ Σ_t⁻¹ e_t for errors (T, 2) and covariances (T, 2, 2) or (2, 2)."""
-    sol = np.linalg.solve(np.broadcast_to(cov, (err.shape[0], 2, 2)), err[:, :, None])
-    return np.asarray(np.einsum("ti,ti->t", err, sol[:, :, 0]))
-
-
 def _position_stats(
     tx: FloatArray,
     estimates: list[tuple[FloatArray, FloatArray]],
@@ -319,8 +314,8 @@ def _position_stats(
     mse = float(np.mean(np.sum(err * err, axis=1)))
     crlb_m = math.sqrt(float(np.trace(crlb)))
     ratio = math.sqrt(mse) / crlb_m
-    q_est = _mahalanobis2(err, covs)
-    q_crlb = _mahalanobis2(err, crlb)
+    q_est = mahalanobis2_batch(err, covs)
+    q_crlb = mahalanobis2_batch(err, crlb)
     res = PositionResult(
         east_m=float(tx[0]),
         north_m=float(tx[1]),

@@ -46,7 +46,7 @@ References
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -213,6 +213,24 @@ def fit_covariance_scale(
 FLOOR_CANDIDATES_M = (0.0, 5.0, 10.0, 20.0, 40.0, 60.0, 80.0, 120.0, 160.0, 240.0)
 
 
+def _best_scaled(
+    err: FloatArray,
+    candidates: Iterable[tuple[float, FloatArray]],
+    targets: tuple[float, float],
+) -> tuple[float, float]:
+    """``(s, param)`` of the candidate covariance whose fitted scale s brings the 1σ/2σ
+    coverage closest to ``targets`` (squared deviations; ties: the earlier candidate)."""
+    best: tuple[float, float, float] | None = None
+    for param, c in candidates:
+        s = fit_covariance_scale(err, c, targets)
+        q = mahalanobis2_batch(err, c * s)
+        obj = (np.mean(q <= 1.0) - targets[0]) ** 2 + (np.mean(q <= 4.0) - targets[1]) ** 2
+        if best is None or obj < best[0] - 1e-12:
+            best = (float(obj), s, param)
+    assert best is not None
+    return best[1], best[2]
+
+
 def fit_covariance_calibration(
     err: npt.ArrayLike,
     cov: npt.ArrayLike,
@@ -234,16 +252,8 @@ def fit_covariance_calibration(
     """
     e = np.asarray(err, dtype=float).reshape(-1, 2)
     c = np.asarray(cov, dtype=float).reshape(-1, 2, 2)
-    best: tuple[float, float, float] | None = None
-    for f in floors_m:
-        cf = c + (f * f) * np.eye(2)[None]
-        s = fit_covariance_scale(e, cf, targets)
-        q = mahalanobis2_batch(e, cf * s)
-        obj = (np.mean(q <= 1.0) - targets[0]) ** 2 + (np.mean(q <= 4.0) - targets[1]) ** 2
-        if best is None or obj < best[0] - 1e-12:
-            best = (float(obj), s, f * f)
-    assert best is not None
-    return best[1], best[2]
+    eye = np.eye(2)[None]
+    return _best_scaled(e, ((f * f, c + (f * f) * eye) for f in floors_m), targets)
 
 
 #: Candidate persistent shares β of :func:`fit_track_calibration`.
@@ -272,16 +282,7 @@ def fit_track_calibration(
     e = np.asarray(err, dtype=float).reshape(-1, 2)
     p = np.asarray(track_cov, dtype=float).reshape(-1, 2, 2)
     r = np.asarray(fix_cov, dtype=float).reshape(-1, 2, 2)
-    best: tuple[float, float, float] | None = None
-    for beta in shares:
-        c = p + beta * r
-        sc = fit_covariance_scale(e, c, targets)
-        q = mahalanobis2_batch(e, c * sc)
-        obj = (np.mean(q <= 1.0) - targets[0]) ** 2 + (np.mean(q <= 4.0) - targets[1]) ** 2
-        if best is None or obj < best[0] - 1e-12:
-            best = (float(obj), sc, float(beta))
-    assert best is not None
-    return best[1], best[2]
+    return _best_scaled(e, ((float(b), p + b * r) for b in shares), targets)
 
 
 def plot_error_cdf(
