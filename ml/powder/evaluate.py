@@ -55,6 +55,7 @@ import numpy.typing as npt
 from heimdall.ml.estimators.track import TrackConfig, track_positions
 from heimdall.ml.evaluation.metrics import (
     METRIC_KEYS,
+    coverage,
     fit_covariance_calibration,
     fit_track_calibration,
     localization_metrics,
@@ -296,6 +297,16 @@ def _errors_label(choice: str, k: int) -> str:
     return "SetNet" if choice == "setnet" else f"SetNet ⊕ {k}-NN"
 
 
+#: The coverage entries of a metrics dict.
+_COVERAGE_KEYS = ("coverage_1sigma", "coverage_2sigma")
+
+
+def _coverages(mu: FloatArray, truth: FloatArray, cov: FloatArray) -> dict[str, float]:
+    """1σ and 2σ coverage only (of a covariance before its calibration)."""
+    err = mu - truth
+    return {k: coverage(err, cov, n) for k, n in zip(_COVERAGE_KEYS, (1.0, 2.0), strict=True)}
+
+
 def _metrics(mu: FloatArray, truth: FloatArray, cov: FloatArray) -> dict[str, float]:
     m = localization_metrics(mu, truth, cov)
     return {k: m[k] for k in METRIC_KEYS}
@@ -353,8 +364,9 @@ def evaluate_powder(
     -------
     dict
         ``median_m, mean_m, p68_m, p95_m, coverage_1sigma, coverage_2sigma`` of the model
-        (when the test set has truth), ``baselines: {knn: {...}, rss: {...}}``, and
-        ``model_uncalibrated`` (coverage before the inflation), ``calibration``, ``training``,
+        (when the test set has truth), ``baselines: {knn: {...}, rss: {...}}``, ``models``
+        (every method's metrics, and ``<method>_uncalibrated``: its coverage before the
+        inflation), ``calibration``, ``training``,
         ``n_train``, ``n_test``, ``split``, ``has_truth``; ``predictions`` rows are not
         included (see ``predictions``) but their count is.
     """
@@ -437,33 +449,23 @@ def evaluate_powder(
             "setnet_cov_floor_m2": trained.cov_floor_m2,
             "fused_cov_scale": fused_scale,
             "fused_cov_floor_m2": fused_floor,
-            "validation_before": {
-                k: trained.val_before.get(k) for k in ("coverage_1sigma", "coverage_2sigma")
-            },
-            "validation_after": {
-                k: trained.val_after.get(k) for k in ("coverage_1sigma", "coverage_2sigma")
-            },
+            "validation_before": {k: trained.val_before.get(k) for k in _COVERAGE_KEYS},
+            "validation_after": {k: trained.val_after.get(k) for k in _COVERAGE_KEYS},
         },
     }
     errors: dict[str, FloatArray] = {}
     if test.tx_enu is not None:
-        report.update(_metrics(mu, test.tx_enu, cov))
+        reported = _metrics(mu, test.tx_enu, cov)
+        report.update(reported)
         models = {
             "setnet": _metrics(smu, test.tx_enu, scov),
             "setnet+knn": _metrics(fmu, test.tx_enu, fcov),
-        }
-        raw = _metrics(smu, test.tx_enu, scov_raw)
-        models["setnet_uncalibrated"] = {k: raw[k] for k in ("coverage_1sigma", "coverage_2sigma")}
-        rawf = _metrics(fmu, test.tx_enu, fcov_raw)
-        models["setnet+knn_uncalibrated"] = {
-            k: rawf[k] for k in ("coverage_1sigma", "coverage_2sigma")
+            "setnet_uncalibrated": _coverages(smu, test.tx_enu, scov_raw),
+            "setnet+knn_uncalibrated": _coverages(fmu, test.tx_enu, fcov_raw),
         }
         if track:
-            models[f"{choice}+track"] = _metrics(mu, test.tx_enu, cov)
-            rawt = _metrics(mu, test.tx_enu, tcov_raw)
-            models[f"{choice}+track_uncalibrated"] = {
-                k: rawt[k] for k in ("coverage_1sigma", "coverage_2sigma")
-            }
+            models[f"{choice}+track"] = reported
+            models[f"{choice}+track_uncalibrated"] = _coverages(mu, test.tx_enu, tcov_raw)
             errors[f"{_errors_label(choice, fused_k)} + track (RTS)"] = np.hypot(
                 *(mu - test.tx_enu).T
             )
