@@ -6,9 +6,10 @@ A wide-band receiver (rtl_tcp at ~1 MS/s) delivers far more spectrum than one ch
 stateful across blocks so that a stream cut into arbitrary pieces gives the same output
 as the whole stream processed at once (``reset()`` forgets the state):
 
-1. **u8 → complex** (rtl_tcp only, :func:`u8_iq_lut`): interleaved unsigned 8-bit I, Q
-   with offset 127.5, ``x = ((I − 127.5) + j (Q − 127.5)) / 127.5`` (full scale 1), through
-   a 65 536-entry table indexed by the little-endian ``uint16`` of each byte pair.
+1. **u8 → complex** (rtl_tcp only): interleaved unsigned 8-bit I, Q with offset 127.5,
+   ``x = ((I − 127.5) + j (Q − 127.5)) / 127.5`` (full scale 1; :func:`u8_iq_lut` is the
+   same map as a 65 536-entry table). The offset is removed in float32 and the 1/127.5
+   scale applied to the channel outputs (the chain is linear).
 2. **Mix** (:class:`Nco`): ``x[n] · exp(j 2π f_shift n / f_in)``. The receiver is tuned
    ``f_shift`` *above* the channel (to keep the tuner's DC spike and IQ-imbalance image
    out of it), so the channel sits at ``−f_shift`` and the mix brings it to 0 Hz.
@@ -307,12 +308,19 @@ class FirDecimator:
 
     def process(self, x: npt.NDArray[np.complex64]) -> ComplexArray:
         """Filter and decimate the next complex block; returns the outputs it completes."""
-        x = np.asarray(x, dtype=np.complex64)
-        y = self.process_planar(np.stack((x.real, x.imag)))
-        return _to_complex(y)
+        return _to_complex(self.process_planar(_to_planar(np.asarray(x, dtype=np.complex64))))
+
+
+def _to_planar(x: ComplexArray) -> npt.NDArray[np.float32]:
+    """Complex samples as planar ``(2, n)`` float32: row 0 real, row 1 imaginary."""
+    out = np.empty((2, x.size), dtype=np.float32)
+    out[0] = x.real
+    out[1] = x.imag
+    return out
 
 
 def _to_complex(y: npt.NDArray[np.float32]) -> ComplexArray:
+    """Planar ``(2, n)`` float32 as complex64 (the inverse of :func:`_to_planar`)."""
     out = np.empty(y.shape[1], dtype=np.complex64)
     out.real = y[0]
     out.imag = y[1]
@@ -425,7 +433,6 @@ class ChannelDecimator:
             fs /= m
         self.output_offset = offset
         self._filters = [FirDecimator(s.taps, s.factor) for s in self.stages]
-        self._lut = u8_iq_lut()
         self._carry = b""
 
     @property
@@ -448,17 +455,13 @@ class ChannelDecimator:
     def process(self, x: npt.NDArray[np.complex64]) -> ComplexArray:
         """Channelise a block of complex64 input samples; returns the outputs completed."""
         y = self.nco.mix(np.asarray(x, dtype=np.complex64))
-        return _to_complex(self._chain(np.stack((y.real, y.imag))))
+        return _to_complex(self._chain(_to_planar(y)))
 
     def _u8_planar(self, u: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
         """Mixed planar input ``(2, n)`` float32 of an even number of bytes, × 127.5."""
         f = u.astype(np.float32)
         f -= np.float32(127.5)
-        y = self.nco.mix(f.view(np.complex64))
-        out = np.empty((2, y.size), dtype=np.float32)
-        out[0] = y.real
-        out[1] = y.imag
-        return out
+        return _to_planar(self.nco.mix(f.view(np.complex64)))
 
     def process_u8(self, data: bytes | bytearray | memoryview) -> tuple[ComplexArray, int]:
         """Channelise rtl-sdr bytes (interleaved u8 I, Q); an odd trailing byte waits.
