@@ -1,9 +1,8 @@
 r"""``heimdall eval sim``: estimator RMSE vs the Cramér–Rao bound on simulated scenarios.
 
-Command function, not registered: wire it with ``eval_app.command("sim")(eval_sim)`` in
-``infra/cli.py``. The simulator is driven here (``infra`` is the roof and may import
-``producers``); the statistics live in :mod:`heimdall.ml.evaluation.crlb_check`, which only
-sees arrays.
+Command function, registered by ``infra/cli.py`` as ``heimdall eval sim``. The simulator is
+driven here (``infra`` is the roof and may import ``producers``); the statistics live in
+:mod:`heimdall.ml.evaluation.crlb_check`, which only sees arrays.
 
 Data
 ----

@@ -193,8 +193,7 @@ def rss_jacobian(
 
     ``rx_enu`` is (m, 2) or (m, 3) (with receiver heights), m.
     """
-    rx = np.asarray(rx_enu, dtype=float)
-    h = rx[:, 2] if rx.shape[1] == 3 else np.zeros(rx.shape[0])
+    rx, h = _split_rx(rx_enu)
     return _jacobian(np.asarray(theta, dtype=float), rx, (tx_height_m - h) ** 2)
 
 
@@ -228,10 +227,8 @@ def rss_crlb(
         Fisher information is singular (e.g. a transmitter equidistant from all receivers,
         where P0 and n cannot be separated).
     """
-    rx, h = _split_rx(rx_enu)
     tx = np.asarray(tx_enu, dtype=float).reshape(2)
-    theta = np.array([tx[0], tx[1], 0.0, float(n)])
-    jac = _jacobian(theta, rx, (tx_height_m - h) ** 2)
+    jac = rss_jacobian([tx[0], tx[1], 0.0, float(n)], rx_enu, tx_height_m)
     inv = invert_spd(jac.T @ jac / float(sigma_db) ** 2)
     if inv is None:
         return np.full((2, 2), np.inf)
