@@ -212,6 +212,11 @@ class TrainConfig:
     parallel_members: bool = True
     model: SetNetConfig = field(default_factory=SetNetConfig)
 
+    @property
+    def member_seeds(self) -> list[int]:
+        """The seed of each ensemble member: ``seed``, ``seed + 1``, …."""
+        return [self.seed + k for k in range(self.members)]
+
 
 @dataclass
 class TrainedSetNet:
@@ -462,7 +467,7 @@ def _train_members(
     on_epoch: Callable[[int, int, float], None],
 ) -> list[SetNet]:
     """Train every member, in turn or in parallel processes (module notes)."""
-    seeds = [cfg.seed + k for k in range(cfg.members)]
+    seeds = cfg.member_seeds
     workers = min(cfg.members, cfg.threads)
     if not cfg.parallel_members or workers < 2:
         members = []
@@ -579,11 +584,10 @@ def train_set_model(
     if prog is not None:
         prog.start()
     tasks = (
-        {sd: prog.add_task(f"member seed {sd}", total=cfg.epochs) for sd in
-         range(cfg.seed, cfg.seed + cfg.members)}
+        {sd: prog.add_task(f"member seed {sd}", total=cfg.epochs) for sd in cfg.member_seeds}
         if prog is not None
         else {}
-    )  # fmt: skip
+    )
 
     def on_epoch(seed: int, epoch: int, loss: float) -> None:
         history.append({"seed": float(seed), "epoch": float(epoch), "loss": loss})

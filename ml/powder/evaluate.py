@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import csv
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -397,7 +397,7 @@ def evaluate_powder(
     kind, cell_m, matched = _holdout(
         holdout, train, test, cfg, split=split, external=test_csv is not None
     )
-    cfg = TrainConfig(**{**cfg.__dict__, "holdout": kind, "cell_m": cell_m})
+    cfg = replace(cfg, holdout=kind, cell_m=cell_m)
 
     trained = train_setnet(train, cfg, progress=progress)
     smu, scov = predict_setnet(trained.model, test, trained.norm)

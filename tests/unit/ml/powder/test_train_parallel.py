@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -20,9 +21,7 @@ def test_parallel_members_match_the_sequential_ones(tmp_path: Path) -> None:
     one-thread and two-thread kernels add in different orders), and no process is left."""
     s = load_powder_csv(write_tiny(tmp_path, n=60))
     cfg = TrainConfig(epochs=3, members=2, threads=2, val_fraction=0.2)
-    seq = train_setnet(
-        s, TrainConfig(**{**cfg.__dict__, "parallel_members": False}), progress=False
-    )
+    seq = train_setnet(s, replace(cfg, parallel_members=False), progress=False)
     par = train_setnet(s, cfg, progress=False)
     assert not mp.active_children()
     assert len(par.model.members) == 2
