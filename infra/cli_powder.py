@@ -16,9 +16,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-__all__ = ["eval_powder"]
+from heimdall.ml.evaluation.metrics import METRIC_KEYS
 
-_KEYS = ("median_m", "mean_m", "p68_m", "p95_m", "coverage_1sigma", "coverage_2sigma")
+__all__ = ["eval_powder"]
 
 
 def _holdout_line(report: dict[str, Any]) -> str:
@@ -29,10 +29,8 @@ def _holdout_line(report: dict[str, Any]) -> str:
     gaps = cal.get("holdout_time_gaps_s")
     if not gaps:
         return f"calibrated on {what} of the training set"
-    key = "random" if kind == "random" else f"{cal['cell_m']:g} m"
-    held = gaps["candidates"].get(key, float("nan"))
     return (
-        f"calibrated on {what} of the training set: {held:g} s from the fitting rows "
+        f"calibrated on {what} of the training set: {gaps['holdout']:g} s from the fitting rows "
         f"(median), as the test rows are {gaps['test']:g} s from the training rows"
     )
 
@@ -43,7 +41,7 @@ def _table(report: dict[str, Any]) -> Table:
         caption="* the reported model (chosen on validation rows)\n" + _holdout_line(report),
     )
     t.add_column("method")
-    for k in _KEYS:
+    for k in METRIC_KEYS:
         t.add_column(k, justify="right")
     chosen = report.get("method", "setnet")
     models = report.get("models", {})
@@ -56,7 +54,7 @@ def _table(report: dict[str, Any]) -> Table:
         rows.append((name, m))
     for name, m in rows:
         cells = []
-        for k in _KEYS:
+        for k in METRIC_KEYS:
             v = m.get(k)
             if v is None or (isinstance(v, float) and math.isnan(v)):
                 cells.append("-")

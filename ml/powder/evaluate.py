@@ -286,7 +286,11 @@ def _holdout(
         log.warning("hold-out not matched in time (%s); by the test set's kind instead", exc)
         kind: Holdout = "spatial" if external or split == "grid_test" else "random"
         return kind, cfg.cell_m, None
-    gaps = {"test": choice.test_gap_s, "candidates": choice.candidate_gaps_s}
+    gaps = {
+        "test": choice.test_gap_s,
+        "holdout": choice.holdout_gap_s,
+        "candidates": choice.candidate_gaps_s,
+    }
     if choice.kind == "random":
         return "random", cfg.cell_m, gaps
     return "spatial", choice.cell_m, gaps

@@ -66,7 +66,8 @@ class HoldoutChoice:
 
     kind: str  # "random" or "spatial"
     cell_m: float  # cell side of a spatial hold-out (0 for random)
-    test_gap_s: float
+    test_gap_s: float  # the test rows' median gap to the training rows
+    holdout_gap_s: float  # the chosen hold-out rows' median gap to the fitting rows
     candidate_gaps_s: dict[str, float]
 
 
@@ -108,5 +109,5 @@ def matched_holdout(
 
     best = min(gaps, key=distance)  # dict order: random first, then cells small → large
     if best == "random":
-        return HoldoutChoice("random", 0.0, g_test, gaps)
-    return HoldoutChoice("spatial", float(best.removesuffix(" m")), g_test, gaps)
+        return HoldoutChoice("random", 0.0, g_test, gaps[best], gaps)
+    return HoldoutChoice("spatial", float(best.removesuffix(" m")), g_test, gaps[best], gaps)
