@@ -480,24 +480,26 @@ def evaluate_tdoa(
     shared = method == "dcf77-pn" and pn_pair_mode == "toa"
     lon_e, lat_e = lon0, lat0
     est: TdoaEstimate | None = None
+    pair_idx = [(idx[p.b], idx[p.a]) for p in pairs]
+    cov_s2 = _pair_covariance(pairs, toa_sigma if shared else None, sigma_floor_s)
+    lags_s = [p.lag_s for p in pairs]
+    rx_xy = np.zeros((len(used), 2))
     for _ in range(_RECENTRE):
         ex, ny = fwd.transform([r.lon_deg for r in used], [r.lat_deg for r in used])
-        geometry: dict[str, Any] = {
-            "rx_enu": np.c_[ex, ny],
-            "pairs": [(idx[p.b], idx[p.a]) for p in pairs],
-            "cov_s2": _pair_covariance(pairs, toa_sigma if shared else None, sigma_floor_s),
-            "speed_m_s": speed_m_s,
-        }
+        rx_xy = np.c_[ex, ny]
         try:
-            est = estimate_tdoa(tdoa_s=[p.lag_s for p in pairs], **geometry)
+            est = estimate_tdoa(rx_xy, lags_s, pairs=pair_idx, cov_s2=cov_s2, speed_m_s=speed_m_s)
         except EstimationError as exc:
             probs["_fix"] = str(exc)
             return TdoaReport(estimate=None, lat_deg=None, lon_deg=None, **report_base)
-        sens = tdoa_delay_sensitivity(tx_enu=(est.east_m, est.north_m), **geometry)
         lon_e, lat_e = fwd.transform(est.east_m, est.north_m, direction="INVERSE")
         # re-centre the projection on the fix: distances from the centre are exact geodesics
         fwd, crs = _aeqd(float(lat_e), float(lon_e))
     assert est is not None
+    # in the last fix-centred frame, where ``est`` and ``rx_xy`` live
+    sens = tdoa_delay_sensitivity(
+        rx_xy, (est.east_m, est.north_m), pairs=pair_idx, cov_s2=cov_s2, speed_m_s=speed_m_s
+    )
     last = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
     fwd, crs = _aeqd(lat0, lon0)
     report_base["projection"] = crs
