@@ -17,8 +17,7 @@ LOCALIZE_SIZES = (7, 25, 50)
 
 
 def run_features(ctx: Context) -> None:
-    min_time = 0.05 if ctx.quick else 0.25
-    repeats = 3 if ctx.quick else 5
+    min_time, repeats = ctx.timing(0.25)
     sim = Simulator(seed_network(), seed=1)
     gain = StreamGain()
     chunks = [to_iq_chunk(c, gain) for c in sim.step(T0_NS).chunks]
@@ -90,8 +89,7 @@ def observation(n_receivers: int, source: int = 0, seed: int = 0) -> Observation
 
 
 def run_localize(ctx: Context) -> None:
-    min_time = 0.1 if ctx.quick else 0.5
-    repeats = 3 if ctx.quick else 5
+    min_time, repeats = ctx.timing(0.5)
     t = table(
         "localize — ms per localize_rss (RSS maximum likelihood, unknown P0 and n), one core",
         ["receivers", "transmitter", "localize_rss ms", "localizations/s"],

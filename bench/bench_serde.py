@@ -31,8 +31,7 @@ def _events() -> list[tuple[str, object]]:
 
 
 def run(ctx: Context) -> None:
-    min_time = 0.05 if ctx.quick else 0.25
-    repeats = 3 if ctx.quick else 5
+    min_time, repeats = ctx.timing(0.25)
     with warnings.catch_warnings():
         # authlib (under the registry client) forces its deprecation notice through any filter
         warnings.showwarning = lambda *args, **kwargs: None

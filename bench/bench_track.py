@@ -25,8 +25,7 @@ def _fixes(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def run(ctx: Context) -> None:
-    min_time = 0.1 if ctx.quick else 0.5
-    repeats = 3 if ctx.quick else 5
+    min_time, repeats = ctx.timing(0.5)
     t = table(
         "track — Kalman filter / RTS smoother over position fixes, one core",
         ["fixes", "mode", "ms per track", "fixes/s"],

@@ -50,6 +50,11 @@ class Context:
             transient=True,
         )
 
+    def timing(self, min_time_s: float) -> tuple[float, int]:
+        """``(min_time_s, repeats)`` for :func:`time_per_call`: as given and 5 repeats, or a
+        fifth of the time and 3 repeats with ``--quick``."""
+        return (min_time_s / 5, 3) if self.quick else (min_time_s, 5)
+
     def show(self, renderable: RenderableType) -> None:
         """Print a result; a table's caption (its parameters) goes below it at full width."""
         params = None
