@@ -169,6 +169,12 @@ class HeimdallSettings(BaseSettings):
         0.1, gt=0, description="tracker's white-acceleration spectral density, m^2/s^3"
     )
     track_max_gap_s: float = Field(60.0, gt=0, description="a longer gap starts a new track")
+    batch_max_events: int = Field(
+        256, ge=1, le=100_000, description="most events a stream agent takes in one batch"
+    )
+    batch_within_s: float = Field(
+        0.02, gt=0, le=10, description="longest a stream agent waits to fill a batch"
+    )
     log_level: str = Field("WARNING", description="Python logging level")
     topics: TopicNames = Field(default_factory=TopicNames)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
@@ -216,6 +222,8 @@ class HeimdallSettings(BaseSettings):
                     "track",
                     "track_accel_psd",
                     "track_max_gap_s",
+                    "batch_max_events",
+                    "batch_within_s",
                 }
             ).items()
         }

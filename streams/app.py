@@ -1,8 +1,10 @@
-"""The Faust application: three agents chained by topics.
+"""The Faust application: three agents chained by topics, each working on batches of events.
 
-``features``   rf.iq.v1 → rf.features.v1        (one measurement per chunk)
-``associate``  rf.features.v1 → rf.observations.v1  (re-keyed by channel, event-time windows
-               kept in the changelogged table ``associate-windows``)
+``features``   rf.iq.v1 → rf.features.v1        (one measurement per chunk, the DSP vectorised
+               over the batch; measurements are keyed by **channel id** where they are made, so
+               the association reads them without a repartition topic and decodes each once)
+``associate``  rf.features.v1 → rf.observations.v1  (event-time windows per channel, kept in
+               the changelogged table ``associate-windows``)
 ``localize``   rf.observations.v1 → rf.localizations.v1 (the classical RSS estimate, and the
                active ONNX model's beside it, each marked with its ``method``; the model is
                hot-reloaded from rf.models.v1 by :class:`heimdall.streams.models.ModelWatcher`;
@@ -13,28 +15,47 @@
 Values travel as raw bytes and are decoded with :class:`heimdall.schemas.serde.Serde`, so that
 an event that cannot be decoded or is invalid goes to the dead-letter topic untouched, with
 the reason, and the agent goes on.
+
+Each agent takes up to ``HEIMDALL_BATCH_MAX_EVENTS`` events, or what arrived within
+``HEIMDALL_BATCH_WITHIN_S``, sends the batch's outputs and waits for the broker to have them
+before the batch's offsets are acknowledged (:mod:`heimdall.streams.batching`).
+
+All measurements of one channel meet in one associate task: that is also where GPS-timed IQ
+of one emission from several receivers can meet for in-stream TDOA (carried with the
+measurement of a GPS-clocked receiver, keyed by the same channel).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import faust
+from faust.types import TP
 
 from heimdall.core.errors import EstimationError, InvalidEventError, SchemaError
 from heimdall.core.settings import HeimdallSettings
 from heimdall.ml.estimators.track import TrackConfig
-from heimdall.schemas.dlq import dlq_headers
-from heimdall.schemas.models import IqChunk, Measurement, Observation
+from heimdall.schemas.models import IqChunk, Localization, Measurement, Observation
 from heimdall.schemas.serde import Serde
-from heimdall.streams.associate import WindowPolicy, add_measurement, build_observation, new_state
-from heimdall.streams.features import measure_chunk
+from heimdall.streams.associate import (
+    WindowPolicy,
+    add_measurement,
+    build_observation,
+    close_ready,
+    new_state,
+)
+from heimdall.streams.batching import DeadLetter, Record, batches, current_event, send_batch
+from heimdall.streams.features import measure_chunks
 from heimdall.streams.localize import localize_onnx, localize_rss
 from heimdall.streams.models import ModelWatcher
 from heimdall.streams.track import STREAM_GATE, track_key, track_localization
 
 log = logging.getLogger(__name__)
+
+#: How often the associate stage checks for windows that wall time alone made closable.
+ASSOC_TICK_S = 0.5
 
 
 def faust_broker_options(settings: HeimdallSettings) -> dict[str, Any]:
@@ -62,7 +83,7 @@ def faust_broker_options(settings: HeimdallSettings) -> dict[str, Any]:
 
 
 def create_app(settings: HeimdallSettings) -> faust.App:
-    """Build the Faust app with its topics, table and agents."""
+    """Build the Faust app with its topics, tables and agents."""
     app = faust.App(
         settings.streams_app_id,
         **faust_broker_options(settings),
@@ -78,8 +99,10 @@ def create_app(settings: HeimdallSettings) -> faust.App:
         # one partition (~1600 IQ chunks) was processed before the next partition's first,
         # putting receivers seconds apart and past the association's start-up grace.
         consumer_max_fetch_size=1024 * 1024,
-        broker_max_poll_records=200,
-        stream_wait_empty=False,
+        broker_max_poll_records=settings.batch_max_events,
+        # A rebalance waits until every taken event is processed and acked, so the new owner of
+        # a partition starts after the last delivered batch: nothing is processed twice.
+        stream_wait_empty=True,
     )
     app.heimdall_fetch_max_wait_ms = settings.kafka.fetch_max_wait_ms  # type: ignore[attr-defined]
     t = settings.topics
@@ -89,14 +112,11 @@ def create_app(settings: HeimdallSettings) -> faust.App:
             name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
         )
 
-    iq_topic = raw_topic(t.iq)
-    features_topic = raw_topic(t.features)
-    observations_topic = raw_topic(t.observations)
-    localizations_topic = raw_topic(t.localizations)
-    dlq_topic = raw_topic(t.dlq)
     serde = Serde(settings.schema_registry.url)
     policy = WindowPolicy.from_seconds(settings.assoc_window_s, settings.assoc_min_receivers)
     max_samples = settings.max_chunk_samples
+    batch_max, within_s = settings.batch_max_events, settings.batch_within_s
+    window_s = settings.assoc_window_s
     windows = app.Table("associate-windows", default=new_state, partitions=settings.partitions)
     tracks = app.Table("localize-tracks", default=dict, partitions=settings.partitions)
     track_cfg = TrackConfig(
@@ -105,61 +125,84 @@ def create_app(settings: HeimdallSettings) -> faust.App:
         gate=STREAM_GATE,
     )
 
-    async def dead_letter(event: faust.types.EventT, reason: str, stage: str) -> None:
-        msg = event.message
-        log.warning("%s: to DLQ: %s", stage, reason)
-        await dlq_topic.send(
-            key=msg.key,
-            value=msg.value,
-            headers=dlq_headers(
-                reason, topic=msg.topic, partition=msg.partition, offset=msg.offset, stage=stage
-            ),
-        )
+    async def send(records: list[Record], dead: list[DeadLetter], stage: str) -> None:
+        for d in dead:
+            log.warning("%s: to DLQ: %s", stage, d.reason)
+        await send_batch(app.producer, records, dead, dlq_topic=t.dlq, stage=stage)
 
-    @app.agent(iq_topic, name="features")
+    @app.agent(raw_topic(t.iq), name="features")
     async def features(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            try:
-                chunk = serde.decode(event.value, expect=IqChunk)
-                chunk.validate(max_samples)
-                m = measure_chunk(chunk)
-            except (SchemaError, InvalidEventError) as exc:
-                await dead_letter(event, str(exc), "features")
-                continue
-            await features_topic.send(
-                key=m.receiver_id.encode(), value=serde.encode(m), timestamp=m.t_ns / 1e9
-            )
+        async for events in batches(stream, batch_max, within_s):
+            records, dead = features_batch(events, serde, max_samples, t.features)
+            await send(records, dead, "features")
 
-    def channel_key(value: bytes) -> bytes:
-        try:
-            return serde.decode(value, expect=Measurement).channel_id.encode()
-        except SchemaError:
-            return b"\x00undecodable"  # decoded again, and dead-lettered, in the agent
-
-    @app.agent(features_topic, name="associate")
-    async def associate(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.group_by(channel_key, name="channel").events():
-            try:
-                m = serde.decode(event.value, expect=Measurement)
-            except SchemaError as exc:
-                await dead_letter(event, str(exc), "associate")
-                continue
-            if not m.detected:
-                continue
-            result = add_measurement(windows[m.channel_id], m, policy)
-            windows[m.channel_id] = result.state
-            if result.late:
-                await dead_letter(
-                    event, f"late: window of t_ns={m.t_ns} already closed", "associate"
+    def observations(channel_id: str, closed: list[tuple[int, dict[str, Any]]]) -> list[Record]:
+        out = []
+        for k, members in closed:
+            obs = build_observation(channel_id, k, members, policy)
+            if obs is not None:
+                value = serde.encode(obs)
+                out.append(
+                    Record(t.observations, obs.channel_id.encode(), value, (k + 1) * window_s)
                 )
-            for k, members in result.closed:
-                obs = build_observation(m.channel_id, k, members, policy)
-                if obs is not None:
-                    await observations_topic.send(
-                        key=obs.channel_id.encode(),
-                        value=serde.encode(obs),
-                        timestamp=obs.window_end_ns / 1e9,
-                    )
+        return out
+
+    #: An event of each channel seen here: its partition is where the channel's state lives.
+    channel_events: dict[str, faust.types.EventT] = {}
+
+    @app.agent(raw_topic(t.features), name="associate")
+    async def associate(stream: faust.StreamT[bytes]) -> None:
+        async for events in batches(stream, batch_max, within_s):
+            dead: list[DeadLetter] = []
+            by_channel: dict[str, list[tuple[faust.types.EventT, Measurement]]] = {}
+            for event in events:
+                try:
+                    m = serde.decode(event.value, expect=Measurement)
+                except SchemaError as exc:
+                    dead.append(DeadLetter(event, str(exc)))
+                    continue
+                if m.detected:
+                    by_channel.setdefault(m.channel_id, []).append((event, m))
+            records: list[Record] = []
+            for channel_id, items in by_channel.items():
+                channel_events[channel_id] = items[-1][0]
+                with current_event(items[-1][0]):  # a table default is a write: give it a partition
+                    state = windows[channel_id]
+                for event, m in items:
+                    result = add_measurement(state, m, policy)
+                    if result.late:
+                        reason = f"late: window of t_ns={m.t_ns} already closed"
+                        dead.append(DeadLetter(event, reason))
+                    records += observations(channel_id, result.closed)
+            await send(records, dead, "associate")
+            for channel_id, items in by_channel.items():  # changelog after the outputs are out
+                with current_event(items[-1][0]):
+                    windows[channel_id] = windows[channel_id]
+
+    @app.timer(interval=ASSOC_TICK_S)
+    async def close_quiet_windows() -> None:
+        """Close windows that wall time alone made closable (every source of a channel idle)."""
+        if app.rebalancing or not channel_events:
+            return
+        assigned = app.consumer.assignment()
+        records: list[Record] = []
+        touched = []
+        for channel_id, event in list(channel_events.items()):
+            msg = event.message
+            if TP(msg.topic, msg.partition) not in assigned:
+                del channel_events[channel_id]  # the channel moved to another worker
+                continue
+            if channel_id not in windows:
+                continue
+            closed = close_ready(windows[channel_id], policy)
+            if closed:
+                records += observations(channel_id, closed)
+                touched.append((channel_id, event))
+        if touched:
+            await send(records, [], "associate")
+            for channel_id, event in touched:
+                with current_event(event):
+                    windows[channel_id] = windows[channel_id]
 
     watcher = ModelWatcher(settings, serde, settings.model_name)
 
@@ -167,32 +210,63 @@ def create_app(settings: HeimdallSettings) -> faust.App:
     async def watch_models() -> None:
         watcher.start()
 
-    @app.agent(observations_topic, name="localize")
+    @app.agent(raw_topic(t.observations), name="localize")
     async def localize(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            try:
-                obs = serde.decode(event.value, expect=Observation)
-            except SchemaError as exc:
-                await dead_letter(event, str(exc), "localize")
-                continue
-            estimates = []
-            try:
-                estimates.append(localize_rss(obs))
-            except EstimationError as exc:
-                await dead_letter(event, f"rss-ml: {exc}", "localize")
+        async for events in batches(stream, batch_max, within_s):
+            dead: list[DeadLetter] = []
+            decoded: list[tuple[faust.types.EventT, Observation]] = []
+            for event in events:
+                try:
+                    decoded.append((event, serde.decode(event.value, expect=Observation)))
+                except SchemaError as exc:
+                    dead.append(DeadLetter(event, str(exc)))
+            estimates: list[tuple[faust.types.EventT, Localization]] = []
+            for event, obs in decoded:
+                try:
+                    estimates.append((event, localize_rss(obs)))
+                except EstimationError as exc:
+                    dead.append(DeadLetter(event, f"rss-ml: {exc}"))
             model = watcher.active
-            if model is not None:
-                estimates.append(localize_onnx(obs, model))
+            if model is not None and decoded:
+                onnx = localize_onnx([obs for _, obs in decoded], model)
+                estimates += [(event, loc) for (event, _), loc in zip(decoded, onnx, strict=True)]
             if settings.track:
-                for loc in list(estimates):
+                for event, loc in list(estimates):
                     key = track_key(loc)
-                    state, tracked = track_localization(loc, tracks[key], track_cfg)
-                    if tracked is not None:
-                        tracks[key] = state
-                        estimates.append(tracked)
-            for loc in estimates:
-                await localizations_topic.send(
-                    key=loc.channel_id.encode(), value=serde.encode(loc), timestamp=loc.t_ns / 1e9
-                )
+                    with current_event(event):
+                        state, tracked = track_localization(loc, tracks[key], track_cfg)
+                        if tracked is not None:
+                            tracks[key] = state
+                            estimates.append((event, tracked))
+            records = [
+                Record(t.localizations, loc.channel_id.encode(), serde.encode(loc), loc.t_ns / 1e9)
+                for _, loc in estimates
+            ]
+            await send(records, dead, "localize")
 
     return app
+
+
+def features_batch(
+    events: Sequence[faust.types.EventT], serde: Serde, max_samples: int, topic: str
+) -> tuple[list[Record], list[DeadLetter]]:
+    """Decode, validate and measure a batch of IQ chunks; the measurements keyed by channel."""
+    dead: list[DeadLetter] = []
+    chunks: list[IqChunk] = []
+    sources: list[faust.types.EventT] = []
+    for event in events:
+        try:
+            chunk = serde.decode(event.value, expect=IqChunk)
+            chunk.validate(max_samples)
+        except (SchemaError, InvalidEventError) as exc:
+            dead.append(DeadLetter(event, str(exc)))
+            continue
+        chunks.append(chunk)
+        sources.append(event)
+    records = []
+    for event, m in zip(sources, measure_chunks(chunks), strict=True):
+        if isinstance(m, InvalidEventError):
+            dead.append(DeadLetter(event, str(m)))
+        else:
+            records.append(Record(topic, m.channel_id.encode(), serde.encode(m), m.t_ns / 1e9))
+    return records, dead

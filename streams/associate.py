@@ -11,6 +11,13 @@ channel). Receivers not heard yet are treated as last heard when the channel was
 no window closes during the first ``idle_s`` of a channel, so that receivers arriving through
 a slower partition at start-up are not declared late.
 
+When every source of a channel is idle the input has ended for now (a finite replay or
+simulation, or a channel that went quiet): the watermark is then the furthest progress of any
+source, so the windows still open are closed instead of waiting for a measurement that may
+never come. Closing is checked when a measurement arrives and by a periodic tick
+(:func:`close_ready`, run by the agent's timer), because the passing of wall time alone can
+make a window closable.
+
 Window ``k`` closes when the watermark passes its end ``(k + 1) W``. A closed window with at
 least ``min_receivers`` distinct receivers becomes an :class:`Observation`. A measurement for
 a window that has already closed is *late* and is refused (the agent sends it to the
@@ -113,11 +120,32 @@ def _aggregate(agg: dict[str, Any] | None, m: Measurement) -> dict[str, Any]:
 
 
 def watermark(state: ChannelState, policy: WindowPolicy, now_ns: int) -> int | None:
-    """Slowest active source's progress minus the lateness (``None``: nothing may close yet)."""
+    """Slowest active source's progress minus the lateness; the furthest progress when every
+    source is idle (``None``: nothing may close yet)."""
     if state["created_ns"] is None or now_ns - state["created_ns"] < policy.idle_ns:
         return None
+    progress = [t for t, _seen in state["sources"].values()]
+    if not progress:
+        return None
     active = [t for t, seen in state["sources"].values() if now_ns - seen <= policy.idle_ns]
-    return min(active) - policy.lateness_ns if active else None
+    return (min(active) if active else max(progress)) - policy.lateness_ns
+
+
+def close_ready(
+    state: ChannelState, policy: WindowPolicy, now_ns: int | None = None
+) -> list[tuple[int, dict[str, dict[str, Any]]]]:
+    """Pop and return, oldest first, every window the watermark at ``now_ns`` has passed."""
+    now_ns = time.time_ns() if now_ns is None else now_ns
+    wm = watermark(state, policy, now_ns)
+    windows: dict[str, dict[str, dict[str, Any]]] = state["windows"]
+    closed: list[tuple[int, dict[str, dict[str, Any]]]] = []
+    if wm is None:
+        return closed
+    for key in sorted(windows, key=int):
+        if (int(key) + 1) * policy.window_ns <= wm:
+            closed.append((int(key), windows.pop(key)))
+            state["closed_before"] = int(key) + 1
+    return closed
 
 
 def add_measurement(
@@ -140,13 +168,7 @@ def add_measurement(
     sources: dict[str, list[int]] = state["sources"]
     latest = sources.get(m.receiver_id, [m.t_ns, now_ns])[0]
     sources[m.receiver_id] = [max(latest, m.t_ns + int(m.duration_s * 1e9)), now_ns]
-    wm = watermark(state, policy, now_ns)
-    closed = []
-    for key in sorted(windows, key=int):
-        if wm is not None and (int(key) + 1) * policy.window_ns <= wm:
-            closed.append((int(key), windows.pop(key)))
-            state["closed_before"] = int(key) + 1
-    return AddResult(state, closed, late=False)
+    return AddResult(state, close_ready(state, policy, now_ns), late=False)
 
 
 def build_observation(

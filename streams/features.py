@@ -47,3 +47,15 @@ def measure_chunk(chunk: IqChunk, channel_bw_hz: float | None = None) -> Measure
         chunk_published_ns=chunk.published_ns,
         published_ns=time.time_ns(),
     )
+
+
+def measure_chunks(chunks, channel_bw_hz=None):  # TEMPORARY shim until the batched DSP lands
+    from heimdall.core.errors import InvalidEventError
+
+    out = []
+    for c in chunks:
+        try:
+            out.append(measure_chunk(c, channel_bw_hz))
+        except InvalidEventError as exc:
+            out.append(exc)
+    return out

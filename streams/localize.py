@@ -8,6 +8,7 @@ these distances are the east/north axes at the estimate to well under a degree.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -77,25 +78,29 @@ def localize_rss(obs: Observation) -> Localization:
     )
 
 
-def localize_onnx(obs: Observation, model: OnnxLocalizer) -> Localization:
-    """The active ONNX model's estimate for one observation."""
-    pred = model.predict([obs])[0]
+def localize_onnx(observations: Sequence[Observation], model: OnnxLocalizer) -> list[Localization]:
+    """The active ONNX model's estimates for a batch of observations (one ONNX run)."""
+    preds = model.predict(observations)
     now = time.time_ns()
-    latency_s = processing_latency_s(obs, now)
-    cov = pred.cov_m2
-    return Localization(
-        observation_id=obs.event_id,
-        channel_id=obs.channel_id,
-        t_ns=(obs.window_start_ns + obs.window_end_ns) // 2,
-        position=Position(lat_deg=pred.lat_deg, lon_deg=pred.lon_deg, alt_m=0.0),
-        cov_ee_m2=float(cov[0, 0]),
-        cov_en_m2=float(cov[0, 1]),
-        cov_nn_m2=float(cov[1, 1]),
-        method="onnx",
-        model_version=model.version,
-        n_receivers=len(obs.members),
-        converged=True,
-        params={},
-        processing_latency_s=latency_s,
-        published_ns=now,
-    )
+    out = []
+    for obs, pred in zip(observations, preds, strict=True):
+        cov = pred.cov_m2
+        out.append(
+            Localization(
+                observation_id=obs.event_id,
+                channel_id=obs.channel_id,
+                t_ns=(obs.window_start_ns + obs.window_end_ns) // 2,
+                position=Position(lat_deg=pred.lat_deg, lon_deg=pred.lon_deg, alt_m=0.0),
+                cov_ee_m2=float(cov[0, 0]),
+                cov_en_m2=float(cov[0, 1]),
+                cov_nn_m2=float(cov[1, 1]),
+                method="onnx",
+                model_version=model.version,
+                n_receivers=len(obs.members),
+                converged=True,
+                params={},
+                processing_latency_s=processing_latency_s(obs, now),
+                published_ns=now,
+            )
+        )
+    return out

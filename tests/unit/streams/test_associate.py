@@ -12,6 +12,7 @@ from heimdall.streams.associate import (
     WindowPolicy,
     add_measurement,
     build_observation,
+    close_ready,
     new_state,
 )
 
@@ -152,3 +153,19 @@ def test_state_is_json_serialisable() -> None:
     r1 = add_measurement(state, meas("a", 5 * W), POLICY, late)
     r2 = add_measurement(again, meas("a", 5 * W), POLICY, late)
     assert [k for k, _ in r1.closed] == [k for k, _ in r2.closed] == [0]
+
+
+def test_all_sources_idle_closes_the_open_windows() -> None:
+    """A finite input (a replay, a fast simulation) ends: once every source of the channel is
+    idle, the watermark is the furthest progress and the windows still open close on a tick."""
+    state = new_state()
+    t0 = 100 * W
+    for rx in ("a", "b", "c", "d"):
+        for i in range(10):  # 2 s of chunks each, delivered at once
+            add_measurement(state, meas(rx, t0 + i * CHUNK), POLICY, now_ns=NOW)
+    assert close_ready(state, POLICY, now_ns=NOW + POLICY.idle_ns // 2) == []  # not idle yet
+    closed = close_ready(state, POLICY, now_ns=NOW + POLICY.idle_ns + 1)
+    assert [k for k, _ in closed] == [100, 101]
+    assert all(set(members) == {"a", "b", "c", "d"} for _, members in closed)
+    assert state["windows"] == {} and state["closed_before"] == 102
+    assert close_ready(state, POLICY, now_ns=NOW + 2 * POLICY.idle_ns) == []
