@@ -172,9 +172,6 @@ class HeimdallSettings(BaseSettings):
     batch_max_events: int = Field(
         256, ge=1, le=100_000, description="most events a stream agent takes in one batch"
     )
-    batch_within_s: float = Field(
-        0.02, gt=0, le=10, description="longest a stream agent waits to fill a batch"
-    )
     log_level: str = Field("WARNING", description="Python logging level")
     topics: TopicNames = Field(default_factory=TopicNames)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
@@ -223,7 +220,6 @@ class HeimdallSettings(BaseSettings):
                     "track_accel_psd",
                     "track_max_gap_s",
                     "batch_max_events",
-                    "batch_within_s",
                 }
             ).items()
         }

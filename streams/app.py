@@ -16,9 +16,9 @@ Values travel as raw bytes and are decoded with :class:`heimdall.schemas.serde.S
 an event that cannot be decoded or is invalid goes to the dead-letter topic untouched, with
 the reason, and the agent goes on.
 
-Each agent takes up to ``HEIMDALL_BATCH_MAX_EVENTS`` events, or what arrived within
-``HEIMDALL_BATCH_WITHIN_S``, sends the batch's outputs and waits for the broker to have them
-before the batch's offsets are acknowledged (:mod:`heimdall.streams.batching`).
+Each agent takes what is waiting for it, up to ``HEIMDALL_BATCH_MAX_EVENTS`` events, sends the
+batch's outputs and waits for the broker to have them before the batch's offsets are acked and
+committed (:mod:`heimdall.streams.batching`).
 
 All measurements of one channel meet in one associate task: that is also where GPS-timed IQ
 of one emission from several receivers can meet for in-stream TDOA (carried with the
@@ -46,7 +46,13 @@ from heimdall.streams.associate import (
     close_ready,
     new_state,
 )
-from heimdall.streams.batching import DeadLetter, Record, batches, current_event, send_batch
+from heimdall.streams.batching import (
+    DeadLetter,
+    Record,
+    batches,
+    current_event,
+    send_batch,
+)
 from heimdall.streams.features import measure_chunks
 from heimdall.streams.localize import localize_onnx, localize_rss
 from heimdall.streams.models import ModelWatcher
@@ -100,8 +106,7 @@ def create_app(settings: HeimdallSettings) -> faust.App:
         # putting receivers seconds apart and past the association's start-up grace.
         consumer_max_fetch_size=1024 * 1024,
         broker_max_poll_records=settings.batch_max_events,
-        # A rebalance waits until every taken event is processed and acked, so the new owner of
-        # a partition starts after the last delivered batch: nothing is processed twice.
+        # A stop waits until every taken event is processed and acked.
         stream_wait_empty=True,
     )
     app.heimdall_fetch_max_wait_ms = settings.kafka.fetch_max_wait_ms  # type: ignore[attr-defined]
@@ -115,7 +120,7 @@ def create_app(settings: HeimdallSettings) -> faust.App:
     serde = Serde(settings.schema_registry.url)
     policy = WindowPolicy.from_seconds(settings.assoc_window_s, settings.assoc_min_receivers)
     max_samples = settings.max_chunk_samples
-    batch_max, within_s = settings.batch_max_events, settings.batch_within_s
+    batch_max = settings.batch_max_events
     window_s = settings.assoc_window_s
     windows = app.Table("associate-windows", default=new_state, partitions=settings.partitions)
     tracks = app.Table("localize-tracks", default=dict, partitions=settings.partitions)
@@ -132,7 +137,7 @@ def create_app(settings: HeimdallSettings) -> faust.App:
 
     @app.agent(raw_topic(t.iq), name="features")
     async def features(stream: faust.StreamT[bytes]) -> None:
-        async for events in batches(stream, batch_max, within_s):
+        async for events in batches(stream, app.consumer, batch_max):
             records, dead = features_batch(events, serde, max_samples, t.features)
             await send(records, dead, "features")
 
@@ -152,7 +157,7 @@ def create_app(settings: HeimdallSettings) -> faust.App:
 
     @app.agent(raw_topic(t.features), name="associate")
     async def associate(stream: faust.StreamT[bytes]) -> None:
-        async for events in batches(stream, batch_max, within_s):
+        async for events in batches(stream, app.consumer, batch_max):
             dead: list[DeadLetter] = []
             by_channel: dict[str, list[tuple[faust.types.EventT, Measurement]]] = {}
             for event in events:
@@ -212,7 +217,7 @@ def create_app(settings: HeimdallSettings) -> faust.App:
 
     @app.agent(raw_topic(t.observations), name="localize")
     async def localize(stream: faust.StreamT[bytes]) -> None:
-        async for events in batches(stream, batch_max, within_s):
+        async for events in batches(stream, app.consumer, batch_max):
             dead: list[DeadLetter] = []
             decoded: list[tuple[faust.types.EventT, Observation]] = []
             for event in events:
