@@ -14,13 +14,49 @@ from clickhouse_connect.driver.binding import quote_identifier
 
 __all__ = [
     "HISTORY_TABLES",
+    "NATURAL_KEYS",
     "LocalizationError",
     "count_rows",
+    "duplicate_counts",
+    "last_fixes",
     "localization_error_details",
     "localization_errors",
 ]
 
 HISTORY_TABLES = ("features", "observations", "localizations", "truth")
+
+
+#: What makes a row the same result twice: the source event it was computed from (a chunk
+#: measured twice has two event ids but one chunk id), or the event id for truth.
+NATURAL_KEYS = {
+    "features": "chunk_id",
+    "observations": "(channel_id, window_start_ns)",
+    "localizations": "(observation_id, method)",
+    "truth": "event_id",
+}
+
+
+def duplicate_counts(client: Any) -> dict[str, int]:
+    """Rows per table that repeat another row's :data:`NATURAL_KEYS` (distinct events only)."""
+    out = {}
+    for table, key in NATURAL_KEYS.items():
+        sql = f"SELECT count() - uniqExact({key}) FROM {quote_identifier(table)} FINAL"
+        out[table] = int(client.query(sql).result_rows[0][0])
+    return out
+
+
+def last_fixes(client: Any) -> list[dict[str, Any]]:
+    """The latest localization of every (channel, method): position and covariance."""
+    rows = client.query(
+        "SELECT channel_id, method, argMax(lat_deg, t_ns), argMax(lon_deg, t_ns), "
+        "argMax(cov_ee_m2, t_ns), argMax(cov_en_m2, t_ns), argMax(cov_nn_m2, t_ns), max(t_ns) "
+        "FROM localizations FINAL GROUP BY channel_id, method ORDER BY channel_id, method"
+    ).result_rows
+    keys = ("channel_id", "method", "lat", "lon", "cov_ee_m2", "cov_en_m2", "cov_nn_m2", "t_ns")
+    return [
+        dict(zip(keys, (str(r[0]), str(r[1]), *map(float, r[2:7]), int(r[7])), strict=True))
+        for r in rows
+    ]
 
 
 def count_rows(client: Any, table: str) -> int:

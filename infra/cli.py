@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -36,6 +37,13 @@ def up(
     scenario: Annotated[str, typer.Option(help="simulated scenario")] = "seed-network",
     seed: Annotated[int, typer.Option(help="simulator seed")] = 1,
     no_sim: Annotated[bool, typer.Option("--no-sim", help="run without the simulator")] = False,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, help="stream worker processes sharing the partitions (default: cores)"),
+    ] = None,
+    summary_json: Annotated[
+        Path | None, typer.Option(help="also write the summary as JSON to this file")
+    ] = None,
 ) -> None:
     """Run the whole pipeline (embedded unless KAFKA_BOOTSTRAP_SERVERS etc. are set)."""
     from heimdall.infra.runtime import Runtime, UpOptions, log_to_file
@@ -52,9 +60,13 @@ def up(
         scenario=scenario,
         seed=seed,
         simulate=not no_sim,
+        workers=workers,
     )
     summary = Runtime(settings, opts, console).run()
     print_summary(summary, console)
+    if summary_json is not None:
+        summary.write_json(summary_json)
+        console.print(f"[dim]summary written to {summary_json}[/dim]")
 
 
 @app.command()

@@ -15,15 +15,24 @@ log = logging.getLogger(__name__)
 
 
 class Child:
-    """A ``heimdall`` sub-command running as a child process, its output in a log file.
+    """A ``heimdall`` sub-command (or ``module``'s ``__main__``) running as a child process,
+    its output in a log file.
 
     The child receives SIGTERM if this process dies (``PR_SET_PDEATHSIG``), and :meth:`stop`
     sends SIGTERM, waits, then SIGKILLs: no stage outlives ``heimdall up``.
     """
 
-    def __init__(self, name: str, args: list[str], env: dict[str, str], log_path: Path) -> None:
+    def __init__(
+        self,
+        name: str,
+        args: list[str],
+        env: dict[str, str],
+        log_path: Path,
+        module: str = "heimdall.infra.cli",
+    ) -> None:
         self.name = name
         self.args = args
+        self.module = module
         self.env = env
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
@@ -32,7 +41,7 @@ class Child:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "heimdall.infra.cli", *self.args],
+                [sys.executable, "-m", self.module, *self.args],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,

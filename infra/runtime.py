@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import signal
 import threading
 import time
@@ -28,7 +29,12 @@ from rich.live import Live
 from rich.table import Table
 
 from heimdall.consumers.clickhouse_sink import ClickHouseSink
-from heimdall.consumers.queries import count_rows, localization_error_details
+from heimdall.consumers.queries import (
+    count_rows,
+    duplicate_counts,
+    last_fixes,
+    localization_error_details,
+)
 from heimdall.core import kafka
 from heimdall.core.settings import HeimdallSettings
 from heimdall.core.store import open_clickhouse
@@ -42,6 +48,9 @@ from heimdall.infra.topics import ensure_topics, heimdall_topics
 from heimdall.schemas.serde import Serde
 
 log = logging.getLogger(__name__)
+
+#: The stream worker's light entry point (``heimdall worker`` without the whole CLI).
+WORKER_MODULE = "heimdall.streams.worker"
 
 
 @dataclass(frozen=True)
@@ -61,6 +70,12 @@ class UpOptions:
     simulate: bool = True
     live: bool = True
     drain_timeout_s: float = 60.0
+    workers: int | None = None
+    """Stream worker processes sharing the partitions (None: one per CPU core)."""
+
+    @property
+    def n_workers(self) -> int:
+        return self.workers if self.workers is not None else max(os.cpu_count() or 1, 1)
 
 
 class Runtime:
@@ -91,10 +106,14 @@ class Runtime:
         )
         self.settings = self.settings.model_copy(update={"kafka": kafka_settings})
 
-    def _start_children(self) -> None:
-        env = child_env(self.settings.to_env())
-        worker = Child("streams", ["worker"], env, self.logs / "streams.log")
-        self.children.append(worker.start())
+    def _start_workers(self, env: dict[str, str]) -> None:
+        n = self.options.n_workers
+        for i in range(n):
+            name = "streams" if n == 1 else f"streams-{i + 1}"
+            worker = Child(name, [], env, self.logs / f"{name}.log", module=WORKER_MODULE)
+            self.children.append(worker.start())
+
+    def _start_producers(self, env: dict[str, str]) -> None:
         if self.options.simulate:
             args = ["simulate", self.options.scenario, "--seed", str(self.options.seed)]
             if self.options.sim_seconds is not None:
@@ -112,7 +131,13 @@ class Runtime:
         self._sink_thread.start()
 
     # -- run -------------------------------------------------------------------------------
+    def _workers(self) -> list[Child]:
+        return [c for c in self.children if c.name.startswith("streams")]
+
     def run(self) -> Summary:
+        # every worker needs a partition of each topic: the partition count follows the workers
+        if self.options.n_workers > self.settings.partitions:
+            self.settings = self.settings.model_copy(update={"partitions": self.options.n_workers})
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.logs.mkdir(parents=True, exist_ok=True)
         self.stop_sink = threading.Event()
@@ -121,12 +146,14 @@ class Runtime:
         try:
             self._start_broker()
             ensure_topics(kafka.admin(self.settings), heimdall_topics(self.settings))
+            env = child_env(self.settings.to_env())
+            self._start_workers(env)  # first: their imports and group join take the longest
             if self.broker is not None:  # a fresh embedded broker knows no model yet
                 announce(self.settings, active_records(self.settings))
             serde = Serde(self.settings.schema_registry.url)
             self._start_sink(serde)
             self.monitor = Monitor(self.settings, serde, started_monotonic=t0).start()
-            self._start_children()
+            self._start_producers(env)
             self._watch(t0)
             return self._shutdown(t0)
         finally:
@@ -154,10 +181,10 @@ class Runtime:
                         self.console.print(f"[red]simulator exited with {sim.returncode}:[/red]")
                         self.console.print(sim.tail())
                     break
-                worker = self.children[0]
-                if not worker.running:
-                    self.console.print(f"[red]stream worker exited with {worker.returncode}:[/red]")
-                    self.console.print(worker.tail())
+                dead = next((w for w in self._workers() if not w.running), None)
+                if dead is not None:
+                    self.console.print(f"[red]{dead.name} exited with {dead.returncode}:[/red]")
+                    self.console.print(dead.tail())
                     break
                 if live is not None:
                     live.update(self._render(t0))
@@ -208,8 +235,8 @@ class Runtime:
         t_stop = time.monotonic()
         if sim is not None:
             sim.stop()
-        if self.children:
-            self.children[0].stop(timeout_s=20.0)
+        for w in self._workers():
+            w.stop(timeout_s=20.0)
         log.info("producers and worker stopped in %.1f s", time.monotonic() - t_stop)
         counts = self._final_counts()
         log.info("final counts after %.1f s", time.monotonic() - t_stop)
@@ -228,6 +255,10 @@ class Runtime:
             live=live,
             wall_s=time.monotonic() - t0,
             describe=self.settings.describe(),
+            duplicates=duplicate_counts(self.store),
+            restarts={c.name: 0 for c in self.children},  # nothing restarts a child yet
+            last_fixes=last_fixes(self.store),
+            workers=len(self._workers()),
         )
 
     def _final_counts(self) -> dict[str, int]:

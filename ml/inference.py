@@ -19,7 +19,7 @@ import onnxruntime as ort
 from heimdall.core.errors import HeimdallError
 from heimdall.core.geodesy import LocalFrame, latlon_of_enu
 from heimdall.ml.models.featurize import featurize
-from heimdall.ml.models.setnet import FEATURES, INPUT_NAMES, OUTPUT_NAMES, Normalisation
+from heimdall.ml.models.spec import FEATURES, INPUT_NAMES, OUTPUT_NAMES, Normalisation
 from heimdall.schemas.models import Observation
 
 _DTYPES = {"features": "float32", "rx_id": "int64", "mask": "bool"}

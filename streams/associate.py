@@ -8,8 +8,11 @@ and may be seconds apart in event time (a replay runs partitions at different sp
 window must wait for the slowest. A receiver that has delivered nothing for ``idle_s`` of wall
 time is *idle* and no longer holds the watermark back (a dead receiver must not stop the
 channel). Receivers not heard yet are treated as last heard when the channel was first seen:
-no window closes during the first ``idle_s`` of a channel, so that receivers arriving through
-a slower partition at start-up are not declared late.
+no window closes during the first ``grace_s`` of a channel (default 2 s in the stream; the
+idle time when not given), so that receivers whose chunks were measured a little later at
+start-up (by a worker that joined later) are not declared late. All measurements of a
+channel reach the association through one partition (they are keyed by channel where they
+are made), so the grace only has to cover the skew between the features workers.
 
 When every source of a channel is idle the input has ended for now (a finite replay or
 simulation, or a channel that went quiet): the watermark is then the furthest progress of any
@@ -63,12 +66,26 @@ class WindowPolicy:
     lateness_ns: int
     min_receivers: int
     idle_ns: int = 5_000_000_000
+    grace_ns: int | None = None
+    """No window of a channel closes this long after it was first seen (None: ``idle_ns``)."""
 
     @classmethod
     def from_seconds(
-        cls, window_s: float, min_receivers: int, lateness_s: float = 0.0, idle_s: float = 5.0
+        cls,
+        window_s: float,
+        min_receivers: int,
+        lateness_s: float = 0.0,
+        idle_s: float = 5.0,
+        grace_s: float | None = 2.0,
     ) -> WindowPolicy:
-        return cls(int(window_s * 1e9), int(lateness_s * 1e9), min_receivers, int(idle_s * 1e9))
+        grace_ns = None if grace_s is None else int(grace_s * 1e9)
+        return cls(
+            int(window_s * 1e9), int(lateness_s * 1e9), min_receivers, int(idle_s * 1e9), grace_ns
+        )
+
+    @property
+    def startup_grace_ns(self) -> int:
+        return self.idle_ns if self.grace_ns is None else self.grace_ns
 
 
 @dataclass(frozen=True)
@@ -122,7 +139,7 @@ def _aggregate(agg: dict[str, Any] | None, m: Measurement) -> dict[str, Any]:
 def watermark(state: ChannelState, policy: WindowPolicy, now_ns: int) -> int | None:
     """Slowest active source's progress minus the lateness; the furthest progress when every
     source is idle (``None``: nothing may close yet)."""
-    if state["created_ns"] is None or now_ns - state["created_ns"] < policy.idle_ns:
+    if state["created_ns"] is None or now_ns - state["created_ns"] < policy.startup_grace_ns:
         return None
     progress = [t for t, _seen in state["sources"].values()]
     if not progress:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from heimdall.ml.models.setnet import FEATURES, Normalisation
+from heimdall.ml.models.spec import FEATURES, Normalisation
 
 FloatArray = npt.NDArray[np.float64]
 

@@ -67,6 +67,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from heimdall.ml.models.spec import FEATURES, INPUT_NAMES, OUTPUT_NAMES, Normalisation
+
 __all__ = [
     "FEATURES",
     "INPUT_NAMES",
@@ -80,35 +82,7 @@ __all__ = [
     "input_spec",
 ]
 
-#: Per-receiver feature order of the ``features`` input.
-FEATURES = ("east", "north", "rss", "snr", "has_snr", "tdoa", "has_tdoa")
-INPUT_NAMES = ("features", "rx_id", "mask")
-OUTPUT_NAMES = ("mean_enu_m", "cov_enu_m2")
 _NEG = -1.0e9
-
-
-@dataclass(frozen=True)
-class Normalisation:
-    """Constants mapping raw per-receiver quantities to the network's features.
-
-    Attributes
-    ----------
-    pos_scale_m : float
-        East/North are divided by this (m); also the output's scale.
-    rss_mean_dbm, rss_std_db : float
-        RSS feature ``(rss − mean) / std``.
-    snr_mean_db, snr_std_db : float
-        SNR feature ``(snr − mean) / std``.
-    tdoa_scale_s : float
-        TDOA feature ``tdoa / scale``.
-    """
-
-    pos_scale_m: float = 1000.0
-    rss_mean_dbm: float = -75.0
-    rss_std_db: float = 12.0
-    snr_mean_db: float = 10.0
-    snr_std_db: float = 10.0
-    tdoa_scale_s: float = 1.0e-5
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from rich.console import Console
 
@@ -54,17 +55,23 @@ def test_seed_network_60_simulated_seconds(tmp_path: Path) -> None:
         store.close()
     assert len(details) == summary.rows["localizations"]
     by_method: dict[str, list[float]] = {}
+    by_track: dict[tuple[str, str], list[float]] = {}
     for d in details:
         by_method.setdefault(d.method, []).append(d.error_m)
+        by_track.setdefault((d.channel_id, d.method), []).append(d.error_m)
     assert sorted(by_method) == ["rss-ml", "rss-ml+track"]
-    stats = {}
     for method, errors in by_method.items():
         errors.sort()
-        stats[method] = (errors[len(errors) // 2], errors[int(0.95 * len(errors))])
         assert errors[len(errors) // 2] < 1_000.0, method
         assert errors[-1] < 5_000.0, method
     # the transmitters stand still and the fixes' errors are independent thermal noise, so
-    # the track (posterior covariance ≤ each fix's) is no worse: measured median 1.5 vs 2.9 m,
-    # p95 54 vs 116 m
-    assert stats["rss-ml+track"][0] <= stats["rss-ml"][0]
-    assert stats["rss-ml+track"][1] <= stats["rss-ml"][1]
+    # each channel's track (posterior covariance ≤ each fix's) is no worse than its fixes. Per
+    # channel: the two channels' errors differ by an order of magnitude (about 1.5 m and 45 m),
+    # so a median pooled over both falls in the gap between them and compares nothing.
+    channels = {c for c, _ in by_track}
+    assert len(channels) == 2
+    for channel in channels:
+        fix = np.sort(by_track[(channel, "rss-ml")])
+        track = np.sort(by_track[(channel, "rss-ml+track")])
+        assert np.median(track) <= np.median(fix), channel
+        assert np.quantile(track, 0.95) <= np.quantile(fix, 0.95), channel

@@ -169,3 +169,16 @@ def test_all_sources_idle_closes_the_open_windows() -> None:
     assert all(set(members) == {"a", "b", "c", "d"} for _, members in closed)
     assert state["windows"] == {} and state["closed_before"] == 102
     assert close_ready(state, POLICY, now_ns=NOW + 2 * POLICY.idle_ns) == []
+
+
+def test_startup_grace_shorter_than_idle_time() -> None:
+    """With a 2 s grace, windows may close 2 s after the channel was first seen, while a
+    receiver stays active (holding the watermark) for the longer idle time."""
+    policy = WindowPolicy(
+        window_ns=W, lateness_ns=0, min_receivers=1, idle_ns=10 * W, grace_ns=2 * W
+    )
+    state = new_state()
+    for t in range(0, 3 * W, CHUNK):
+        assert add_measurement(state, meas("a", t), policy, NOW).closed == []
+    assert close_ready(state, policy, now_ns=NOW + 2 * W - 1) == []
+    assert [k for k, _ in close_ready(state, policy, now_ns=NOW + 2 * W)] == [0, 1, 2]
