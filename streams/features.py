@@ -9,10 +9,15 @@ DSP is :func:`heimdall.streams.dsp.features.measure_channel`.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
+
+import numpy as np
 
 from heimdall.core.channels import channel_id_for
+from heimdall.core.errors import InvalidEventError
 from heimdall.core.ids import new_event_id
 from heimdall.schemas.models import IqChunk, Measurement
+from heimdall.streams.dsp.batch import measure_channels
 from heimdall.streams.dsp.features import measure_channel
 
 
@@ -49,13 +54,67 @@ def measure_chunk(chunk: IqChunk, channel_bw_hz: float | None = None) -> Measure
     )
 
 
-def measure_chunks(chunks, channel_bw_hz=None):  # TEMPORARY shim until the batched DSP lands
-    from heimdall.core.errors import InvalidEventError
+def measure_chunks(
+    chunks: Sequence[IqChunk], channel_bw_hz: float | None = None
+) -> list[Measurement | InvalidEventError]:
+    """Measure the tuned channel of every chunk, the DSP vectorised over the batch.
 
-    out = []
-    for c in chunks:
+    Chunks of one length and sample rate are measured together
+    (:func:`heimdall.streams.dsp.batch.measure_channels`); the result is in the order of
+    ``chunks``, a :class:`Measurement` or, for a chunk that cannot be measured (non-finite
+    samples, too few samples, a bad rate), the :class:`InvalidEventError` saying why, so that
+    the caller refuses exactly that chunk.
+    """
+    out: list[Measurement | InvalidEventError | None] = [None] * len(chunks)
+    groups: dict[tuple[int, float], list[int]] = {}
+    for i, chunk in enumerate(chunks):
+        groups.setdefault((chunk.n_samples, float(chunk.sample_rate_hz)), []).append(i)
+    published_ns = time.time_ns()
+    for (n, rate_hz), members in groups.items():
+        x = np.stack([chunks[i].iq for i in members]) if n else np.zeros((len(members), 0))
+        finite = np.asarray(np.isfinite(x).all(axis=1), dtype=bool)
+        for i in np.asarray(members)[~finite]:
+            out[i] = InvalidEventError("iq: samples contain NaN or infinity")
+        good = [i for i, ok in zip(members, finite.tolist(), strict=True) if ok]
+        if not good:
+            continue
         try:
-            out.append(measure_chunk(c, channel_bw_hz))
+            m = measure_channels(
+                x[finite],
+                sample_rate_hz=rate_hz,
+                full_scale_dbm=[chunks[i].full_scale_dbm for i in good],
+                channel_bw_hz=channel_bw_hz,
+            )
         except InvalidEventError as exc:
-            out.append(exc)
-    return out
+            for i in good:
+                out[i] = exc
+            continue
+        bw = channel_bw_hz if channel_bw_hz is not None else 0.8 * rate_hz
+        psd_rows = m.psd_dbm_hz.tolist()
+        for row, i in enumerate(good):
+            c = chunks[i]
+            out[i] = Measurement(
+                event_id=new_event_id(),
+                chunk_id=c.event_id,
+                receiver_id=c.receiver_id,
+                t_ns=c.t_ns,
+                duration_s=n / c.sample_rate_hz,
+                clock=c.clock,
+                position=c.position,
+                channel_id=channel_id_for(c.center_freq_hz),
+                channel_freq_hz=c.center_freq_hz,
+                channel_bw_hz=bw,
+                power_dbm=float(m.power_dbm[row]),
+                noise_floor_dbm_hz=float(m.noise_floor_dbm_hz[row]),
+                snr_db=float(m.snr_db[row]),
+                freq_offset_hz=float(m.freq_offset_hz[row]),
+                occupied_bw_hz=float(m.occupied_bw_hz[row]),
+                detected=bool(m.detected[row]),
+                psd_dbm_hz=tuple(psd_rows[row]),
+                psd_bin_hz=m.psd_bin_hz,
+                chunk_published_ns=c.published_ns,
+                published_ns=published_ns,
+            )
+    done = [o for o in out if o is not None]
+    assert len(done) == len(chunks)  # every chunk was measured or refused
+    return done

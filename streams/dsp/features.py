@@ -251,8 +251,9 @@ def measure_channel(
         raise InvalidEventError(f"iq: expected a 1-D array, got shape {x.shape}")
     if x.size < 16:
         raise InvalidEventError(f"iq: {x.size} samples is too few to measure (need >= 16)")
-    if not np.iscomplexobj(x):
-        x = x.astype(np.float64)
+    # double precision: scipy's Welch keeps complex64 in single precision, ~1e-7 per bin,
+    # which the noise subtraction of a weak channel turns into ~1e-4 dB
+    x = x.astype(np.complex128) if np.iscomplexobj(x) else x.astype(np.float64)
     if not np.all(np.isfinite(x)):
         raise InvalidEventError("iq: samples contain NaN or infinity")
     fs = float(sample_rate_hz)
