@@ -19,17 +19,20 @@ at a receiver and changes ``log d`` by < 2·10⁻⁹ dB at 1 km. The transmitter
 not estimated: RSS carries almost no information on it.
 
 Unknowns ``θ = (x, y, P_0, n)``. Under the Gaussian model the ML estimate minimises
-``Σ_i (P_i + c_i − μ_i(θ))²`` (``μ_i`` the mean model); solved with
-``scipy.optimize.least_squares`` (trust-region reflective, ``n ∈ [1.5, 6]``), optionally
-with a robust loss (``soft_l1``/``huber``, scale ``f_scale_db``) that down-weights
-outliers (a receiver with a wrong gain, a multipath null).
+``Σ_i (P_i + c_i − μ_i(θ))²`` (``μ_i`` the mean model), ``n ∈ [1.5, 6]``, optionally with a
+robust loss (``soft_l1``/``huber``, scale ``f_scale_db``, defined as in
+``scipy.optimize.least_squares``) that down-weights outliers (a receiver with a wrong gain, a
+multipath null). Solved by Levenberg–Marquardt with IRLS weights and an active set for the
+bound on n, from all starts at once (:mod:`heimdall.ml.estimators._rss_lm`): the same optimum
+as ``least_squares`` (tested) at a fraction of its cost (its per-call overhead dominated, 10–32
+ms per fix).
 
 Starts: the model is linear in ``(P_0, n)`` for a fixed position, so the profiled cost
 ``min_{P_0, n} Σ r_i²`` (n clipped to its bounds) is evaluated in closed form on a
 21 × 21 grid over the receivers' bounding box extended by 50 % of its span on each side;
 the optimiser is started from the receivers' centroid, from the strongest receiver (moved
-5 % of the way to the centroid), and from the three lowest local minima of the grid, and
-the lowest final cost wins.
+5 % of the way to the centroid), and from the three lowest local minima of the grid (all
+five at once), and the lowest final cost wins.
 
 Covariance
 ----------
@@ -79,10 +82,10 @@ from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
-from scipy.optimize import least_squares
 
 from heimdall.core.errors import EstimationError
 from heimdall.ml.estimators._numerics import grid_minima, invert_spd
+from heimdall.ml.estimators._rss_lm import fit_rss_lm
 
 __all__ = [
     "N_BOUNDS",
@@ -352,33 +355,11 @@ def estimate_rss(
     )
     c_p0, c_n, _ = _profile(cand[:, 0], cand[:, 1], rx, dh2, p)
 
-    def fun(theta: FloatArray) -> FloatArray:
-        x, y, p0, n = theta
-        return p - (p0 - 5.0 * n * np.log10(_dist2(x, y, rx, dh2)))
-
-    def jac(theta: FloatArray) -> FloatArray:
-        return -_jacobian(theta, rx, dh2)
-
-    lower = np.array([-np.inf, -np.inf, -np.inf, N_BOUNDS[0]])
-    upper = np.array([np.inf, np.inf, np.inf, N_BOUNDS[1]])
-    best_res = None
-    for (sx, sy), sp0, sn in zip(cand, c_p0, c_n, strict=True):
-        x0 = np.array([sx, sy, sp0, np.clip(sn, N_BOUNDS[0] + 1e-6, N_BOUNDS[1] - 1e-6)])
-        res = least_squares(
-            fun,
-            x0,
-            jac=jac,
-            bounds=(lower, upper),
-            method="trf",
-            loss=loss,
-            f_scale=f_scale,
-            x_scale="jac",
-        )
-        if best_res is None or res.cost < best_res.cost:
-            best_res = res
-    assert best_res is not None
-    theta = np.asarray(best_res.x, dtype=float)
-    r = fun(theta)
+    starts = np.column_stack([cand, c_p0, np.clip(c_n, N_BOUNDS[0] + 1e-6, N_BOUNDS[1] - 1e-6)])
+    thetas, costs, conv = fit_rss_lm(starts, rx, dh2, p, N_BOUNDS, loss=loss, f_scale=f_scale)
+    best = int(np.argmin(costs))
+    theta = thetas[best]
+    r = p - (theta[2] - 5.0 * theta[3] * np.log10(_dist2(theta[0], theta[1], rx, dh2)))
     jm = _jacobian(theta, rx, dh2)
     w = _loss_weights(r, loss, f_scale)
     info = (jm * w[:, None]).T @ jm
@@ -397,8 +378,8 @@ def estimate_rss(
         path_loss_exponent=float(theta[3]),
         residual_rms_db=float(np.sqrt(np.mean(r * r))),
         n_receivers=m,
-        converged=bool(best_res.status > 0),
-        cost=float(best_res.cost),
+        converged=bool(conv[best]),
+        cost=float(costs[best]),
         cov_theta=cov,
         sigma_db=math.sqrt(sigma2),
     )

@@ -210,3 +210,31 @@ def test_speed_seven_receivers() -> None:
     us = (time.perf_counter() - t0) / len(data) * 1e6
     print(f"\nestimate_rss: {us:.0f} µs per estimate (7 receivers)")
     assert us < 1e6
+
+
+@pytest.mark.parametrize("loss", ["linear", "soft_l1", "huber"])
+def test_same_optimum_as_scipy_least_squares(loss: str) -> None:
+    """The Levenberg–Marquardt solver finds what ``scipy.optimize.least_squares`` (trf, the
+    same loss and bounds, run here from the estimator's answer and from the true θ) finds:
+    no lower cost exists near the answer, on seeded random geometries."""
+    from scipy.optimize import least_squares
+
+    rng = np.random.default_rng(2026)
+    for trial in range(12):
+        m = int(rng.integers(5, 30))
+        rx = rng.uniform(-5_000.0, 5_000.0, size=(m, 2))
+        tx = rng.uniform(-3_000.0, 3_000.0, size=2)
+        p = rss_mean_model([*tx, -10.0, 3.0], rx) + 3.0 * rng.standard_normal(m)
+        e = estimate_rss(rx, p, sigma_db=3.0, loss=loss)  # type: ignore[arg-type]
+
+        def fun(theta: np.ndarray, p: np.ndarray = p, rx: np.ndarray = rx) -> np.ndarray:
+            return p - rss_mean_model(theta, rx)
+
+        for x0 in ([e.east_m, e.north_m, e.p0_dbm, e.path_loss_exponent], [*tx, -10.0, 3.0]):
+            x0[3] = float(np.clip(x0[3], 1.5 + 1e-9, 6.0 - 1e-9))
+            ref = least_squares(
+                fun, x0, bounds=([-np.inf] * 3 + [1.5], [np.inf] * 3 + [6.0]),
+                loss=loss, f_scale=3.0, x_scale="jac", method="trf",
+            )  # fmt: skip
+            assert e.cost <= ref.cost * (1 + 1e-6) + 1e-9, (trial, loss)
+        assert e.converged, trial
