@@ -60,9 +60,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="short runs (about 2 minutes)")
     parser.add_argument(
         "--receivers", type=_receivers, metavar="N,N,…",
-        help="pipeline: network sizes (default 7,25,50; 7 with --quick)",
+        help="pipeline: network sizes (default 100,500,1000; 100 with --quick)",
     )  # fmt: skip
     parser.add_argument("--sink-rows", type=int, metavar="ROWS", help="sink: rows (default 50000)")
+    parser.add_argument(
+        "--channels", type=int, choices=(1, 2), help="pipeline: channels per receiver (default 1)"
+    )
+    parser.add_argument(
+        "--workers", type=int, metavar="N", help="pipeline: stream workers (default: cores)"
+    )
+    parser.add_argument("--json", metavar="FILE", help="pipeline: also write the rows as JSON")
     return parser.parse_args(argv)
 
 
@@ -80,7 +87,13 @@ def main(argv: list[str] | None = None) -> int:
     ctx = Context(
         console=console,
         quick=args.quick,
-        options={"receivers": args.receivers, "sink_rows": args.sink_rows},
+        options={
+            "receivers": args.receivers,
+            "sink_rows": args.sink_rows,
+            "channels": args.channels,
+            "workers": args.workers,
+            "json": args.json,
+        },
     )
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", message="The httpx module is deprecated")  # authlib

@@ -46,6 +46,7 @@ class Pipeline:
     t0_ns: int
     broker_ready_ns: int
     worker: Child | None = None
+    broker_pid: int | None = None
 
     @property
     def logs(self) -> Path:
@@ -81,7 +82,7 @@ def broker_with_topics(workdir: Path, partitions: int = 3) -> Iterator[Pipeline]
             schema_registry={"url": None},
         )
         ensure_topics(kafka.admin(settings), heimdall_topics(settings))
-        yield Pipeline(settings, workdir, t0_ns, ready_ns)
+        yield Pipeline(settings, workdir, t0_ns, ready_ns, broker_pid=broker.pid)
 
 
 @contextlib.contextmanager

@@ -16,9 +16,9 @@ Values travel as raw bytes and are decoded with :class:`heimdall.schemas.serde.S
 an event that cannot be decoded or is invalid goes to the dead-letter topic untouched, with
 the reason, and the agent goes on.
 
-Each agent takes what is waiting for it, up to ``HEIMDALL_BATCH_MAX_EVENTS`` events, sends the
-batch's outputs and waits for the broker to have them before the batch's offsets are acked and
-committed (:mod:`heimdall.streams.batching`).
+Each agent takes what is waiting for it, up to ``HEIMDALL_BATCH_MAX_EVENTS`` events, and sends
+the batch's outputs; the batch's events are acked once the broker has all of them, and Faust
+commits acked offsets every half second (:mod:`heimdall.streams.batching`).
 
 All measurements of one channel meet in one associate task: that is also where GPS-timed IQ
 of one emission from several receivers can meet for in-stream TDOA (carried with the
@@ -27,6 +27,7 @@ measurement of a GPS-clocked receiver, keyed by the same channel).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -47,11 +48,12 @@ from heimdall.streams.associate import (
     new_state,
 )
 from heimdall.streams.batching import (
+    Batch,
     DeadLetter,
     Record,
     batches,
     current_event,
-    send_batch,
+    produce_batch,
 )
 from heimdall.streams.features import measure_chunks
 from heimdall.streams.localize import localize_onnx, localize_rss
@@ -60,6 +62,8 @@ from heimdall.streams.track import STREAM_GATE, track_key, track_localization
 
 log = logging.getLogger(__name__)
 
+#: How often Faust commits the acked offsets (its default is 2.8 s).
+COMMIT_INTERVAL_S = 0.5
 #: How often the associate stage checks for windows that wall time alone made closable.
 ASSOC_TICK_S = 0.5
 
@@ -106,6 +110,7 @@ def create_app(settings: HeimdallSettings) -> faust.App:
         # putting receivers seconds apart and past the association's start-up grace.
         consumer_max_fetch_size=1024 * 1024,
         broker_max_poll_records=settings.batch_max_events,
+        broker_commit_interval=COMMIT_INTERVAL_S,
         # A stop waits until every taken event is processed and acked.
         stream_wait_empty=True,
     )
@@ -130,16 +135,18 @@ def create_app(settings: HeimdallSettings) -> faust.App:
         gate=STREAM_GATE,
     )
 
-    async def send(records: list[Record], dead: list[DeadLetter], stage: str) -> None:
+    async def send(batch: Batch, records: list[Record], dead: list[DeadLetter], stage: str) -> None:
         for d in dead:
             log.warning("%s: to DLQ: %s", stage, d.reason)
-        await send_batch(app.producer, records, dead, dlq_topic=t.dlq, stage=stage)
+        batch.delivery += await produce_batch(
+            app.producer, records, dead, dlq_topic=t.dlq, stage=stage
+        )
 
     @app.agent(raw_topic(t.iq), name="features")
     async def features(stream: faust.StreamT[bytes]) -> None:
-        async for events in batches(stream, app.consumer, batch_max):
-            records, dead = features_batch(events, serde, max_samples, t.features)
-            await send(records, dead, "features")
+        async for batch in batches(stream, batch_max):
+            records, dead = features_batch(batch.events, serde, max_samples, t.features)
+            await send(batch, records, dead, "features")
 
     def observations(channel_id: str, closed: list[tuple[int, dict[str, Any]]]) -> list[Record]:
         out = []
@@ -157,10 +164,10 @@ def create_app(settings: HeimdallSettings) -> faust.App:
 
     @app.agent(raw_topic(t.features), name="associate")
     async def associate(stream: faust.StreamT[bytes]) -> None:
-        async for events in batches(stream, app.consumer, batch_max):
+        async for batch in batches(stream, batch_max):
             dead: list[DeadLetter] = []
             by_channel: dict[str, list[tuple[faust.types.EventT, Measurement]]] = {}
-            for event in events:
+            for event in batch:
                 try:
                     m = serde.decode(event.value, expect=Measurement)
                 except SchemaError as exc:
@@ -179,8 +186,8 @@ def create_app(settings: HeimdallSettings) -> faust.App:
                         reason = f"late: window of t_ns={m.t_ns} already closed"
                         dead.append(DeadLetter(event, reason))
                     records += observations(channel_id, result.closed)
-            await send(records, dead, "associate")
-            for channel_id, items in by_channel.items():  # changelog after the outputs are out
+            await send(batch, records, dead, "associate")
+            for channel_id, items in by_channel.items():  # the changelog of the new state
                 with current_event(items[-1][0]):
                     windows[channel_id] = windows[channel_id]
 
@@ -204,7 +211,8 @@ def create_app(settings: HeimdallSettings) -> faust.App:
                 records += observations(channel_id, closed)
                 touched.append((channel_id, event))
         if touched:
-            await send(records, [], "associate")
+            futures = await produce_batch(app.producer, records, [], dlq_topic=t.dlq, stage="tick")
+            await asyncio.gather(*futures)
             for channel_id, event in touched:
                 with current_event(event):
                     windows[channel_id] = windows[channel_id]
@@ -217,10 +225,10 @@ def create_app(settings: HeimdallSettings) -> faust.App:
 
     @app.agent(raw_topic(t.observations), name="localize")
     async def localize(stream: faust.StreamT[bytes]) -> None:
-        async for events in batches(stream, app.consumer, batch_max):
+        async for batch in batches(stream, batch_max):
             dead: list[DeadLetter] = []
             decoded: list[tuple[faust.types.EventT, Observation]] = []
-            for event in events:
+            for event in batch:
                 try:
                     decoded.append((event, serde.decode(event.value, expect=Observation)))
                 except SchemaError as exc:
@@ -247,7 +255,7 @@ def create_app(settings: HeimdallSettings) -> faust.App:
                 Record(t.localizations, loc.channel_id.encode(), serde.encode(loc), loc.t_ns / 1e9)
                 for _, loc in estimates
             ]
-            await send(records, dead, "localize")
+            await send(batch, records, dead, "localize")
 
     return app
 
