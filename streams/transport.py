@@ -12,7 +12,7 @@ Commit on revocation: faust-streaming 0.15's ``Consumer.on_partitions_revoked``
 (``faust/transport/consumer.py``) first forgets the acked offsets of the revoked partitions and
 only then lets the app wait for the events in flight and commit, so whatever was processed
 since the last commit is processed again by the partition's next owner. This consumer first
-stops the flow, waits until every event already queued for the agents is processed, acked and
+pauses fetching, waits until every event already fetched is processed, acked and
 committed (what Kafka's Java clients do in ``onPartitionsRevoked``), then hands over to Faust.
 Measured effect in :mod:`heimdall.streams.batching`.
 
@@ -46,8 +46,9 @@ class Consumer(driver.Consumer):
         if not app.should_stop:
             assignment = self.assignment()
             if assignment:
-                self.stop_flow()
-                app.flow_control.suspend()
+                # fetch nothing more, but let what was fetched reach the agents: suspending the
+                # flow here blocks an agent that waits for its next event with a batch half
+                # taken, whose events then never get acked (a rebalance that never ended)
                 self.pause_partitions(assignment)
                 await self.wait_empty()  # what is queued is processed, acked and committed
         await super().on_partitions_revoked(revoked)
