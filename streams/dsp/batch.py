@@ -20,7 +20,6 @@ axis.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,6 +35,7 @@ from heimdall.streams.dsp.features import (
     _SNR_FLOOR,
     _START_Q,
     _g_quantile,
+    check_samples_rate_bw,
 )
 
 __all__ = ["ChannelMeasurements", "measure_channels", "noise_floor_psd_rows", "welch_psd_rows"]
@@ -163,14 +163,7 @@ def measure_channels(
         raise InvalidEventError(f"iq: {x.shape[1]} samples is too few to measure (need >= 16)")
     if not np.iscomplexobj(x):
         x = x.astype(np.float64)
-    if not np.all(np.isfinite(x)):
-        raise InvalidEventError("iq: samples contain NaN or infinity")
-    fs = float(sample_rate_hz)
-    if not (fs > 0.0 and math.isfinite(fs)):
-        raise InvalidEventError(f"sample_rate_hz: must be positive, got {sample_rate_hz}")
-    bw = 0.8 * fs if channel_bw_hz is None else float(channel_bw_hz)
-    if not (bw > 0.0 and math.isfinite(bw)):
-        raise InvalidEventError(f"channel_bw_hz: must be positive, got {channel_bw_hz}")
+    fs, bw = check_samples_rate_bw(x, sample_rate_hz, channel_bw_hz)
     b = x.shape[0]
     gain = 10.0 ** (np.broadcast_to(np.asarray(full_scale_dbm, dtype=float), (b,)) / 10.0)
 

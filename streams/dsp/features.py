@@ -197,6 +197,21 @@ def noise_floor_psd(psd: npt.NDArray[np.float64], dof: float, max_iter: int = 20
     return n0
 
 
+def check_samples_rate_bw(
+    x: npt.NDArray[np.generic], sample_rate_hz: float, channel_bw_hz: float | None
+) -> tuple[float, float]:
+    """``(f_s, B)`` after checking the samples are finite and the rate and width positive."""
+    if not np.all(np.isfinite(x)):
+        raise InvalidEventError("iq: samples contain NaN or infinity")
+    fs = float(sample_rate_hz)
+    if not (fs > 0.0 and math.isfinite(fs)):
+        raise InvalidEventError(f"sample_rate_hz: must be positive, got {sample_rate_hz}")
+    bw = 0.8 * fs if channel_bw_hz is None else float(channel_bw_hz)
+    if not (bw > 0.0 and math.isfinite(bw)):
+        raise InvalidEventError(f"channel_bw_hz: must be positive, got {channel_bw_hz}")
+    return fs, bw
+
+
 def _to_db(x: float) -> float:
     return 10.0 * math.log10(max(x, _PSD_FLOOR))
 
@@ -254,14 +269,7 @@ def measure_channel(
     # double precision: scipy's Welch keeps complex64 in single precision, ~1e-7 per bin,
     # which the noise subtraction of a weak channel turns into ~1e-4 dB
     x = x.astype(np.complex128) if np.iscomplexobj(x) else x.astype(np.float64)
-    if not np.all(np.isfinite(x)):
-        raise InvalidEventError("iq: samples contain NaN or infinity")
-    fs = float(sample_rate_hz)
-    if not (fs > 0.0 and math.isfinite(fs)):
-        raise InvalidEventError(f"sample_rate_hz: must be positive, got {sample_rate_hz}")
-    bw = 0.8 * fs if channel_bw_hz is None else float(channel_bw_hz)
-    if not (bw > 0.0 and math.isfinite(bw)):
-        raise InvalidEventError(f"channel_bw_hz: must be positive, got {channel_bw_hz}")
+    fs, bw = check_samples_rate_bw(x, sample_rate_hz, channel_bw_hz)
 
     seg = int(min(nperseg, x.size))
     noverlap = seg // 2
