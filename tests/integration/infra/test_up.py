@@ -3,6 +3,7 @@ leaves no process behind."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -47,7 +48,16 @@ def test_sigterm_stops_everything_and_prints_summary(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "CLICKHOUSE_"))}
     env["HEIMDALL_DATA_DIR"] = str(tmp_path / "heimdall")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "heimdall.infra.cli", "up"],
+        [
+            sys.executable,
+            "-m",
+            "heimdall.infra.cli",
+            "up",
+            "--workers",
+            "2",
+            "--summary-json",
+            str(tmp_path / "summary.json"),
+        ],
         env=env,
         cwd=tmp_path,
         stdout=subprocess.PIPE,
@@ -57,10 +67,10 @@ def test_sigterm_stops_everything_and_prints_summary(tmp_path: Path) -> None:
     try:
         deadline = time.monotonic() + 60
         kids: set[int] = set()
-        while time.monotonic() < deadline and len(kids) < 3:  # broker, worker, simulator
+        while time.monotonic() < deadline and len(kids) < 4:  # broker, 2 workers, simulator
             time.sleep(0.5)
             kids = children_of(proc.pid)
-        assert len(kids) >= 3, f"children: {kids}"
+        assert len(kids) >= 4, f"children: {kids}"
         time.sleep(8)
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=60)
@@ -70,5 +80,9 @@ def test_sigterm_stops_everything_and_prints_summary(tmp_path: Path) -> None:
     assert proc.returncode == 0, out[-3000:]
     assert "Heimdall run summary" in out
     assert "events in rf.iq.v1" in out
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["workers"] == 2
+    assert summary["events"]["rf.iq.v1"] > 0
+    assert set(summary["restarts"]) == {"streams-1", "streams-2", "simulator"}
     leftover = [k for k in kids if alive(k)]
     assert not leftover, f"processes left behind: {leftover}"
