@@ -9,7 +9,9 @@ happens when ``batch_size`` rows are buffered or ``flush_interval_s`` has passed
 first row of the batch; it inserts every table's buffer (``client.insert_arrow``: the fastest
 form on chDB, see ``bench/bench_sink.py``), waits until the dead letters of the batch are
 delivered, and only then commits, synchronously, the consumer positions the batch covers
-(the quix-streams BatchingSink discipline: the commit never runs ahead of the store).
+(the quix-streams BatchingSink discipline: the commit never runs ahead of the store). The
+insert runs on a writer thread, one at a time, while the consumer decodes the next batch
+(chDB and the HTTP client release the GIL); the positions are committed when it is done.
 
 * An insert that fails pauses the assigned partitions (backpressure) and is retried with
   exponential backoff until it succeeds; the consumer keeps polling (so it stays in its
@@ -33,6 +35,7 @@ import logging
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,6 +82,19 @@ REVOKE_FLUSH_S = 10.0
 # --------------------------------------------------------------------------------------------
 # The sink
 # --------------------------------------------------------------------------------------------
+
+
+#: Rows buffered per table: Arrow tables, one per poll batch.
+Buffers = dict[str, list[pa.Table]]
+
+
+@dataclass
+class _Write:
+    """An insert running on the writer thread, and the consumer positions it covers."""
+
+    future: Future[None]
+    tables: Buffers  # what is left to insert (what failed, if it fails)
+    positions: dict[tuple[str, int], int]
 
 
 @dataclass
@@ -144,7 +160,7 @@ class ClickHouseSink:
         self._roles: dict[str, str] = {getattr(t, role): role for role in ROUTES}
         self._lock = threading.Lock()
         self._stats = SinkStats()
-        self._buffers: dict[str, list[pa.Table]] = {table: [] for table in TABLE_COLUMNS}
+        self._buffers: Buffers = {table: [] for table in TABLE_COLUMNS}
         self._buffered = 0
         self._batch_started: float | None = None
         # next offset to commit per (topic, partition): every message before it is handled
@@ -157,6 +173,8 @@ class ClickHouseSink:
         self._stopping = False
         self._consumer: Consumer | None = None
         self._producer: Producer | None = None
+        self._writer: ThreadPoolExecutor | None = None
+        self._inflight: _Write | None = None
 
     # -- public --------------------------------------------------------------------------
 
@@ -176,6 +194,7 @@ class ClickHouseSink:
         pa.array([], type=pa.int64())
         self._consumer = kafka.consumer(self.settings, self.group_id, **self._consumer_overrides)
         self._producer = kafka.producer(self.settings)
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="clickhouse-sink-insert")
         try:
             self._consumer.subscribe(
                 self.topics, on_assign=self._on_assign, on_revoke=self._on_revoke,
@@ -184,8 +203,11 @@ class ClickHouseSink:
             consume_max = min(self.batch_size, 1000)
             while not stop.is_set():
                 self._handle(self._consumer.consume(consume_max, timeout=self._poll_timeout()))
+                done = self._inflight is not None and self._inflight.future.done()
+                if done and not self._settle(0.0):
+                    self._flush(stop)  # retried in this thread, with backoff and pause
                 if self._flush_due():
-                    self._flush(stop)
+                    self._flush(stop, background=True)
             self._flush(stop)
         finally:
             self._stopping = True  # close() revokes: the flush was just tried, do not retry
@@ -194,6 +216,8 @@ class ClickHouseSink:
     # -- consuming -----------------------------------------------------------------------
 
     def _poll_timeout(self) -> float:
+        if self._inflight is not None:
+            return 0.01  # come back soon to commit what it wrote
         if self._batch_started is None:
             return 0.2
         left = self._batch_started + self.flush_interval_s - time.monotonic()
@@ -289,13 +313,29 @@ class ClickHouseSink:
 
     # -- writing -------------------------------------------------------------------------
 
-    def _flush(self, stop: threading.Event, *, deadline: float | None = None) -> bool:
+    def _flush(
+        self, stop: threading.Event, *, deadline: float | None = None, background: bool = False
+    ) -> bool:
         """Write every buffered row, deliver the dead letters, then commit.
 
-        On failure: pause, back off, retry. Returns False (nothing committed) if ``stop`` is
-        set or the monotonic ``deadline`` passes first. With a deadline (inside a rebalance
-        callback) the consumer is not polled.
+        The insert in flight on the writer thread (if any) is settled first. With
+        ``background``, the buffered rows are then handed to the writer thread (the commit of
+        their positions follows when it is done, see :meth:`_settle`) and the consumer goes on
+        decoding meanwhile: the insert runs in chDB/ClickHouse without the GIL.
+
+        Otherwise the rows are written here; on failure: pause, back off, retry. Returns False
+        (nothing committed) if ``stop`` is set or the monotonic ``deadline`` passes first.
+        With a deadline (inside a rebalance callback) the consumer is not polled.
         """
+        if self._inflight is not None:
+            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+            settled = self._settle(timeout)
+            if settled is None:
+                return False  # still running at the deadline
+            background = background and settled
+        if background and self._buffered and not self._paused:
+            self._submit()
+            return True
         pending = {k: v for k, v in self._positions.items() if self._committed.get(k) != v}
         if not self._buffered and not pending and not self._dlq_inflight:
             self._batch_started = None
@@ -303,7 +343,7 @@ class ClickHouseSink:
         backoff = 0.05
         while True:
             try:
-                self._write_buffers()
+                self._write_tables(self._buffers)
                 self._deliver_dead_letters()
                 break
             except Exception as exc:
@@ -330,8 +370,13 @@ class ClickHouseSink:
         self._commit()
         return True
 
-    def _write_buffers(self) -> None:
-        for table, chunks in self._buffers.items():
+    def _write_tables(self, tables: Buffers) -> None:
+        """Insert each table's rows; a table written is emptied, so a retry skips it.
+
+        Runs on the writer thread for a background flush (the caller's thread touches neither
+        ``tables`` nor the client until the write is settled).
+        """
+        for table, chunks in tables.items():
             if not chunks:
                 continue
             data = chunks[0] if len(chunks) == 1 else pa.concat_tables(chunks).combine_chunks()
@@ -341,8 +386,55 @@ class ClickHouseSink:
             with self._lock:
                 self._stats.rows[table] += data.num_rows
                 self._stats.insert_seconds += dt
-            self._buffered -= data.num_rows
-            self._buffers[table] = []
+            tables[table] = []
+            if tables is self._buffers:
+                self._buffered -= data.num_rows
+
+    def _submit(self) -> None:
+        """Hand the buffered rows and the positions they cover to the writer thread."""
+        assert self._writer is not None
+        tables, self._buffers = self._buffers, {table: [] for table in TABLE_COLUMNS}
+        self._buffered = 0
+        self._batch_started = None
+        future = self._writer.submit(self._write_tables, tables)
+        self._inflight = _Write(future, tables, dict(self._positions))
+
+    def _settle(self, timeout: float | None) -> bool | None:
+        """Finish the write in flight: deliver the dead letters and commit its positions.
+
+        Returns True when committed, None if it is still running after ``timeout`` seconds,
+        False if it failed (its unwritten rows go back in front of the buffers, for the
+        caller to retry with :meth:`_flush`) or the dead letters are not delivered yet.
+        """
+        w = self._inflight
+        assert w is not None
+        try:
+            w.future.result(timeout)
+        except TimeoutError:
+            return None
+        except Exception as exc:
+            self._inflight = None
+            for table, chunks in w.tables.items():
+                self._buffers[table][:0] = chunks
+                self._buffered += sum(c.num_rows for c in chunks)
+            if self._batch_started is None:
+                self._batch_started = time.monotonic()
+            with self._lock:
+                self._stats.insert_failures += 1
+            log.warning("clickhouse sink: write failed (retrying): %s", exc)
+            return False
+        self._inflight = None
+        with self._lock:
+            self._stats.flushes += 1
+        try:
+            self._deliver_dead_letters()
+        except Exception as exc:
+            log.warning("clickhouse sink: %s; committing at the next flush", exc)
+            if self._batch_started is None:
+                self._batch_started = time.monotonic()
+            return False
+        self._commit(w.positions)
+        return True
 
     def _deliver_dead_letters(self) -> None:
         assert self._producer is not None
@@ -387,10 +479,16 @@ class ClickHouseSink:
         self._paused = False
         log.info("clickhouse sink: resumed")
 
-    def _commit(self) -> None:
+    def _commit(self, positions: Mapping[tuple[str, int], int] | None = None) -> None:
+        """Commit ``positions`` (default: every position handled) of the partitions we own."""
         if not self.commit_enabled:
             return
-        pending = {k: v for k, v in self._positions.items() if self._committed.get(k) != v}
+        if positions is None:
+            positions = self._positions
+        pending = {
+            k: v for k, v in positions.items()
+            if k in self._positions and self._committed.get(k) != v
+        }  # fmt: skip
         if not pending:
             return
         assert self._consumer is not None
@@ -429,6 +527,10 @@ class ClickHouseSink:
             self._committed.pop((p.topic, p.partition), None)
 
     def _close(self) -> None:
+        if self._writer is not None:
+            self._writer.shutdown(wait=True)  # an insert still running ends (uncommitted)
+            self._writer = None
+            self._inflight = None
         if self._producer is not None:
             self._producer.flush(10.0)
             if self._dlq_inflight:
