@@ -15,6 +15,7 @@ sink uses). The decode + map step (batch decode, columns) is timed on its own.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import tempfile
 import threading
 import time
@@ -103,8 +104,18 @@ def row_tuples(data: pa.Table) -> list[tuple[Any, ...]]:
     return list(zip(*cols, strict=True))
 
 
+def _settle_store(client: Any, timeout_s: float = 20.0) -> None:
+    """Wait until chDB runs no background merge (the sink's parts are merged right after it
+    stops), so that no timed phase competes with one; and collect Python's garbage."""
+    deadline = time.monotonic() + timeout_s
+    while int(client.command("SELECT count() FROM system.merges")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    gc.collect()
+
+
 def _timed_batches(client: Any, insert: Callable[[Any], None], batches: list[Any]) -> float:
     client.command("TRUNCATE TABLE bench_raw.features")
+    _settle_store(client)
     t0 = time.perf_counter()
     for b in batches:
         insert(b)
@@ -133,7 +144,6 @@ def run(ctx: Context) -> None:
         map_s = time.perf_counter() - t_map
         rows = [r for data in tables for r in row_tuples(data)]
         row_batches = [rows[i : i + BATCH] for i in range(0, n_rows, BATCH)]
-        col_batches = [[list(c) for c in zip(*b, strict=True)] for b in row_batches]
         cols = list(FEATURES.names)
         with (
             tempfile.TemporaryDirectory(prefix="heimdall-bench-sink-") as tmp,
@@ -149,6 +159,7 @@ def run(ctx: Context) -> None:
             try:
                 apply_schema(client, "bench_sink")
                 apply_schema(client, "bench_raw")
+                _settle_store(client)
                 progress.update(task, description="sink: ClickHouseSink", total=n_rows)
                 sink = ClickHouseSink(settings, client, serde, group_id="bench-sink",
                                       batch_size=BATCH)  # fmt: skip
@@ -189,11 +200,13 @@ def run(ctx: Context) -> None:
                     client, lambda b: client.insert("features", b, column_names=cols, **kw),
                     row_batches,
                 )  # fmt: skip
+                col_batches = [[list(c) for c in zip(*b, strict=True)] for b in row_batches]
                 columns_s = _timed_batches(
                     client, lambda b: client.insert("features", b, column_names=cols,
                                                     column_oriented=True, **kw),
                     col_batches,
                 )  # fmt: skip
+                del col_batches
                 arrow_s = _timed_batches(
                     client, lambda b: client.insert_arrow("features", b, **kw), tables
                 )  # fmt: skip

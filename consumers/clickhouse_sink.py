@@ -158,6 +158,7 @@ class ClickHouseSink:
         self.database: str = client.database or settings.clickhouse.database
         t = settings.topics
         self._roles: dict[str, str] = {getattr(t, role): role for role in ROUTES}
+        self._routes: dict[tuple[str, str], TableSpec] = {}  # (topic, record name) -> table
         self._lock = threading.Lock()
         self._stats = SinkStats()
         self._buffers: Buffers = {table: [] for table in TABLE_COLUMNS}
@@ -233,23 +234,21 @@ class ClickHouseSink:
 
     def _handle(self, msgs: Sequence[Message]) -> None:
         """Decode, map and buffer one poll batch; its bad events go to the dead-letter topic."""
-        events: list[tuple[Message, str, int, int]] = []
+        events: list[Message] = []
         for msg in msgs:
             err = msg.error()
-            if err is not None:
-                if err.code() != KafkaError._PARTITION_EOF:
-                    log.warning("clickhouse sink: consumer error: %s", err)
-                continue
-            topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
-            assert topic is not None and partition is not None and offset is not None
-            events.append((msg, topic, partition, offset))
+            if err is None:
+                events.append(msg)
+            elif err.code() != KafkaError._PARTITION_EOF:
+                log.warning("clickhouse sink: consumer error: %s", err)
         if not events:
             return
         if self._batch_started is None:
             self._batch_started = time.monotonic()
-        values = [e[0].value() for e in events]
+        values = [msg.value() for msg in events]
         failed: dict[int, str] = {}  # index in events -> reason
         by_table: dict[str, tuple[TableSpec, list[int], list[dict[str, Any]]]] = {}
+        routes = self._routes
         for i, decoded in enumerate(self._decoder.decode_many(v or None for v in values)):
             try:
                 if not values[i]:
@@ -257,11 +256,16 @@ class ClickHouseSink:
                 if isinstance(decoded, Exception):
                     raise decoded
                 schema, wire = decoded
-                spec = route_of(self._roles[events[i][1]], schema)
+                key = (events[i].topic(), schema)
+                spec = routes.get(key)  # type: ignore[arg-type]
+                if spec is None:
+                    spec = routes[key] = route_of(self._roles[key[0]], schema)  # type: ignore[index]
             except Exception as exc:
                 failed[i] = f"{type(exc).__name__}: {exc}"
                 continue
-            group = by_table.setdefault(spec.table, (spec, [], []))
+            group = by_table.get(spec.table)
+            if group is None:
+                group = by_table[spec.table] = (spec, [], [])
             group[1].append(i)
             group[2].append(wire)
         for table, (spec, index, wires) in by_table.items():
@@ -272,9 +276,11 @@ class ClickHouseSink:
                 self._buffers[table].append(data)
                 self._buffered += data.num_rows
         for i in sorted(failed):
-            self._dead_letter(*events[i], failed[i])
-        for _, topic, partition, offset in events:
-            self._positions[(topic, partition)] = offset + 1
+            msg = events[i]
+            self._dead_letter(msg, msg.topic(), msg.partition(), msg.offset(), failed[i])  # type: ignore[arg-type]
+        positions = self._positions
+        for msg in events:
+            positions[(msg.topic(), msg.partition())] = msg.offset() + 1  # type: ignore[index,operator]
         with self._lock:
             self._stats.consumed += len(events)
 
