@@ -1,12 +1,17 @@
 """ClickHouse sink: features, observations, localizations and truth into the history tables.
 
-One consumer reads the four topics; each value is decoded to its wire dict
-(``Serde.decode_dict``), mapped to a row of its table (:func:`map_event`) and buffered per
-table. A flush happens when ``batch_size`` rows are buffered or ``flush_interval_s`` has
-passed since the first row of the batch; it inserts every table's buffer, waits until the
-dead letters of the batch are delivered, and only then commits, synchronously, the consumer
-positions the batch covers (the quix-streams BatchingSink discipline: the commit never runs
-ahead of the store).
+One consumer reads the four topics. Each poll batch is decoded at once
+(:class:`~heimdall.schemas.batch_decode.BatchDecoder`: fastavro, float arrays by numpy), its
+events grouped by table and mapped column by column
+(:func:`~heimdall.consumers.clickhouse_rows.build_columns`, the tables declared once in
+:mod:`heimdall.consumers.clickhouse_rows`) into Arrow tables buffered per table. A flush
+happens when ``batch_size`` rows are buffered or ``flush_interval_s`` has passed since the
+first row of the batch; it inserts every table's buffer (``client.insert_arrow``: the fastest
+form on chDB, see ``bench/bench_sink.py``), waits until the dead letters of the batch are
+delivered, and only then commits, synchronously, the consumer positions the batch covers
+(the quix-streams BatchingSink discipline: the commit never runs ahead of the store). The
+insert runs on a writer thread, one at a time, while the consumer decodes the next batch
+(chDB and the HTTP client release the GIL); the positions are committed when it is done.
 
 * An insert that fails pauses the assigned partitions (backpressure) and is retried with
   exponential backoff until it succeeds; the consumer keeps polling (so it stays in its
@@ -14,9 +19,11 @@ ahead of the store).
   nothing is committed, and after a crash the uncommitted events are read again.
 * Replays and crashes write an event twice; the tables are ReplacingMergeTree ordered by
   ``(…, event_id)``, so ``FINAL`` reads see one row per event.
-* An event that cannot be decoded or mapped goes to the dead-letter topic untouched (original
-  key, value and headers, plus the ``heimdall.dlq.*`` headers with stage ``clickhouse-sink``)
-  and the sink goes on.
+* An event that cannot be decoded, is not the record its topic carries, or holds a value its
+  column cannot take (see :mod:`~heimdall.consumers.clickhouse_rows`) goes to the dead-letter
+  topic untouched (original key, value and headers, plus the ``heimdall.dlq.*`` headers with
+  stage ``clickhouse-sink`` and the reason) and the sink goes on.
+* Message keys are not read: events are routed by topic and schema only.
 
 The tables must exist (``heimdall.infra.clickhouse.apply_schema``); the sink inserts into the
 client's current database (``open_clickhouse`` sets it).
@@ -27,18 +34,38 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
-import numpy as np
+import pyarrow as pa
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 
+from heimdall.consumers.clickhouse_rows import (
+    ROUTES,
+    TABLE_COLUMNS,
+    TableSpec,
+    build_columns,
+    map_event,
+    route_of,
+)
 from heimdall.core import kafka
 from heimdall.core.errors import InvalidEventError
 from heimdall.core.settings import HeimdallSettings
+from heimdall.schemas.batch_decode import BatchDecoder, WireDecoder
 from heimdall.schemas.dlq import dlq_headers
+
+__all__ = [
+    "DEFAULT_GROUP_ID",
+    "ROUTES",
+    "STAGE",
+    "TABLE_COLUMNS",
+    "ClickHouseSink",
+    "SinkStats",
+    "WireDecoder",
+    "map_event",
+]
 
 log = logging.getLogger(__name__)
 
@@ -52,271 +79,22 @@ INSERT_SETTINGS: dict[str, Any] = {"max_partitions_per_insert_block": 0}
 REVOKE_FLUSH_S = 10.0
 
 
-class WireDecoder(Protocol):
-    """What the sink needs of ``heimdall.schemas.serde.Serde``."""
-
-    def decode_dict(self, data: bytes) -> tuple[str, dict[str, Any]]: ...
-
-
-# --------------------------------------------------------------------------------------------
-# Row mapping: wire dict (avsc field names) -> row of the table (columns of schema.sql)
-# --------------------------------------------------------------------------------------------
-
-UINT16_MAX = 0xFFFF
-UINT32_MAX = 0xFFFF_FFFF
-INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
-
-FEATURES_COLUMNS: tuple[str, ...] = (
-    "event_id", "chunk_id", "receiver_id", "t_ns", "duration_s", "clock",
-    "lat_deg", "lon_deg", "alt_m", "channel_id", "channel_freq_hz", "channel_bw_hz",
-    "power_dbm", "noise_floor_dbm_hz", "snr_db", "freq_offset_hz", "occupied_bw_hz",
-    "detected", "psd_dbm_hz", "psd_bin_hz", "chunk_published_ns", "published_ns",
-)  # fmt: skip
-
-_MEMBER_FIELDS: tuple[str, ...] = (
-    "receiver_id", "lat_deg", "lon_deg", "alt_m", "clock", "t_ns", "power_dbm",
-    "power_std_db", "snr_db", "noise_floor_dbm_hz", "freq_offset_hz", "n_measurements",
-    "measurement_ids",
-)  # fmt: skip
-_TDOA_FIELDS: tuple[str, ...] = ("receiver_a", "receiver_b", "tdoa_s", "sigma_s")
-
-OBSERVATIONS_COLUMNS: tuple[str, ...] = (
-    "event_id", "channel_id", "channel_freq_hz", "window_start_ns", "window_end_ns",
-    "n_members",
-    *(f"members.{f}" for f in _MEMBER_FIELDS),
-    *(f"tdoa_pairs.{f}" for f in _TDOA_FIELDS),
-    "latest_chunk_published_ns", "upstream_latency_s", "published_ns",
-)  # fmt: skip
-
-LOCALIZATIONS_COLUMNS: tuple[str, ...] = (
-    "event_id", "observation_id", "channel_id", "t_ns", "lat_deg", "lon_deg", "alt_m",
-    "cov_ee_m2", "cov_en_m2", "cov_nn_m2", "method", "model_version", "n_receivers",
-    "converged", "params", "processing_latency_s", "published_ns",
-)  # fmt: skip
-
-TRUTH_COLUMNS: tuple[str, ...] = (
-    "event_id", "source_id", "t_ns", "lat_deg", "lon_deg", "alt_m", "channel_id", "freq_hz",
-    "tx_power_dbm", "waveform", "transmitting", "velocity_enu_mps",
-)  # fmt: skip
-
-#: Columns the sink inserts, by table.
-TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
-    "features": FEATURES_COLUMNS,
-    "observations": OBSERVATIONS_COLUMNS,
-    "localizations": LOCALIZATIONS_COLUMNS,
-    "truth": TRUTH_COLUMNS,
-}
-
-
-def _get(d: Mapping[str, Any], name: str, *default: Any) -> Any:
-    if not isinstance(d, Mapping):
-        raise InvalidEventError(f"expected a record holding {name!r}, got {type(d).__name__}")
-    if name in d:
-        return d[name]
-    if default:
-        return default[0]
-    raise InvalidEventError(f"field {name!r} is missing")
-
-
-def _uuid(d: Mapping[str, Any], name: str) -> uuid.UUID:
-    v = _get(d, name)
-    if isinstance(v, uuid.UUID):
-        return v
-    try:
-        return uuid.UUID(str(v))
-    except (ValueError, TypeError, AttributeError):
-        raise InvalidEventError(f"field {name!r} is not a UUID: {str(v)[:60]!r}") from None
-
-
-def _str(d: Mapping[str, Any], name: str, *default: Any) -> str:
-    v = _get(d, name, *default)
-    if not isinstance(v, str):
-        raise InvalidEventError(f"field {name!r} must be a string, not {type(v).__name__}")
-    return v
-
-
-def _opt_str(d: Mapping[str, Any], name: str) -> str | None:
-    v = _get(d, name, None)
-    return None if v is None else _str(d, name)
-
-
-def _int(
-    d: Mapping[str, Any], name: str, *default: Any, lo: int = INT64_MIN, hi: int = INT64_MAX
-) -> int:
-    v = _get(d, name, *default)
-    if isinstance(v, bool) or not isinstance(v, int):
-        raise InvalidEventError(f"field {name!r} must be an integer, not {type(v).__name__}")
-    if not lo <= v <= hi:
-        raise InvalidEventError(f"field {name!r} = {v} is outside [{lo}, {hi}]")
-    return v
-
-
-def _float(d: Mapping[str, Any], name: str, *default: Any) -> float:
-    v = _get(d, name, *default)
-    if isinstance(v, bool) or not isinstance(v, int | float):
-        raise InvalidEventError(f"field {name!r} must be a number, not {type(v).__name__}")
-    return float(v)
-
-
-def _opt_float(d: Mapping[str, Any], name: str) -> float | None:
-    v = _get(d, name, None)
-    return None if v is None else _float(d, name)
-
-
-def _bool(d: Mapping[str, Any], name: str, *default: Any) -> bool:
-    v = _get(d, name, *default)
-    if not isinstance(v, bool):
-        raise InvalidEventError(f"field {name!r} must be a boolean, not {type(v).__name__}")
-    return v
-
-
-def _floats(d: Mapping[str, Any], name: str, *default: Any) -> list[float]:
-    v = _get(d, name, *default)
-    if not isinstance(v, list | tuple):
-        raise InvalidEventError(f"field {name!r} must be an array, not {type(v).__name__}")
-    arr = np.asarray(v)  # one vectorised check: a PSD has hundreds of values per row
-    if arr.ndim != 1 or (arr.size and arr.dtype.kind not in "iuf"):
-        raise InvalidEventError(f"field {name!r} must hold numbers, in a flat array")
-    return arr.astype(np.float64).tolist()
-
-
-def _records(d: Mapping[str, Any], name: str, *default: Any) -> list[Mapping[str, Any]]:
-    v = _get(d, name, *default)
-    if not isinstance(v, list | tuple) or not all(isinstance(x, Mapping) for x in v):
-        raise InvalidEventError(f"field {name!r} must be an array of records")
-    return list(v)
-
-
-def _position(d: Mapping[str, Any]) -> tuple[float, float, float]:
-    pos = _get(d, "position")
-    lat, lon = _float(pos, "lat_deg"), _float(pos, "lon_deg")
-    if not (-90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0):
-        raise InvalidEventError(f"position ({lat}, {lon}) is not a WGS84 latitude/longitude")
-    return lat, lon, _float(pos, "alt_m", 0.0)
-
-
-def measurement_row(w: Mapping[str, Any]) -> tuple[Any, ...]:
-    """A ``features`` row from a ``heimdall.v1.Measurement`` wire dict."""
-    lat, lon, alt = _position(w)
-    return (
-        _uuid(w, "event_id"), _uuid(w, "chunk_id"), _str(w, "receiver_id"), _int(w, "t_ns"),
-        _float(w, "duration_s"), _str(w, "clock"), lat, lon, alt,
-        _str(w, "channel_id"), _float(w, "channel_freq_hz"), _float(w, "channel_bw_hz"),
-        _float(w, "power_dbm"), _float(w, "noise_floor_dbm_hz"), _float(w, "snr_db"),
-        _float(w, "freq_offset_hz"), _float(w, "occupied_bw_hz"), _bool(w, "detected"),
-        _floats(w, "psd_dbm_hz", []), _float(w, "psd_bin_hz", 0.0),
-        _int(w, "chunk_published_ns", 0), _int(w, "published_ns", 0),
-    )  # fmt: skip
-
-
-def _member(m: Mapping[str, Any]) -> tuple[Any, ...]:
-    lat, lon, alt = _position(m)
-    ids = _get(m, "measurement_ids")
-    if not isinstance(ids, list | tuple) or not all(isinstance(x, str) for x in ids):
-        raise InvalidEventError("field 'measurement_ids' must be an array of strings")
-    return (
-        _str(m, "receiver_id"), lat, lon, alt, _str(m, "clock"), _int(m, "t_ns"),
-        _float(m, "power_dbm"), _float(m, "power_std_db"), _float(m, "snr_db"),
-        _float(m, "noise_floor_dbm_hz"), _float(m, "freq_offset_hz"),
-        _int(m, "n_measurements", lo=0, hi=UINT32_MAX), list(ids),
-    )  # fmt: skip
-
-
-def _tdoa(p: Mapping[str, Any]) -> tuple[Any, ...]:
-    return (_str(p, "receiver_a"), _str(p, "receiver_b"), _float(p, "tdoa_s"),
-            _float(p, "sigma_s"))  # fmt: skip
-
-
-def _columns_of(items: list[tuple[Any, ...]], width: int) -> list[list[Any]]:
-    """Transpose records into the per-field arrays of a Nested column."""
-    return [[item[i] for item in items] for i in range(width)]
-
-
-def observation_row(w: Mapping[str, Any]) -> tuple[Any, ...]:
-    """An ``observations`` row (members and TDOA pairs as Nested arrays)."""
-    members = [_member(m) for m in _records(w, "members")]
-    if len(members) > UINT16_MAX:
-        raise InvalidEventError(f"field 'members' has {len(members)} entries, more than 65535")
-    pairs = [_tdoa(p) for p in _records(w, "tdoa_pairs", [])]
-    return (
-        _uuid(w, "event_id"), _str(w, "channel_id"), _float(w, "channel_freq_hz"),
-        _int(w, "window_start_ns"), _int(w, "window_end_ns"), len(members),
-        *_columns_of(members, len(_MEMBER_FIELDS)),
-        *_columns_of(pairs, len(_TDOA_FIELDS)),
-        _int(w, "latest_chunk_published_ns", 0), _float(w, "upstream_latency_s", 0.0),
-        _int(w, "published_ns", 0),
-    )  # fmt: skip
-
-
-def localization_row(w: Mapping[str, Any]) -> tuple[Any, ...]:
-    """A ``localizations`` row: position and covariance flattened to columns."""
-    lat, lon, alt = _position(w)
-    params = _get(w, "params", {})
-    if not isinstance(params, Mapping) or not all(
-        isinstance(k, str) and isinstance(v, int | float) and not isinstance(v, bool)
-        for k, v in params.items()
-    ):
-        raise InvalidEventError("field 'params' must be a map of string to number")
-    return (
-        _uuid(w, "event_id"), _uuid(w, "observation_id"), _str(w, "channel_id"),
-        _int(w, "t_ns"), lat, lon, alt,
-        _float(w, "cov_ee_m2"), _float(w, "cov_en_m2"), _float(w, "cov_nn_m2"),
-        _str(w, "method"), _opt_str(w, "model_version"),
-        _int(w, "n_receivers", lo=0, hi=UINT16_MAX), _bool(w, "converged", True),
-        {k: float(v) for k, v in params.items()},
-        _float(w, "processing_latency_s", 0.0), _int(w, "published_ns", 0),
-    )  # fmt: skip
-
-
-def truth_row(w: Mapping[str, Any]) -> tuple[Any, ...]:
-    """A ``truth`` row from a ``heimdall.v1.Truth`` wire dict."""
-    lat, lon, alt = _position(w)
-    return (
-        _uuid(w, "event_id"), _str(w, "source_id"), _int(w, "t_ns"), lat, lon, alt,
-        _opt_str(w, "channel_id"), _float(w, "freq_hz"), _opt_float(w, "tx_power_dbm"),
-        _str(w, "waveform", "unknown"), _bool(w, "transmitting", True),
-        _floats(w, "velocity_enu_mps", []),
-    )  # fmt: skip
-
-
-@dataclass(frozen=True)
-class Route:
-    """Where the events of one topic role go."""
-
-    schema: str
-    table: str
-    to_row: Callable[[Mapping[str, Any]], tuple[Any, ...]]
-
-
-#: Topic role (field of ``TopicNames``) -> the schema its values must have and their table.
-ROUTES: dict[str, Route] = {
-    "features": Route("heimdall.v1.Measurement", "features", measurement_row),
-    "observations": Route("heimdall.v1.Observation", "observations", observation_row),
-    "localizations": Route("heimdall.v1.Localization", "localizations", localization_row),
-    "truth": Route("heimdall.v1.Truth", "truth", truth_row),
-}
-
-
-def map_event(role: str, schema: str, wire: Mapping[str, Any]) -> tuple[str, tuple[Any, ...]]:
-    """``(table, row)`` for a decoded event of the topic with ``role``.
-
-    Raises :class:`InvalidEventError` (one line naming the field) when the schema is not the
-    topic's or a value does not fit its column.
-    """
-    route = ROUTES.get(role)
-    if route is None:
-        raise InvalidEventError(f"the ClickHouse sink does not store topic role {role!r}")
-    if schema != route.schema:
-        raise InvalidEventError(f"the {role} topic carries {route.schema}, not {schema}")
-    row = route.to_row(wire)
-    if len(row) != len(TABLE_COLUMNS[route.table]):  # pragma: no cover - a bug, not bad data
-        raise AssertionError(f"{route.table}: row of {len(row)} values")
-    return route.table, row
-
-
 # --------------------------------------------------------------------------------------------
 # The sink
 # --------------------------------------------------------------------------------------------
+
+
+#: Rows buffered per table: Arrow tables, one per poll batch.
+Buffers = dict[str, list[pa.Table]]
+
+
+@dataclass
+class _Write:
+    """An insert running on the writer thread, and the consumer positions it covers."""
+
+    future: Future[None]
+    tables: Buffers  # what is left to insert (what failed, if it fails)
+    positions: dict[tuple[str, int], int]
 
 
 @dataclass
@@ -370,6 +148,7 @@ class ClickHouseSink:
         self.settings = settings
         self.client = client
         self.serde = serde
+        self._decoder = BatchDecoder(serde)
         self.group_id = group_id
         self.batch_size = batch_size
         self.flush_interval_s = flush_interval_s
@@ -379,9 +158,10 @@ class ClickHouseSink:
         self.database: str = client.database or settings.clickhouse.database
         t = settings.topics
         self._roles: dict[str, str] = {getattr(t, role): role for role in ROUTES}
+        self._routes: dict[tuple[str, str], TableSpec] = {}  # (topic, record name) -> table
         self._lock = threading.Lock()
         self._stats = SinkStats()
-        self._buffers: dict[str, list[tuple[Any, ...]]] = {table: [] for table in TABLE_COLUMNS}
+        self._buffers: Buffers = {table: [] for table in TABLE_COLUMNS}
         self._buffered = 0
         self._batch_started: float | None = None
         # next offset to commit per (topic, partition): every message before it is handled
@@ -394,6 +174,8 @@ class ClickHouseSink:
         self._stopping = False
         self._consumer: Consumer | None = None
         self._producer: Producer | None = None
+        self._writer: ThreadPoolExecutor | None = None
+        self._inflight: _Write | None = None
 
     # -- public --------------------------------------------------------------------------
 
@@ -408,8 +190,12 @@ class ClickHouseSink:
 
     def run(self, stop: threading.Event) -> None:
         """Consume until ``stop`` is set; then flush, commit what was written, and close."""
+        # pyarrow imports pandas at its first conversion of Python objects (~0.3 s): do it
+        # before joining the group rather than inside the first batch
+        pa.array([], type=pa.int64())
         self._consumer = kafka.consumer(self.settings, self.group_id, **self._consumer_overrides)
         self._producer = kafka.producer(self.settings)
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="clickhouse-sink-insert")
         try:
             self._consumer.subscribe(
                 self.topics, on_assign=self._on_assign, on_revoke=self._on_revoke,
@@ -417,11 +203,12 @@ class ClickHouseSink:
             )  # fmt: skip
             consume_max = min(self.batch_size, 1000)
             while not stop.is_set():
-                msgs = self._consumer.consume(consume_max, timeout=self._poll_timeout())
-                for msg in msgs:
-                    self._handle(msg)
+                self._handle(self._consumer.consume(consume_max, timeout=self._poll_timeout()))
+                done = self._inflight is not None and self._inflight.future.done()
+                if done and not self._settle(0.0):
+                    self._flush(stop)  # retried in this thread, with backoff and pause
                 if self._flush_due():
-                    self._flush(stop)
+                    self._flush(stop, background=True)
             self._flush(stop)
         finally:
             self._stopping = True  # close() revokes: the flush was just tried, do not retry
@@ -430,6 +217,8 @@ class ClickHouseSink:
     # -- consuming -----------------------------------------------------------------------
 
     def _poll_timeout(self) -> float:
+        if self._inflight is not None:
+            return 0.01  # come back soon to commit what it wrote
         if self._batch_started is None:
             return 0.2
         left = self._batch_started + self.flush_interval_s - time.monotonic()
@@ -443,34 +232,60 @@ class ClickHouseSink:
             and time.monotonic() - self._batch_started >= self.flush_interval_s
         )
 
-    def _handle(self, msg: Message) -> None:
-        err = msg.error()
-        if err is not None:
-            if err.code() != KafkaError._PARTITION_EOF:
+    def _handle(self, msgs: Sequence[Message]) -> None:
+        """Decode, map and buffer one poll batch; its bad events go to the dead-letter topic."""
+        events: list[Message] = []
+        for msg in msgs:
+            err = msg.error()
+            if err is None:
+                events.append(msg)
+            elif err.code() != KafkaError._PARTITION_EOF:
                 log.warning("clickhouse sink: consumer error: %s", err)
+        if not events:
             return
-        topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
-        assert topic is not None and partition is not None and offset is not None
         if self._batch_started is None:
             self._batch_started = time.monotonic()
-        try:
-            value = msg.value()
-            if not value:
-                raise InvalidEventError("empty value (tombstone)")
-            schema, wire = self.serde.decode_dict(value)
-            table, row = map_event(self._roles[topic], schema, wire)
-        except Exception as exc:
-            reason = f"{type(exc).__name__}: {exc}"
-            self._dead_letter(msg, reason, topic, partition, offset)
-        else:
-            self._buffers[table].append(row)
-            self._buffered += 1
-        self._positions[(topic, partition)] = offset + 1
+        values = [msg.value() for msg in events]
+        failed: dict[int, str] = {}  # index in events -> reason
+        by_table: dict[str, tuple[TableSpec, list[int], list[dict[str, Any]]]] = {}
+        routes = self._routes
+        for i, decoded in enumerate(self._decoder.decode_many(v or None for v in values)):
+            try:
+                if not values[i]:
+                    raise InvalidEventError("empty value (tombstone)")
+                if isinstance(decoded, Exception):
+                    raise decoded
+                schema, wire = decoded
+                key = (events[i].topic(), schema)
+                spec = routes.get(key)  # type: ignore[arg-type]
+                if spec is None:
+                    spec = routes[key] = route_of(self._roles[key[0]], schema)  # type: ignore[index]
+            except Exception as exc:
+                failed[i] = f"{type(exc).__name__}: {exc}"
+                continue
+            group = by_table.get(spec.table)
+            if group is None:
+                group = by_table[spec.table] = (spec, [], [])
+            group[1].append(i)
+            group[2].append(wire)
+        for table, (spec, index, wires) in by_table.items():
+            data, rejected = build_columns(spec, wires)
+            for k, reason in rejected.items():
+                failed[index[k]] = f"InvalidEventError: {reason}"
+            if data.num_rows:
+                self._buffers[table].append(data)
+                self._buffered += data.num_rows
+        for i in sorted(failed):
+            msg = events[i]
+            self._dead_letter(msg, msg.topic(), msg.partition(), msg.offset(), failed[i])  # type: ignore[arg-type]
+        positions = self._positions
+        for msg in events:
+            positions[(msg.topic(), msg.partition())] = msg.offset() + 1  # type: ignore[index,operator]
         with self._lock:
-            self._stats.consumed += 1
+            self._stats.consumed += len(events)
 
     def _dead_letter(
-        self, msg: Message, reason: str, topic: str, partition: int, offset: int
+        self, msg: Message, topic: str, partition: int, offset: int, reason: str
     ) -> None:
         log.warning("clickhouse sink: %s[%d]@%d to the DLQ: %s", topic, partition, offset, reason)
         headers = list(msg.headers() or [])
@@ -504,13 +319,29 @@ class ClickHouseSink:
 
     # -- writing -------------------------------------------------------------------------
 
-    def _flush(self, stop: threading.Event, *, deadline: float | None = None) -> bool:
+    def _flush(
+        self, stop: threading.Event, *, deadline: float | None = None, background: bool = False
+    ) -> bool:
         """Write every buffered row, deliver the dead letters, then commit.
 
-        On failure: pause, back off, retry. Returns False (nothing committed) if ``stop`` is
-        set or the monotonic ``deadline`` passes first. With a deadline (inside a rebalance
-        callback) the consumer is not polled.
+        The insert in flight on the writer thread (if any) is settled first. With
+        ``background``, the buffered rows are then handed to the writer thread (the commit of
+        their positions follows when it is done, see :meth:`_settle`) and the consumer goes on
+        decoding meanwhile: the insert runs in chDB/ClickHouse without the GIL.
+
+        Otherwise the rows are written here; on failure: pause, back off, retry. Returns False
+        (nothing committed) if ``stop`` is set or the monotonic ``deadline`` passes first.
+        With a deadline (inside a rebalance callback) the consumer is not polled.
         """
+        if self._inflight is not None:
+            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+            settled = self._settle(timeout)
+            if settled is None:
+                return False  # still running at the deadline
+            background = background and settled
+        if background and self._buffered and not self._paused:
+            self._submit()
+            return True
         pending = {k: v for k, v in self._positions.items() if self._committed.get(k) != v}
         if not self._buffered and not pending and not self._dlq_inflight:
             self._batch_started = None
@@ -518,7 +349,7 @@ class ClickHouseSink:
         backoff = 0.05
         while True:
             try:
-                self._write_buffers()
+                self._write_tables(self._buffers)
                 self._deliver_dead_letters()
                 break
             except Exception as exc:
@@ -545,21 +376,71 @@ class ClickHouseSink:
         self._commit()
         return True
 
-    def _write_buffers(self) -> None:
-        for table, rows in self._buffers.items():
-            if not rows:
+    def _write_tables(self, tables: Buffers) -> None:
+        """Insert each table's rows; a table written is emptied, so a retry skips it.
+
+        Runs on the writer thread for a background flush (the caller's thread touches neither
+        ``tables`` nor the client until the write is settled).
+        """
+        for table, chunks in tables.items():
+            if not chunks:
                 continue
+            data = chunks[0] if len(chunks) == 1 else pa.concat_tables(chunks).combine_chunks()
             t0 = time.perf_counter()
-            self.client.insert(
-                table, rows, column_names=list(TABLE_COLUMNS[table]), database=self.database,
-                settings=INSERT_SETTINGS,
-            )  # fmt: skip
+            self.client.insert_arrow(table, data, database=self.database, settings=INSERT_SETTINGS)
             dt = time.perf_counter() - t0
             with self._lock:
-                self._stats.rows[table] += len(rows)
+                self._stats.rows[table] += data.num_rows
                 self._stats.insert_seconds += dt
-            self._buffered -= len(rows)
-            self._buffers[table] = []
+            tables[table] = []
+            if tables is self._buffers:
+                self._buffered -= data.num_rows
+
+    def _submit(self) -> None:
+        """Hand the buffered rows and the positions they cover to the writer thread."""
+        assert self._writer is not None
+        tables, self._buffers = self._buffers, {table: [] for table in TABLE_COLUMNS}
+        self._buffered = 0
+        self._batch_started = None
+        future = self._writer.submit(self._write_tables, tables)
+        self._inflight = _Write(future, tables, dict(self._positions))
+
+    def _settle(self, timeout: float | None) -> bool | None:
+        """Finish the write in flight: deliver the dead letters and commit its positions.
+
+        Returns True when committed, None if it is still running after ``timeout`` seconds,
+        False if it failed (its unwritten rows go back in front of the buffers, for the
+        caller to retry with :meth:`_flush`) or the dead letters are not delivered yet.
+        """
+        w = self._inflight
+        assert w is not None
+        try:
+            w.future.result(timeout)
+        except TimeoutError:
+            return None
+        except Exception as exc:
+            self._inflight = None
+            for table, chunks in w.tables.items():
+                self._buffers[table][:0] = chunks
+                self._buffered += sum(c.num_rows for c in chunks)
+            if self._batch_started is None:
+                self._batch_started = time.monotonic()
+            with self._lock:
+                self._stats.insert_failures += 1
+            log.warning("clickhouse sink: write failed (retrying): %s", exc)
+            return False
+        self._inflight = None
+        with self._lock:
+            self._stats.flushes += 1
+        try:
+            self._deliver_dead_letters()
+        except Exception as exc:
+            log.warning("clickhouse sink: %s; committing at the next flush", exc)
+            if self._batch_started is None:
+                self._batch_started = time.monotonic()
+            return False
+        self._commit(w.positions)
+        return True
 
     def _deliver_dead_letters(self) -> None:
         assert self._producer is not None
@@ -581,8 +462,8 @@ class ClickHouseSink:
                 return False
             assert self._consumer is not None
             self._pause()
-            for msg in self._consumer.consume(100, timeout=min(left, 0.2)):
-                self._handle(msg)  # fetched before the pause took effect: keep it in order
+            # fetched before the pause took effect: keep them, in order
+            self._handle(self._consumer.consume(100, timeout=min(left, 0.2)))
         return True
 
     def _pause(self) -> None:
@@ -604,10 +485,16 @@ class ClickHouseSink:
         self._paused = False
         log.info("clickhouse sink: resumed")
 
-    def _commit(self) -> None:
+    def _commit(self, positions: Mapping[tuple[str, int], int] | None = None) -> None:
+        """Commit ``positions`` (default: every position handled) of the partitions we own."""
         if not self.commit_enabled:
             return
-        pending = {k: v for k, v in self._positions.items() if self._committed.get(k) != v}
+        if positions is None:
+            positions = self._positions
+        pending = {
+            k: v for k, v in positions.items()
+            if k in self._positions and self._committed.get(k) != v
+        }  # fmt: skip
         if not pending:
             return
         assert self._consumer is not None
@@ -646,6 +533,10 @@ class ClickHouseSink:
             self._committed.pop((p.topic, p.partition), None)
 
     def _close(self) -> None:
+        if self._writer is not None:
+            self._writer.shutdown(wait=True)  # an insert still running ends (uncommitted)
+            self._writer = None
+            self._inflight = None
         if self._producer is not None:
             self._producer.flush(10.0)
             if self._dlq_inflight:

@@ -1,4 +1,5 @@
-"""Row mapping of the ClickHouse sink, DDL consistency and store URL parsing (no services)."""
+"""Row and column mapping of the ClickHouse sink, DDL consistency and store URL parsing (no
+services)."""
 
 from __future__ import annotations
 
@@ -6,13 +7,17 @@ import re
 import uuid
 from typing import Any
 
+import pyarrow as pa
 import pytest
 
+from heimdall.consumers.clickhouse_rows import build_columns, uuid_text
 from heimdall.consumers.clickhouse_sink import ROUTES, TABLE_COLUMNS, map_event
 from heimdall.core.errors import ConfigError, InvalidEventError
 from heimdall.core.settings import load_settings
 from heimdall.core.store import http_params
 from heimdall.infra.clickhouse import SCHEMA_SQL, TABLES, schema_statements
+from heimdall.schemas import catalog
+from heimdall.schemas.batch_decode import BatchDecoder
 from heimdall.schemas.serde import Serde
 from tests.unit.consumers import wire_samples as ws
 
@@ -93,21 +98,26 @@ def test_defaulted_fields_may_be_absent() -> None:
     [
         ("features", lambda w: w.pop("power_dbm"), "'power_dbm' is missing"),
         ("features", lambda w: w.update(event_id="not-a-uuid"), "'event_id' is not a UUID"),
-        ("features", lambda w: w.update(t_ns="soon"), "'t_ns' must be an integer"),
+        ("features", lambda w: w.update(t_ns="soon"), "'t_ns' = 'soon' is not an Avro long"),
         ("features", lambda w: w.update(position={"lat_deg": 95.0, "lon_deg": 0.0}),
          "not a WGS84"),
-        ("features", lambda w: w.update(psd_dbm_hz=["x"]), "'psd_dbm_hz' must hold numbers"),
+        ("features", lambda w: w.update(psd_dbm_hz=["x"]),
+         "'psd_dbm_hz' = 'x' is not an Avro float"),
         ("localizations", lambda w: w.update(n_receivers=-1), "'n_receivers' = -1 is outside"),
-        ("localizations", lambda w: w.update(params={"a": "b"}), "'params' must be a map"),
+        ("localizations", lambda w: w.update(params={"a": "b"}),
+         "'params' = 'b' is not an Avro double"),
         ("observations", lambda w: w["members"][1].pop("clock"), "'clock' is missing"),
         ("observations", lambda w: w["members"][0].update(n_measurements=-2),
-         "'n_measurements' = -2"),
-        ("truth", lambda w: w.update(transmitting="yes"), "'transmitting' must be a boolean"),
+         "'members.n_measurements' = -2 is outside [0, 4294967295]"),
+        ("truth", lambda w: w.update(transmitting="yes"),
+         "'transmitting' = 'yes' is not an Avro boolean"),
     ],
 )  # fmt: skip
 def test_unusable_values_are_refused_with_the_field_named(
     role: str, mutate: Any, message: str
 ) -> None:
+    """What Avro guarantees (presence, types) is checked by Avro's validator for a dict built
+    by hand; the rest (UUID text, WGS84, unsigned ranges) by the column checks."""
     schema, build = ws.BUILDERS[role]
     w = build()
     mutate(w)
@@ -176,3 +186,86 @@ def test_http_params_from_url() -> None:
 def test_http_params_refuses_other_schemes() -> None:
     with pytest.raises(ConfigError, match="http:// or https://"):
         http_params(load_settings(clickhouse={"url": "tcp://h:9000"}))
+
+
+# -------------------------------------------------------------------- batches, by column
+
+
+def decoded(role: str, n: int, **over: Any) -> list[dict[str, Any]]:
+    """``n`` events of ``role`` as the sink's decoder gives them (float arrays as numpy)."""
+    serde = Serde()
+    decoder = BatchDecoder(serde)
+    schema, build = ws.BUILDERS[role]
+    out = []
+    for i in range(n):
+        name, wire = decoder.decode_dict(serde.encode_dict(schema, build(i, **over)))
+        assert name == schema
+        out.append(wire)
+    return out
+
+
+@pytest.mark.parametrize("role", sorted(ROUTES))
+def test_a_batch_maps_to_the_rows_map_event_gives(role: str) -> None:
+    wires = decoded(role, 4)
+    data, rejected = build_columns(ROUTES[role], wires)
+    assert rejected == {}
+    assert tuple(data.column_names) == TABLE_COLUMNS[role]
+    assert data.num_rows == 4
+    schema = ROUTES[role].schema
+    rows = [map_event(role, schema, {k: _plain(v) for k, v in w.items()})[1] for w in wires]
+    for i, (name, column) in enumerate(zip(data.column_names, data.columns, strict=True)):
+        values = column.to_pylist()
+        want = [r[i] for r in rows]
+        if ROUTES[role].columns[i].check is uuid_text:
+            values = [uuid.UUID(v) for v in values]
+        if name == "params":
+            values = [dict(v) for v in values]
+        assert values == want, name
+
+
+def _plain(v: Any) -> Any:
+    return v.tolist() if hasattr(v, "tolist") else v
+
+
+def test_bad_rows_are_left_out_with_their_reason_and_the_rest_keeps_its_order() -> None:
+    wires = decoded("observations", 6)
+    wires[1]["event_id"] = "nope"
+    wires[3]["members"][2]["position"]["lat_deg"] = -91.0
+    wires[4]["members"][0]["n_measurements"] = -5
+    wires[5]["event_id"] = "also-bad"
+    wires[5]["members"][0]["n_measurements"] = 1 << 33  # the first check at fault is reported
+    data, rejected = build_columns(ROUTES["observations"], wires)
+    assert rejected == {
+        1: "field 'event_id' is not a UUID: 'nope'",
+        3: "field 'members.lat_deg' = -91.0 is not a WGS84 latitude",
+        4: "field 'members.n_measurements' = -5 is outside [0, 4294967295]",
+        5: "field 'event_id' is not a UUID: 'also-bad'",
+    }
+    assert data.column("event_id").to_pylist() == [wires[0]["event_id"], wires[2]["event_id"]]
+    assert data.schema.field("members.n_measurements").type == pa.list_(pa.uint32())
+
+
+def test_a_batch_that_cannot_be_built_is_mapped_row_by_row() -> None:
+    """A dict that did not come from the decoder does not take the good rows down with it."""
+    wires = decoded("features", 5)
+    del wires[2]["power_dbm"]
+    wires[3]["t_ns"] = "soon"
+    data, rejected = build_columns(ROUTES["features"], wires)
+    assert rejected[2] == "field 'power_dbm' is missing"
+    assert rejected[3].startswith("field 't_ns': ")
+    assert data.column("event_id").to_pylist() == [wires[i]["event_id"] for i in (0, 1, 4)]
+    assert data.column("psd_dbm_hz").to_pylist()[0] == wires[0]["psd_dbm_hz"].tolist()
+
+
+def test_an_empty_batch_is_an_empty_table() -> None:
+    data, rejected = build_columns(ROUTES["truth"], [])
+    assert data.num_rows == 0 and rejected == {}
+    assert tuple(data.column_names) == TABLE_COLUMNS["truth"]
+
+
+def test_every_table_is_declared_once_with_its_avro_record() -> None:
+    for role, spec in ROUTES.items():
+        assert spec.table == role
+        assert spec.schema in catalog.current().entries
+        assert len(set(spec.names)) == len(spec.names)
+        assert spec.arrow_schema.names == list(spec.names)
