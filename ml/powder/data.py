@@ -54,6 +54,7 @@ import numpy as np
 import numpy.typing as npt
 
 from heimdall.core.geodesy import LocalFrame
+from heimdall.core.shared_data import shared_data_dir
 
 __all__ = [
     "DEFAULT_DATA_DIR",
@@ -74,8 +75,8 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 
-#: Where the shared copy of the data set lives on these machines.
-DEFAULT_DATA_DIR = Path("/work/shared/data/powder")
+#: Where the shared copy of the data set lives (``../shared/data/powder`` beside the clone).
+DEFAULT_DATA_DIR = shared_data_dir("powder")
 #: The CSV's "no reading" marker (dBm); never a measurement.
 MISSING_RSS_DBM = -101.0
 #: One fixed local ENU frame for the University of Utah campus (about the centroid of the

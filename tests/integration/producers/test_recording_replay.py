@@ -11,6 +11,7 @@ import pytest
 
 from heimdall.core import kafka
 from heimdall.core.settings import HeimdallSettings
+from heimdall.core.shared_data import shared_data_dir
 from heimdall.infra.topics import ensure_topics, heimdall_topics
 from heimdall.producers.recordings.kiwi_wav import read_kiwi_wav
 from heimdall.producers.recordings.replay import kiwi_chunks, kiwi_position, replay_kiwi_wav
@@ -25,7 +26,7 @@ from heimdall.schemas.serde import Serde
 
 pytestmark = pytest.mark.integration
 
-DATA = Path("/work/shared/data/kiwi-dcf77")
+DATA = shared_data_dir("kiwi-dcf77")
 WAV = DATA / "20171127T104156Z_77500_DF0KL_iq.wav"
 RATE = 250_000.0
 T0 = 1_767_225_600_000_000_000  # 2026-01-01T00:00:00Z

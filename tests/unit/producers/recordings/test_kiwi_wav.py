@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from heimdall.core.errors import HeimdallError, RecordingError
+from heimdall.core.shared_data import shared_data_dir
 from heimdall.producers.recordings.gpstime import gps_week_and_seconds
 from heimdall.producers.recordings.kiwi_wav import (
     find_gnss_pos,
@@ -20,7 +21,7 @@ from heimdall.producers.recordings.kiwi_wav import (
     write_kiwi_wav,
 )
 
-DATA = Path("/work/shared/data/kiwi-dcf77")
+DATA = shared_data_dir("kiwi-dcf77")
 STATIONS = ("DF0KL", "F1JEK", "HB9RYZ")
 HEADER = 36  # RIFF (12) + fmt chunk (8 + 16)
 BLOCK = 8 + 10 + 8 + 2048  # kiwi chunk + data chunk of 512 IQ pairs

@@ -12,6 +12,7 @@ import pytest
 
 from heimdall.core.errors import RecordingError
 from heimdall.core.settings import HeimdallSettings, load_settings
+from heimdall.core.shared_data import shared_data_dir
 from heimdall.producers.publisher import Publisher
 from heimdall.producers.recordings.kiwi_wav import read_kiwi_wav, write_kiwi_wav
 from heimdall.producers.recordings.replay import (
@@ -24,7 +25,7 @@ from heimdall.producers.recordings.replay import (
 from heimdall.producers.recordings.sigmf_io import read_sigmf, sigmf_chunks, write_sigmf
 from heimdall.schemas.models import ClockSource, IqChunk, Position, ReceiverStatus, SampleFormat
 
-DATA = Path("/work/shared/data/kiwi-dcf77")
+DATA = shared_data_dir("kiwi-dcf77")
 WAVS = sorted(DATA.glob("*_iq.wav"))
 
 pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason="shared KiwiSDR data not present")
