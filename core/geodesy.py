@@ -50,6 +50,7 @@ import numpy.typing as npt
 from pyproj import Transformer
 
 __all__ = [
+    "AzimuthalFrame",
     "LocalFrame",
     "RefLike",
     "distance_m",
@@ -92,6 +93,43 @@ class LocalFrame:
 
 
 RefLike = LocalFrame | tuple[float, float] | tuple[float, float, float]
+
+
+@dataclass(frozen=True, slots=True)
+class AzimuthalFrame:
+    """Azimuthal-equidistant projection (AEQD, WGS84) centred at a point, in metres.
+
+    The distance from the centre to any point, and its azimuth there, are the exact
+    geodesic ones; distances between two points away from the centre are distorted by a
+    relative ~(d/R)²/6 (d their distance from the centre, R the Earth's radius: ~0.1 % at
+    500 km). For ranges of hundreds of km *from a transmitter at the centre* (TDOA over a
+    continent: ground waves follow the surface) it is exact where a tangent plane (the
+    :class:`LocalFrame` east/north) shortens 500 km by ~1 km. Near the centre its axes are
+    the local east and north.
+    """
+
+    lat0_deg: float
+    lon0_deg: float
+
+    def _crs(self) -> str:
+        centre = f"+lat_0={self.lat0_deg:.9f} +lon_0={self.lon0_deg:.9f}"
+        return f"+proj=aeqd {centre} +ellps=WGS84 +units=m"
+
+    def to_en(self, lat_deg: ArrayLike, lon_deg: ArrayLike) -> tuple[Any, Any]:
+        """Geodetic -> (east, north) in this projection, m."""
+        return _aeqd(self._crs(), forward=True).transform(lon_deg, lat_deg)
+
+    def from_en(self, e: ArrayLike, n: ArrayLike) -> tuple[Any, Any]:
+        """(east, north) in this projection, m -> geodetic (lat_deg, lon_deg)."""
+        lon, lat = _aeqd(self._crs(), forward=False).transform(e, n)
+        return lat, lon
+
+
+@lru_cache(maxsize=64)
+def _aeqd(crs: str, forward: bool) -> Transformer:
+    if forward:
+        return Transformer.from_crs("EPSG:4326", crs, always_xy=True)
+    return Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
 
 
 @lru_cache(maxsize=1)

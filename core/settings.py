@@ -18,7 +18,7 @@ and :meth:`HeimdallSettings.describe` masks a password written inside a URL.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
@@ -143,6 +143,8 @@ class TopicNames(BaseModel):
     dlq: str = "rf.dlq.v1"
     waterfall: str = "rf.waterfall.v1"
     audio: str = "rf.audio.v1"
+    snippets: str = "rf.snippets.v1"
+    """GPS-timed IQ chunks of detected emissions, keyed by channel (for in-stream TDOA)."""
 
     def all(self) -> list[str]:
         return list(self.model_dump().values())
@@ -169,6 +171,18 @@ class HeimdallSettings(BaseSettings):
         0.1, gt=0, description="tracker's white-acceleration spectral density, m^2/s^3"
     )
     track_max_gap_s: float = Field(60.0, gt=0, description="a longer gap starts a new track")
+    tdoa: bool = Field(
+        True, description="forward GPS-timed IQ of detected channels to the in-stream TDOA stage"
+    )
+    tdoa_window_s: float = Field(
+        30.0,
+        gt=0,
+        description="longest TDOA integration block per channel (it also ends when its "
+        "receivers go quiet)",
+    )
+    tdoa_method: Literal["xcorr", "dcf77-pn"] = Field(
+        "xcorr", description="TDOA lags in the stream: xcorr (any emission) or dcf77-pn"
+    )
     batch_max_events: int = Field(
         256, ge=1, le=100_000, description="most events a stream agent takes in one batch"
     )

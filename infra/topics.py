@@ -60,6 +60,15 @@ def heimdall_topics(settings: HeimdallSettings) -> list[TopicSpec]:
                 "max.message.bytes": str(2 * 1024 * 1024),  # 65536 float32 bins = 256 KiB
             },
         ),
+        TopicSpec(
+            t.snippets,
+            p,
+            {
+                "compression.type": "zstd",
+                "retention.ms": str(HOUR_MS),
+                "max.message.bytes": str(8 * 1024 * 1024),
+            },
+        ),
         TopicSpec(t.audio, p, {"compression.type": "zstd", "retention.ms": str(HOUR_MS)}),
     ]
 

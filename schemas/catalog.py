@@ -66,6 +66,7 @@ TOPIC_SCHEMAS: Mapping[str, str] = {
     "models": "heimdall.v1.ModelPointer",
     "waterfall": "heimdall.v1.WaterfallRow",
     "audio": "heimdall.v1.AudioChunk",
+    "snippets": "heimdall.v1.IqChunk",
 }
 
 _PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})

@@ -365,7 +365,12 @@ class ObservationMember:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TdoaPair:
-    """``tdoa_s`` = t(receiver_a) - t(receiver_b) of the emission, s, with 1-sigma ``sigma_s``."""
+    """``tdoa_s`` = t(receiver_a) - t(receiver_b) of the emission, s, with 1-sigma ``sigma_s``.
+
+    ``sigma_s`` holds the statistical and the systematic parts in quadrature;
+    ``sigma_sys_s`` is the systematic part, ``quality`` the normalised correlation peak
+    (0..1) and ``method`` how the lag was measured (``xcorr`` or ``dcf77-pn``).
+    """
 
     SCHEMA: ClassVar[str] = "heimdall.v1.TdoaPair"
 
@@ -373,6 +378,9 @@ class TdoaPair:
     receiver_b: str
     tdoa_s: float
     sigma_s: float
+    sigma_sys_s: float = 0.0
+    quality: float = 0.0
+    method: str = "xcorr"
 
     def to_dict(self) -> dict[str, Any]:
         return _plain_fields(self)

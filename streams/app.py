@@ -56,8 +56,15 @@ from heimdall.streams.batching import (
     produce_batch,
 )
 from heimdall.streams.features import measure_chunks
-from heimdall.streams.localize import localize_onnx, localize_rss
+from heimdall.streams.localize import (
+    MIN_HYBRID_RSS,
+    localize_hybrid,
+    localize_onnx,
+    localize_rss,
+    localize_tdoa,
+)
 from heimdall.streams.models import ModelWatcher
+from heimdall.streams.tdoa import TdoaBlock, TdoaSessions, is_tdoa_snippet, tdoa_observation
 from heimdall.streams.track import STREAM_GATE, track_key, track_localization
 
 log = logging.getLogger(__name__)
@@ -144,10 +151,14 @@ def create_app(settings: HeimdallSettings) -> faust.App:
             app.producer, records, dead, dlq_topic=t.dlq, stage=stage
         )
 
+    snippets_topic = t.snippets if settings.tdoa else None
+
     @app.agent(raw_topic(t.iq), name="features")
     async def features(stream: faust.StreamT[bytes]) -> None:
         async for batch in batches(stream, batch_max):
-            records, dead = features_batch(batch.events, serde, max_samples, t.features)
+            records, dead = features_batch(
+                batch.events, serde, max_samples, t.features, snippets_topic
+            )
             await send(batch, records, dead, "features")
 
     def observations(channel_id: str, closed: list[tuple[int, dict[str, Any]]]) -> list[Record]:
@@ -219,11 +230,92 @@ def create_app(settings: HeimdallSettings) -> faust.App:
                 with current_event(event):
                     windows[channel_id] = windows[channel_id]
 
+    sessions = TdoaSessions(settings.tdoa_window_s)
+    #: An event of each channel with open TDOA blocks: its partition says who owns the channel.
+    tdoa_channel_events: dict[str, faust.types.EventT] = {}
+
+    async def tdoa_records(blocks: list[TdoaBlock]) -> list[Record]:
+        out = []
+        for block in blocks:
+            try:  # the correlations run in a thread: the event loop keeps heartbeating
+                obs = await asyncio.to_thread(tdoa_observation, block, settings.tdoa_method)
+            except EstimationError as exc:
+                log.warning("tdoa: %s block at %d: %s", block.channel_id, block.start_ns, exc)
+                continue
+            if obs is not None:
+                value = serde.encode(obs)
+                out.append(
+                    Record(t.observations, obs.channel_id.encode(), value, obs.window_end_ns / 1e9)
+                )
+        return out
+
+    @app.agent(raw_topic(t.snippets), name="tdoa")
+    async def tdoa(stream: faust.StreamT[bytes]) -> None:
+        async for batch in batches(stream, batch_max):
+            dead: list[DeadLetter] = []
+            events: list[faust.types.EventT] = []
+            chunks: list[IqChunk] = []
+            for event in batch:
+                try:
+                    chunk = serde.decode(event.value, expect=IqChunk)
+                    chunk.validate(max_samples)
+                except (SchemaError, InvalidEventError) as exc:
+                    dead.append(DeadLetter(event, str(exc)))
+                    continue
+                events.append(event)
+                chunks.append(chunk)
+            closed: list[TdoaBlock] = []
+            for event, chunk, m in zip(events, chunks, measure_chunks(chunks), strict=True):
+                if isinstance(m, InvalidEventError):
+                    dead.append(DeadLetter(event, str(m)))
+                    continue
+                tdoa_channel_events[m.channel_id] = event
+                blocks, late = sessions.add(chunk, m)
+                if late:
+                    dead.append(DeadLetter(event, f"late: TDOA block of t_ns={chunk.t_ns} closed"))
+                closed += blocks
+            await send(batch, await tdoa_records(closed), dead, "tdoa")
+
+    @app.timer(interval=ASSOC_TICK_S)
+    async def close_quiet_blocks() -> None:
+        """Close TDOA blocks whose receivers all went quiet (the end of a recording)."""
+        if app.rebalancing or not tdoa_channel_events:
+            return
+        assigned = app.consumer.assignment()
+        moved = []
+        for channel_id, event in list(tdoa_channel_events.items()):
+            if TP(event.message.topic, event.message.partition) not in assigned:
+                moved.append(channel_id)
+                del tdoa_channel_events[channel_id]
+        sessions.drop(moved)
+        records = await tdoa_records(sessions.close_ready())
+        for channel_id in [c for c in tdoa_channel_events if c not in sessions]:
+            del tdoa_channel_events[channel_id]
+        if records:
+            futures = await produce_batch(app.producer, records, [], dlq_topic=t.dlq, stage="tdoa")
+            await asyncio.gather(*futures)
+
     watcher = ModelWatcher(settings, serde, settings.model_name)
 
     @app.task
     async def watch_models() -> None:
         watcher.start()
+
+    def tdoa_fixes(
+        event: faust.types.EventT, obs: Observation, dead: list[DeadLetter]
+    ) -> list[tuple[faust.types.EventT, Localization]]:
+        try:
+            fix = localize_tdoa(obs)
+        except EstimationError as exc:
+            dead.append(DeadLetter(event, f"tdoa: {exc}"))
+            return []
+        out = [(event, fix)]
+        if len(obs.members) >= MIN_HYBRID_RSS:
+            try:
+                out.append((event, localize_hybrid(obs, fix)))
+            except EstimationError as exc:
+                log.info("hybrid %s: %s", obs.channel_id, exc)
+        return out
 
     @app.agent(raw_topic(t.observations), name="localize")
     async def localize(stream: faust.StreamT[bytes]) -> None:
@@ -236,15 +328,20 @@ def create_app(settings: HeimdallSettings) -> faust.App:
                 except SchemaError as exc:
                     dead.append(DeadLetter(event, str(exc)))
             estimates: list[tuple[faust.types.EventT, Localization]] = []
+            rss_only = []
             for event, obs in decoded:
+                if obs.tdoa_pairs:  # a TDOA block: its fixes are tdoa (and hybrid)
+                    estimates += tdoa_fixes(event, obs, dead)
+                    continue
+                rss_only.append((event, obs))
                 try:
                     estimates.append((event, localize_rss(obs)))
                 except EstimationError as exc:
                     dead.append(DeadLetter(event, f"rss-ml: {exc}"))
             model = watcher.active
-            if model is not None and decoded:
-                onnx = localize_onnx([obs for _, obs in decoded], model)
-                estimates += [(event, loc) for (event, _), loc in zip(decoded, onnx, strict=True)]
+            if model is not None and rss_only:
+                onnx = localize_onnx([obs for _, obs in rss_only], model)
+                estimates += [(event, loc) for (event, _), loc in zip(rss_only, onnx, strict=True)]
             if settings.track:
                 for event, loc in list(estimates):
                     key = track_key(loc)
@@ -263,9 +360,17 @@ def create_app(settings: HeimdallSettings) -> faust.App:
 
 
 def features_batch(
-    events: Sequence[faust.types.EventT], serde: Serde, max_samples: int, topic: str
+    events: Sequence[faust.types.EventT],
+    serde: Serde,
+    max_samples: int,
+    topic: str,
+    snippets_topic: str | None = None,
 ) -> tuple[list[Record], list[DeadLetter]]:
-    """Decode, validate and measure a batch of IQ chunks; the measurements keyed by channel."""
+    """Decode, validate and measure a batch of IQ chunks; the measurements keyed by channel.
+
+    With ``snippets_topic``, a GPS-timed chunk whose channel is detected is also forwarded
+    there untouched, keyed by channel, for the TDOA stage (:mod:`heimdall.streams.tdoa`).
+    """
     dead: list[DeadLetter] = []
     chunks: list[IqChunk] = []
     sources: list[faust.types.EventT] = []
@@ -279,9 +384,12 @@ def features_batch(
         chunks.append(chunk)
         sources.append(event)
     records = []
-    for event, m in zip(sources, measure_chunks(chunks), strict=True):
+    for event, chunk, m in zip(sources, chunks, measure_chunks(chunks), strict=True):
         if isinstance(m, InvalidEventError):
             dead.append(DeadLetter(event, str(m)))
-        else:
-            records.append(Record(topic, m.channel_id.encode(), serde.encode(m), m.t_ns / 1e9))
+            continue
+        key = m.channel_id.encode()
+        records.append(Record(topic, key, serde.encode(m), m.t_ns / 1e9))
+        if snippets_topic is not None and is_tdoa_snippet(chunk, m):
+            records.append(Record(snippets_topic, key, event.value, m.t_ns / 1e9))
     return records, dead

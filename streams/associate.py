@@ -51,6 +51,7 @@ from heimdall.schemas.models import (
     Observation,
     ObservationMember,
     Position,
+    TdoaPair,
 )
 
 ChannelState = dict[str, Any]
@@ -101,7 +102,8 @@ def new_state() -> ChannelState:
     return {"windows": {}, "closed_before": None, "sources": {}, "created_ns": None}
 
 
-def _aggregate(agg: dict[str, Any] | None, m: Measurement) -> dict[str, Any]:
+def aggregate_measurement(agg: dict[str, Any] | None, m: Measurement) -> dict[str, Any]:
+    """Add ``m`` to a receiver's running aggregate in a window (None: start one)."""
     lin = 10.0 ** (m.power_dbm / 10.0)
     if agg is None:
         agg = {
@@ -181,7 +183,7 @@ def add_measurement(
         return AddResult(state, [], late=True)
     windows: dict[str, dict[str, dict[str, Any]]] = state["windows"]
     window = windows.setdefault(str(k), {})
-    window[m.receiver_id] = _aggregate(window.get(m.receiver_id), m)
+    window[m.receiver_id] = aggregate_measurement(window.get(m.receiver_id), m)
     sources: dict[str, list[int]] = state["sources"]
     latest = sources.get(m.receiver_id, [m.t_ns, now_ns])[0]
     sources[m.receiver_id] = [max(latest, m.t_ns + int(m.duration_s * 1e9)), now_ns]
@@ -194,6 +196,17 @@ def build_observation(
     """The observation of a closed window, or ``None`` when too few receivers heard it."""
     if len(members) < policy.min_receivers:
         return None
+    return observation_of(channel_id, k * policy.window_ns, (k + 1) * policy.window_ns, members)
+
+
+def observation_of(
+    channel_id: str,
+    start_ns: int,
+    end_ns: int,
+    members: dict[str, dict[str, Any]],
+    tdoa_pairs: tuple[TdoaPair, ...] = (),
+) -> Observation:
+    """An observation of ``[start_ns, end_ns)`` from the receivers' aggregates (and lags)."""
     out = []
     freq_hz = 0.0
     latest_pub = 0
@@ -226,10 +239,10 @@ def build_observation(
         event_id=new_event_id(),
         channel_id=channel_id,
         channel_freq_hz=freq_hz,
-        window_start_ns=k * policy.window_ns,
-        window_end_ns=(k + 1) * policy.window_ns,
+        window_start_ns=start_ns,
+        window_end_ns=end_ns,
         members=tuple(out),
-        tdoa_pairs=(),
+        tdoa_pairs=tdoa_pairs,
         latest_chunk_published_ns=latest_pub,
         upstream_latency_s=upstream,
         published_ns=time.time_ns(),

@@ -13,10 +13,13 @@ from collections.abc import Sequence
 import numpy as np
 
 from heimdall.core.errors import EstimationError
-from heimdall.core.geodesy import LocalFrame, latlon_of_enu
+from heimdall.core.geodesy import AzimuthalFrame, LocalFrame, latlon_of_enu
 from heimdall.core.ids import new_event_id
+from heimdall.ml.estimators.hybrid import estimate_hybrid
 from heimdall.ml.estimators.rss import estimate_rss
 from heimdall.ml.inference import OnnxLocalizer
+from heimdall.ml.tdoa.fix import fix_from_lags
+from heimdall.ml.tdoa.lags import PairLag
 from heimdall.schemas.models import Localization, Observation, Position
 
 MIN_SIGMA_DB = 0.01
@@ -74,6 +77,117 @@ def localize_rss(obs: Observation) -> Localization:
             "residual_rms_db": float(est.residual_rms_db),
         },
         processing_latency_s=latency_s,
+        published_ns=now,
+    )
+
+
+def localize_tdoa(obs: Observation) -> Localization:
+    """The TDOA fix of an observation with ``tdoa_pairs`` (method ``tdoa``).
+
+    The lags, their sigmas (statistical and systematic in quadrature) and the receivers'
+    positions go to :func:`heimdall.ml.tdoa.fix.fix_from_lags`, the same fix as
+    ``heimdall eval tdoa`` makes from recordings (azimuthal-equidistant frame re-centred on
+    the fix, so that ranges of hundreds of km are exact geodesics); the covariance is in the
+    east/north axes at the fix.
+    """
+    if len(obs.tdoa_pairs) < 2:
+        raise EstimationError(f"{len(obs.tdoa_pairs)} TDOA pairs: a 2-D fix needs 2 or more")
+    receivers = {m.receiver_id: (m.position.lat_deg, m.position.lon_deg) for m in obs.members}
+    pairs = [
+        PairLag(
+            p.receiver_a,
+            p.receiver_b,
+            -p.tdoa_s,  # PairLag: t_b − t_a
+            p.sigma_s,
+            p.quality,
+            sigma_sys_s=p.sigma_sys_s,
+        )
+        for p in obs.tdoa_pairs
+    ]
+    fix = fix_from_lags(receivers, pairs)
+    now = time.time_ns()
+    cov = np.asarray(fix.cov_en_m2, dtype=float)
+    return Localization(
+        event_id=new_event_id(),
+        observation_id=obs.event_id,
+        channel_id=obs.channel_id,
+        t_ns=(obs.window_start_ns + obs.window_end_ns) // 2,
+        position=Position(lat_deg=float(fix.lat_deg), lon_deg=float(fix.lon_deg), alt_m=0.0),
+        cov_ee_m2=float(cov[0, 0]),
+        cov_en_m2=float(cov[0, 1]),
+        cov_nn_m2=float(cov[1, 1]),
+        method="tdoa",
+        model_version=None,
+        n_receivers=len({r for p in obs.tdoa_pairs for r in (p.receiver_a, p.receiver_b)}),
+        converged=True,
+        params={
+            "n_pairs": float(len(obs.tdoa_pairs)),
+            "sigma_sys_max_us": max(p.sigma_sys_s for p in obs.tdoa_pairs) * 1e6,
+            "ambiguous": float(bool(fix.ambiguous)),
+        },
+        processing_latency_s=processing_latency_s(obs, now),
+        published_ns=now,
+    )
+
+
+#: RSS over a TDOA block is usable with this many receivers (position, P0 and n unknown).
+MIN_HYBRID_RSS = 4
+
+
+def localize_hybrid(obs: Observation, tdoa_fix: Localization) -> Localization:
+    """Joint RSS + TDOA fix of a TDOA block (method ``hybrid``), started at its TDOA fix.
+
+    Works in the azimuthal-equidistant frame centred on the TDOA fix (exact geodesic ranges
+    from the transmitter, as for the TDOA fix itself). The RSS noise is the larger of the
+    members' measurement noise and the RSS-only fit's residual scatter (as the RSS stage
+    does); RSS is used only with :data:`MIN_HYBRID_RSS` receivers or more.
+
+    Raises
+    ------
+    EstimationError
+        Too few receivers for RSS, or the joint fit fails.
+    """
+    members = obs.members
+    if len(members) < MIN_HYBRID_RSS:
+        raise EstimationError(f"{len(members)} receivers: RSS needs {MIN_HYBRID_RSS} or more")
+    frame = AzimuthalFrame(tdoa_fix.position.lat_deg, tdoa_fix.position.lon_deg)
+    e, n = frame.to_en([m.position.lat_deg for m in members], [m.position.lon_deg for m in members])
+    rx = np.column_stack([e, n])
+    power = np.array([m.power_dbm for m in members])
+    sigma_db = measurement_sigma_db(obs)
+    rss = estimate_rss(rx, power, sigma_db=sigma_db)
+    sigma_db = max(sigma_db, float(rss.residual_rms_db))
+    idx = {m.receiver_id: i for i, m in enumerate(members)}
+    est = estimate_hybrid(
+        rx,
+        power,
+        [p.tdoa_s for p in obs.tdoa_pairs],
+        pairs=[(idx[p.receiver_a], idx[p.receiver_b]) for p in obs.tdoa_pairs],
+        pair_sigma_s=[p.sigma_s for p in obs.tdoa_pairs],
+        sigma_db=sigma_db,
+    )
+    lat, lon = frame.from_en(est.east_m, est.north_m)
+    now = time.time_ns()
+    return Localization(
+        event_id=new_event_id(),
+        observation_id=obs.event_id,
+        channel_id=obs.channel_id,
+        t_ns=(obs.window_start_ns + obs.window_end_ns) // 2,
+        position=Position(lat_deg=float(lat), lon_deg=float(lon), alt_m=0.0),
+        cov_ee_m2=float(est.cov_en[0, 0]),
+        cov_en_m2=float(est.cov_en[0, 1]),
+        cov_nn_m2=float(est.cov_en[1, 1]),
+        method="hybrid",
+        model_version=None,
+        n_receivers=len(members),
+        converged=bool(est.converged),
+        params={
+            "tx_power_dbm_1m": float(est.p0_dbm),
+            "path_loss_exponent": float(est.path_loss_exponent),
+            "residual_rms_db": float(est.residual_rms_db),
+            "residual_rms_m": float(est.residual_rms_m),
+        },
+        processing_latency_s=processing_latency_s(obs, now),
         published_ns=now,
     )
 
