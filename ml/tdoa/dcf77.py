@@ -22,7 +22,7 @@ the carrier is at full power (200–993 ms), so the matched filter is free of th
 
 Method
 ------
-1. Each recording is resampled (time-base interpolation, :func:`~.xcorr.resample_to_times`)
+1. Each recording is resampled (time-base interpolation, :func:`~.xcorr.resample_with_mask`)
    onto a grid of exactly ``grid_rate_hz`` (default 12 000 Hz) aligned with the integer GPS
    second, so each second's PN segment starts on the same grid offset.
 2. For every whole second ``S`` the segment ``[S + 0.2 − pre, S + 0.2 + 0.7928 + post]`` is
@@ -87,7 +87,7 @@ from scipy import signal
 from scipy.optimize import minimize_scalar
 
 from heimdall.ml.tdoa.dispersion import excess_spread, subband_delays, symmetric_edges
-from heimdall.ml.tdoa.xcorr import resample_to_times
+from heimdall.ml.tdoa.xcorr import resample_with_mask
 
 __all__ = [
     "CARRIER_HZ",
@@ -158,7 +158,7 @@ class PnChannel:
     Attributes
     ----------
     seconds : numpy.ndarray of int64
-        GPS seconds ``S`` whose PN segment lies inside the recording.
+        GPS seconds ``S`` whose PN segment lies inside the recording, with no gap in it.
     freqs_hz : numpy.ndarray
         FFT bin frequencies (``fftfreq`` order), Hz.
     spectra : numpy.ndarray, complex, (n_seconds, n_freqs)
@@ -272,7 +272,7 @@ def pn_channel(
     # grid times as (integer second origin) + offset, to keep float64 precision
     kk = np.arange(k0, k1 + 1, dtype=np.float64)
     grid = kk / fs
-    z = resample_to_times(xa, ta, grid)
+    z, valid = resample_with_mask(xa, ta, grid)
     sos = signal.butter(2, carrier_lowpass_hz, fs=fs, output="sos")
     c = signal.sosfiltfilt(sos, z)
     z = z * np.exp(-1j * np.angle(c))
@@ -292,8 +292,8 @@ def pn_channel(
         specs: list[ComplexArray] = []
         for s in range(base, math.floor(ta[-1]) + 1):
             i0 = round((s + PN_START_S + shift_s - pre) * fs) - k0
-            if i0 < 0 or i0 + n > z.size:
-                continue
+            if i0 < 0 or i0 + n > z.size or not valid[i0 : i0 + n].all():
+                continue  # outside the recording, or across a gap (missing samples)
             seg = z[i0 : i0 + n]
             y = sfft.fft(seg - seg.mean(), nfft) * np.conj(p)
             specs.append(np.where(keep, y, 0.0))

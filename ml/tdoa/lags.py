@@ -380,7 +380,11 @@ def pair_lags(
             continue
         qs = [p.quality for k, p in lags.items() if r.name in k]
         if not qs:
-            probs[r.name] = "no overlap in time with any other recording"
+            probs[r.name] = (
+                "no overlap in time with any other recording"
+                if len(good) > 1
+                else "no other recording to pair with"
+            )
         elif max(qs) < opt.min_quality:
             probs[r.name] = f"weak correlation with every other recording (best {max(qs):.3f})"
     used = {r.name: (r.lat_deg, r.lon_deg) for r in good if r.name not in probs}
