@@ -17,7 +17,8 @@ import typer
 
 from heimdall.core.errors import HeimdallError
 from heimdall.ml.tdoa.dcf77 import PairMode
-from heimdall.ml.tdoa.evaluate import TdoaMethod, TdoaRecording, TdoaReport, evaluate_tdoa
+from heimdall.ml.tdoa.evaluate import TdoaReport, evaluate_tdoa
+from heimdall.ml.tdoa.lags import LagOptions, TdoaMethod, TdoaRecording
 
 __all__ = ["eval_tdoa", "load_kiwi_recordings", "plot_report"]
 
@@ -173,12 +174,18 @@ def eval_tdoa(
         float, typer.Option("--pn-band", help="dcf77-pn: half-width of the band used, Hz")
     ] = 2700.0,
     subbands: Annotated[
-        int, typer.Option("--subbands", help="dcf77-pn: sub-bands for --systematic subbands")
+        int,
+        typer.Option(
+            "--subbands",
+            help="sub-bands of the pass band for --systematic subbands (xcorr: even)",
+        ),
     ] = 4,
     systematic: Annotated[
         str,
         typer.Option(
-            "--systematic", help="dcf77-pn systematic sigma: subbands, estimators or none"
+            "--systematic",
+            help="systematic sigma per pair: subbands (dispersion across sub-bands, both "
+            "methods), estimators (dcf77-pn only) or none",
         ),
     ] = "subbands",
 ) -> None:
@@ -190,22 +197,30 @@ def eval_tdoa(
         raise typer.BadParameter(f"--pair-mode {pair_mode!r}: toa or cross")
     if systematic not in ("estimators", "subbands", "none"):
         raise typer.BadParameter(f"--systematic {systematic!r}: estimators, subbands or none")
+    if method == "xcorr" and systematic == "estimators":
+        raise typer.BadParameter("--systematic estimators is for --method dcf77-pn only")
+    if method == "xcorr" and systematic == "subbands" and (subbands < 2 or subbands % 2):
+        raise typer.BadParameter(f"--subbands {subbands}: xcorr needs an even number ≥ 2")
     meth: TdoaMethod = "xcorr" if method == "xcorr" else "dcf77-pn"
     pmode: PairMode = "toa" if pair_mode == "toa" else "cross"
     recs, problems = load_kiwi_recordings(wavs)
-    report = evaluate_tdoa(
-        recs,
-        truth_ll,
+    options = LagOptions(
         band_hz=band,
-        sigma_floor_s=sigma_floor_us * 1e-6,
-        problems=problems,
-        method=meth,
+        n_subbands=subbands if systematic == "subbands" else 0,
         pn_pair_mode=pmode,
         pn_band_hz=pn_band,
         pn_subbands=subbands,
         pn_systematic="estimators"
         if systematic == "estimators"
         else ("subbands" if systematic == "subbands" else "none"),
+    )
+    report = evaluate_tdoa(
+        recs,
+        truth_ll,
+        method=meth,
+        options=options,
+        sigma_floor_s=sigma_floor_us * 1e-6,
+        problems=problems,
     )
     d: dict[str, Any] = report.to_dict()
     for p in d["pairs"]:

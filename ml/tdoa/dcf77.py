@@ -22,7 +22,7 @@ the carrier is at full power (200–993 ms), so the matched filter is free of th
 
 Method
 ------
-1. Each recording is resampled (time-base interpolation, :func:`~.xcorr.resample_to_times`)
+1. Each recording is resampled (time-base interpolation, :func:`~.xcorr.resample_with_mask`)
    onto a grid of exactly ``grid_rate_hz`` (default 12 000 Hz) aligned with the integer GPS
    second, so each second's PN segment starts on the same grid offset.
 2. For every whole second ``S`` the segment ``[S + 0.2 − pre, S + 0.2 + 0.7928 + post]`` is
@@ -55,7 +55,8 @@ Method
    ``1/Δ ≈ 10 kHz``), and the full-band lag is biased by up to about that spread. ``σ_sys`` is
    the weighted standard deviation of the sub-band group delays in excess of what their
    statistical errors explain (zero when they agree); it uses no knowledge of the
-   transmitter's position. ``sigma_s`` reported is ``sqrt(σ_stat² + σ_sys²)``.
+   transmitter's position. The code is shared with :mod:`.xcorr`; :mod:`.dispersion` says
+   what this term can and cannot bound. ``sigma_s`` reported is ``sqrt(σ_stat² + σ_sys²)``.
 
 Why a two-path (ground + sky wave) fit is not offered: on the 2017 DCF77 recordings a joint
 fit of per-receiver echoes with a free common transmitter response is not identifiable with
@@ -85,7 +86,8 @@ from scipy import fft as sfft
 from scipy import signal
 from scipy.optimize import minimize_scalar
 
-from heimdall.ml.tdoa.xcorr import resample_to_times
+from heimdall.ml.tdoa.dispersion import excess_spread, subband_delays, symmetric_edges
+from heimdall.ml.tdoa.xcorr import resample_with_mask
 
 __all__ = [
     "CARRIER_HZ",
@@ -156,7 +158,7 @@ class PnChannel:
     Attributes
     ----------
     seconds : numpy.ndarray of int64
-        GPS seconds ``S`` whose PN segment lies inside the recording.
+        GPS seconds ``S`` whose PN segment lies inside the recording, with no gap in it.
     freqs_hz : numpy.ndarray
         FFT bin frequencies (``fftfreq`` order), Hz.
     spectra : numpy.ndarray, complex, (n_seconds, n_freqs)
@@ -270,7 +272,7 @@ def pn_channel(
     # grid times as (integer second origin) + offset, to keep float64 precision
     kk = np.arange(k0, k1 + 1, dtype=np.float64)
     grid = kk / fs
-    z = resample_to_times(xa, ta, grid)
+    z, valid = resample_with_mask(xa, ta, grid)
     sos = signal.butter(2, carrier_lowpass_hz, fs=fs, output="sos")
     c = signal.sosfiltfilt(sos, z)
     z = z * np.exp(-1j * np.angle(c))
@@ -290,8 +292,8 @@ def pn_channel(
         specs: list[ComplexArray] = []
         for s in range(base, math.floor(ta[-1]) + 1):
             i0 = round((s + PN_START_S + shift_s - pre) * fs) - k0
-            if i0 < 0 or i0 + n > z.size:
-                continue
+            if i0 < 0 or i0 + n > z.size or not valid[i0 : i0 + n].all():
+                continue  # outside the recording, or across a gap (missing samples)
             seg = z[i0 : i0 + n]
             y = sfft.fft(seg - seg.mean(), nfft) * np.conj(p)
             specs.append(np.where(keep, y, 0.0))
@@ -377,93 +379,6 @@ class PnLag:
     n_seconds: int
 
 
-def _binned(
-    freqs: FloatArray, g_sec: ComplexArray, lo: float, hi: float, bin_hz: float
-) -> tuple[FloatArray, ComplexArray, FloatArray]:
-    """Cross-spectrum summed in ``bin_hz`` bins over ``[lo, hi)``: centres, means, std errors.
-
-    The mean and standard error of each bin are taken over the seconds (rows of ``g_sec``).
-    """
-    cen: list[float] = []
-    val: list[complex] = []
-    err: list[float] = []
-    for b0 in np.arange(lo, hi, bin_hz):
-        m = (freqs >= b0) & (freqs < min(b0 + bin_hz, hi))
-        if not np.any(m):
-            continue
-        per = g_sec[:, m].sum(axis=1)
-        mu = complex(per.mean())
-        se = float(np.std(per, ddof=1)) / math.sqrt(per.size)
-        if mu == 0 or se == 0.0:
-            continue
-        cen.append(float(freqs[m].mean()))
-        val.append(mu)
-        err.append(se)
-    return np.asarray(cen), np.asarray(val, dtype=np.complex128), np.asarray(err)
-
-
-def phase_slope_delay(
-    freqs: FloatArray,
-    g_sec: ComplexArray,
-    lag0: float,
-    lo: float,
-    hi: float,
-    bin_hz: float = 25.0,
-) -> tuple[float, float, float]:
-    r"""Group delay of a cross-spectrum in ``[lo, hi)`` by weighted phase-slope regression.
-
-    ``g_sec`` (seconds × bins) is first de-rotated by ``lag0``; each ``bin_hz`` bin's mean
-    ``v_k`` over the seconds has the phase variance ``σ_k² / (2 |v_k|²)`` (``σ_k`` its standard
-    error); the phases, taken relative to the weighted mean phasor (no unwrapping: the
-    residual after ``lag0`` must stay within ±π over the band), are fitted with
-    ``φ_0 − 2π f δ`` by weighted least squares.
-
-    Returns
-    -------
-    delay_s : float
-        ``lag0 + δ``, s (NaN with fewer than 3 usable bins).
-    sigma_s : float
-        Its standard error from the fit, s.
-    chi2_dof : float
-        χ² per degree of freedom of the fit (1 for a pure delay in the estimated noise).
-    """
-    rot = np.exp(2j * np.pi * freqs * lag0)
-    fc, v, e = _binned(freqs, g_sec * rot[None, :], lo, hi, bin_hz)
-    if fc.size < 3:
-        return math.nan, math.nan, math.nan
-    w = 2.0 * (np.abs(v) / e) ** 2
-    ref = np.sum(w * v / np.abs(v))
-    ph = np.angle(v * np.conj(ref))
-    a = np.c_[np.ones(fc.size), fc - fc.mean()]
-    cov = np.linalg.inv(a.T @ (w[:, None] * a))
-    coef = cov @ a.T @ (w * ph)
-    chi2 = float(np.sum(w * (ph - a @ coef) ** 2)) / max(fc.size - 2, 1)
-    return lag0 - coef[1] / (2 * np.pi), math.sqrt(cov[1, 1]) / (2 * np.pi), chi2
-
-
-def _subband_delays(
-    freqs: FloatArray, g_sec: ComplexArray, lag: float, n_sub: int, band: float
-) -> tuple[FloatArray, FloatArray]:
-    """Local group delays of ``g_sec`` in ``n_sub`` contiguous sub-bands of ``[−band, band]``."""
-    edges = np.linspace(-band, band + 1e-9, n_sub + 1)
-    out = [phase_slope_delay(freqs, g_sec, lag, edges[j], edges[j + 1]) for j in range(n_sub)]
-    return np.array([o[0] for o in out]), np.array([o[1] for o in out])
-
-
-def _excess_spread(d: FloatArray, s: FloatArray) -> float:
-    """Weighted std of ``d`` beyond what the errors ``s`` explain (DerSimonian–Laird τ)."""
-    ok = np.isfinite(d) & np.isfinite(s) & (s > 0)
-    d, s = d[ok], s[ok]
-    k = d.size
-    if k < 2:
-        return 0.0
-    w = 1.0 / s**2
-    mu = float(np.sum(w * d) / np.sum(w))
-    q = float(np.sum(w * (d - mu) ** 2))
-    c = float(np.sum(w) - np.sum(w**2) / np.sum(w))
-    return math.sqrt(max(0.0, (q - (k - 1)) / c))
-
-
 def pn_lag(
     a: PnChannel,
     b: PnChannel,
@@ -529,8 +444,8 @@ def pn_lag(
     )
     quality = abs(_corr(f, g, lag)) / energy if energy > 0 else 0.0
     if n_subbands >= 2:
-        dl, ds = _subband_delays(f, g_sec, lag, n_subbands, a.band_hz)
-        sys = _excess_spread(dl, ds)
+        dl, ds = subband_delays(f, g_sec, lag, symmetric_edges(a.band_hz, n_subbands))
+        sys = excess_spread(dl, ds)
     else:
         dl, ds, sys = np.empty(0), np.empty(0), 0.0
     return PnLag(

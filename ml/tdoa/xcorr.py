@@ -23,6 +23,18 @@ with a Kaiser-windowed sinc (32 taps, β = 8: passband error < 10⁻³ up to 0.4
 band-limited interpolator suited to complex baseband that fills most of its Nyquist band
 (linear or cubic interpolation would bias the lag by a fraction of a sample there).
 
+Gaps
+----
+A recording may miss whole blocks (chunks not received or not detected): a step in its
+sample times larger than 1.5 × the median step splits it into contiguous segments. The
+mean rate is then ``Σ (n_i − 1) / Σ T_i`` over the segments (not ``(N − 1)/(t_{N−1} − t_0)``,
+which would count the gap as samples and put the grid at too low a rate), grid times that
+fall inside a gap are *missing* (value 0, :func:`resample_with_mask`), and the sinc
+interpolator uses no sample across a gap (a segment's edge is treated like a record's end).
+The correlation is taken over the grid times valid in both recordings (the others are
+zero in both, so they add nothing to ``R`` nor to the energies of ``quality``); a
+sub-window with less than half of its samples valid is not used for the uncertainty.
+
 Correlation and sub-sample peak
 -------------------------------
 ``R(ℓ) = Σ_k x_a^*[k] x_b[k + ℓ]`` via FFT (zero-padded, so linear, not circular); the
@@ -64,6 +76,20 @@ one (``quality`` well above the side-lobe level); ``quality`` is reported for th
 
 ``quality`` is the normalised correlation ``|R(τ̂)| / sqrt(Σ|x_a|² Σ|x_b|²)`` in [0, 1].
 
+Systematic term (dispersion between the two channels)
+-----------------------------------------------------
+The window scatter says nothing about a bias common to the whole record. With
+``subband_edges_hz`` the sub-windows' cross-spectra ``G_j(f) = X_{a,j}^*(f) X_{b,j}(f)``
+(each turned by the phase of its own correlation at the full-record lag: the receivers'
+local-oscillator phase difference is a nuisance that may drift from window to window,
+which is also why the peak of ``|R|`` is used) give a local group delay per sub-band and
+its standard error, and ``sigma_sys_s`` is their spread in excess of those errors
+(:mod:`.dispersion`, the same estimator as the DCF77 matched filter's): different receiver
+filter phase responses or a sky wave that the band resolves make the sub-bands disagree, and
+the full-band lag is biased by up to about that spread. It cannot see what is a pure delay
+to first order over the band (a receiver's constant group delay, an echo much shorter than
+the inverse bandwidth): :mod:`.dispersion` gives the coverage of a two-path bias.
+
 References
 ----------
 - C. H. Knapp, G. C. Carter, "The generalized correlation method for estimation of time
@@ -76,14 +102,25 @@ References
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 from scipy import fft as sfft
 from scipy.optimize import minimize_scalar
 
-__all__ = ["LagMeasurement", "common_grid", "measure_lag", "resample_to_times"]
+from heimdall.ml.tdoa.dispersion import excess_spread, subband_delays
+
+__all__ = [
+    "LagMeasurement",
+    "common_grid",
+    "contiguous_segments",
+    "mean_rate_hz",
+    "measure_lag",
+    "resample_to_times",
+    "resample_with_mask",
+]
 
 FloatArray = npt.NDArray[np.float64]
 ComplexArray = npt.NDArray[np.complex128]
@@ -91,6 +128,8 @@ ComplexArray = npt.NDArray[np.complex128]
 _HALF_TAPS = 16
 _KAISER_BETA = 8.0
 _CHUNK = 1 << 15
+#: A step in the sample times larger than this many median steps is a gap.
+GAP_FACTOR = 1.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,11 +141,11 @@ class LagMeasurement:
     lag_s : float
         ``τ_b − τ_a``, s (module docstring).
     sigma_s : float
-        Standard error of ``lag_s`` from the sub-window scatter, s.
+        Standard error of ``lag_s`` from the sub-window scatter (statistical), s.
     quality : float
         Normalised correlation at the peak, 0…1.
     n_windows : int
-        Sub-windows used for ``sigma_s``.
+        Sub-windows used for ``sigma_s`` (those at least half valid).
     window_lags_s : numpy.ndarray
         The sub-window lags, s.
     sample_rate_hz : float
@@ -115,6 +154,12 @@ class LagMeasurement:
         Time of the first common-grid sample.
     duration_s : float
         Length of the common interval, s.
+    sigma_sys_s : float
+        Excess spread of the sub-band group delays (0 without ``subband_edges_hz``), s.
+    subband_delays_s, subband_sigmas_s : numpy.ndarray
+        Local group delay of each sub-band and its statistical error, s.
+    valid_fraction : float
+        Fraction of the common grid where both recordings have data (< 1 across gaps).
     """
 
     lag_s: float
@@ -125,6 +170,15 @@ class LagMeasurement:
     sample_rate_hz: float
     start_s: float
     duration_s: float
+    sigma_sys_s: float = 0.0
+    subband_delays_s: FloatArray = field(default_factory=lambda: np.empty(0))
+    subband_sigmas_s: FloatArray = field(default_factory=lambda: np.empty(0))
+    valid_fraction: float = 1.0
+
+    @property
+    def sigma_total_s(self) -> float:
+        """``sqrt(sigma_s² + sigma_sys_s²)``, s."""
+        return math.hypot(self.sigma_s, self.sigma_sys_s)
 
 
 def _check(x: npt.ArrayLike, t: npt.ArrayLike, name: str) -> tuple[ComplexArray, FloatArray]:
@@ -139,8 +193,36 @@ def _check(x: npt.ArrayLike, t: npt.ArrayLike, name: str) -> tuple[ComplexArray,
     return xa, ta
 
 
+def contiguous_segments(t: FloatArray) -> list[tuple[int, int]]:
+    """Index ranges ``[start, stop)`` of the gap-free runs of the sample times ``t``.
+
+    A step larger than :data:`GAP_FACTOR` × the median step starts a new run.
+    """
+    if t.size < 2:
+        return [(0, int(t.size))]
+    dt = np.diff(t)
+    cuts = np.flatnonzero(dt > GAP_FACTOR * float(np.median(dt))) + 1
+    bounds = [0, *cuts.tolist(), int(t.size)]
+    return [(bounds[i], bounds[i + 1]) for i in range(len(bounds) - 1)]
+
+
+def mean_rate_hz(t: FloatArray) -> float:
+    """Mean sample rate over the gap-free runs: ``Σ (n_i − 1) / Σ T_i``, Hz."""
+    n = 0
+    span = 0.0
+    for i0, i1 in contiguous_segments(t):
+        if i1 - i0 >= 2:
+            n += i1 - i0 - 1
+            span += float(t[i1 - 1] - t[i0])
+    if n == 0 or span <= 0.0:
+        raise ValueError("fewer than two consecutive samples: no sample rate")
+    return n / span
+
+
 def common_grid(t_a: FloatArray, t_b: FloatArray) -> tuple[FloatArray, float]:
     """Uniform grid over the common interval at the lower measured mean rate.
+
+    The rates are measured over the gap-free runs (:func:`mean_rate_hz`).
 
     Returns
     -------
@@ -149,9 +231,7 @@ def common_grid(t_a: FloatArray, t_b: FloatArray) -> tuple[FloatArray, float]:
     fs : float
         Its rate, Hz.
     """
-    fs_a = (t_a.size - 1) / (t_a[-1] - t_a[0])
-    fs_b = (t_b.size - 1) / (t_b[-1] - t_b[0])
-    fs = float(min(fs_a, fs_b))
+    fs = float(min(mean_rate_hz(t_a), mean_rate_hz(t_b)))
     t0 = max(float(t_a[0]), float(t_b[0]))
     t1 = min(float(t_a[-1]), float(t_b[-1]))
     if t1 <= t0:
@@ -165,12 +245,38 @@ def resample_to_times(x: ComplexArray, t: FloatArray, times: FloatArray) -> Comp
 
     The fractional index ``u = interp(times, t, 0..n−1)``; integer ``u`` (within 10⁻³) are
     read directly, otherwise a Kaiser-windowed sinc (32 taps, β = 8) interpolates. Grid
-    times outside ``t`` are clamped to its ends.
+    times outside ``t`` are clamped to its ends; grid times inside a gap of ``t`` are 0
+    (:func:`resample_with_mask` also says which values are valid).
     """
+    return resample_with_mask(x, t, times)[0]
+
+
+def resample_with_mask(
+    x: ComplexArray, t: FloatArray, times: FloatArray
+) -> tuple[ComplexArray, npt.NDArray[np.bool_]]:
+    """:func:`resample_to_times` and whether each value is backed by data.
+
+    Valid: inside a gap-free run of ``t`` (:func:`contiguous_segments`), within half a
+    sample of its ends. Inside a gap the value is 0; the sinc uses no sample of another run.
+    """
+    segs = contiguous_segments(t)
     u = np.interp(times - t[0], t - t[0], np.arange(t.size, dtype=float))
+    valid = np.zeros(times.size, dtype=bool)
+    for i0, i1 in segs:
+        half = 0.5 * float(t[i1 - 1] - t[i0]) / max(i1 - i0 - 1, 1)
+        valid |= (times >= t[i0] - half) & (times <= t[i1 - 1] + half)
+    seg_id = np.zeros(t.size, dtype=np.intp)
+    for k, (i0, _) in enumerate(segs[1:], start=1):
+        seg_id[i0:] = k
+    in_gap = np.zeros(times.size, dtype=bool)
+    if len(segs) > 1:
+        base = np.clip(np.floor(u).astype(np.intp), 0, t.size - 1)
+        nxt = np.clip(base + 1, 0, t.size - 1)
+        in_gap = (seg_id[nxt] != seg_id[base]) & (u - base > 1e-9)
     iu = np.rint(u)
     if np.max(np.abs(u - iu)) < 1e-3:
-        return np.asarray(x[iu.astype(np.intp)])
+        out = np.asarray(x[iu.astype(np.intp)])
+        return np.where(in_gap, 0.0, out), valid & ~in_gap
     out = np.empty(u.size, dtype=np.complex128)
     offs = np.arange(-_HALF_TAPS + 1, _HALF_TAPS + 1)
     norm = float(np.i0(_KAISER_BETA))
@@ -182,10 +288,14 @@ def resample_to_times(x: ComplexArray, t: FloatArray, times: FloatArray) -> Comp
         win_arg = 1.0 - (dist / _HALF_TAPS) ** 2
         w = np.sinc(dist) * np.i0(_KAISER_BETA * np.sqrt(np.clip(win_arg, 0.0, None))) / norm
         w[win_arg <= 0.0] = 0.0
-        valid = (idx >= 0) & (idx < x.size)
-        w = np.where(valid, w, 0.0)
+        valid_tap = (idx >= 0) & (idx < x.size)
+        if len(segs) > 1:
+            own = seg_id[np.clip(base, 0, x.size - 1)]
+            valid_tap &= seg_id[np.clip(idx, 0, x.size - 1)] == own[:, None]
+        w = np.where(valid_tap, w, 0.0)
         out[s : s + _CHUNK] = np.sum(w * x[np.clip(idx, 0, x.size - 1)], axis=1)
-    return out
+    out[in_gap] = 0.0
+    return out, valid & ~in_gap
 
 
 class _Correlator:
@@ -234,6 +344,7 @@ def measure_lag(
     n_windows: int = 16,
     window_search_samples: float = 3.0,
     remove_mean: bool = True,
+    subband_edges_hz: Sequence[tuple[float, float]] | None = None,
 ) -> LagMeasurement:
     """Delay of recording b relative to recording a, with its uncertainty (module docstring).
 
@@ -242,7 +353,7 @@ def measure_lag(
     x_a, x_b : array_like, complex
         Baseband samples.
     t_a, t_b : array_like, float64
-        Time of each sample, s, on a common clock (GPS).
+        Time of each sample, s, on a common clock (GPS); gaps allowed (module docstring).
     max_lag_s : float, optional
         Search ``|lag| ≤ max_lag_s`` (default a quarter of the common interval). For TDOA the
         receivers' separation / c bounds it.
@@ -252,6 +363,9 @@ def measure_lag(
         Half-width, in samples, of each sub-window's search around the full-record lag.
     remove_mean : bool
         Subtract each grid signal's mean (a DC or LO-leak line correlates at every lag).
+    subband_edges_hz : sequence of (float, float), optional
+        Contiguous sub-bands ``[lo, hi)`` (Hz, baseband, e.g.
+        :func:`~heimdall.ml.tdoa.dispersion.passband_edges`) for ``sigma_sys_s``; none: 0.
 
     Returns
     -------
@@ -260,8 +374,9 @@ def measure_lag(
     Raises
     ------
     ValueError
-        Mismatched shapes, non-finite values, non-increasing times, no overlap, or a
-        common interval too short for ``n_windows`` windows of 64 samples.
+        Mismatched shapes, non-finite values, non-increasing times, no overlap, a common
+        interval too short for ``n_windows`` windows of 64 samples, or fewer than 4 windows
+        at least half covered by both recordings.
     """
     xa, ta = _check(x_a, t_a, "a")
     xb, tb = _check(x_b, t_b, "b")
@@ -270,11 +385,22 @@ def measure_lag(
     times, fs = common_grid(ta, tb)
     if times.size < 64 * n_windows:
         raise ValueError(f"common interval has {times.size} samples, need {64 * n_windows}")
-    ga = resample_to_times(xa, ta, times)
-    gb = resample_to_times(xb, tb, times)
+    ga, va = resample_with_mask(xa, ta, times)
+    gb, vb = resample_with_mask(xb, tb, times)
+    valid = va & vb
+    n_valid = int(valid.sum())
+    if n_valid < 64 * n_windows:
+        raise ValueError(
+            f"the recordings have data at the same time for {n_valid} samples, "
+            f"need {64 * n_windows}"
+        )
+    gapped = n_valid < valid.size
     if remove_mean:
-        ga = ga - ga.mean()
-        gb = gb - gb.mean()
+        ga = ga - (ga[valid].mean() if gapped else ga.mean())
+        gb = gb - (gb[valid].mean() if gapped else gb.mean())
+    if gapped:
+        ga = np.where(valid, ga, 0.0)
+        gb = np.where(valid, gb, 0.0)
     n = times.size
     max_lag = n // 4 if max_lag_s is None else min(math.ceil(max_lag_s * fs) + 1, n - 1)
 
@@ -284,18 +410,46 @@ def measure_lag(
     quality = peak / full.energy if full.energy > 0 else 0.0
 
     w = n // n_windows
-    lags = np.empty(n_windows)
+    lags: list[float] = []
+    specs: list[ComplexArray] = []
+    sub: _Correlator | None = None
     for j in range(n_windows):
+        if gapped and np.count_nonzero(valid[j * w : (j + 1) * w]) < w // 2:
+            continue
         sub = _Correlator(ga[j * w : (j + 1) * w], gb[j * w : (j + 1) * w])
-        lags[j], _ = sub.refine(lag - window_search_samples, lag + window_search_samples)
-    sigma = float(np.std(lags, ddof=1)) / math.sqrt(n_windows)
+        lags.append(sub.refine(lag - window_search_samples, lag + window_search_samples)[0])
+        if subband_edges_hz is not None:
+            # turn each window by the phase of its correlation at the lag (LO phase: nuisance)
+            r = np.sum(sub.spec * np.exp(2j * np.pi * sub.freq * lag))
+            specs.append(sub.spec * (np.conj(r) / abs(r) if r != 0 else 1.0))
+    if len(lags) < 4:
+        raise ValueError(
+            f"only {len(lags)} of {n_windows} windows are at least half covered by both "
+            "recordings, need 4"
+        )
+    lags_arr = np.asarray(lags)
+    sigma = float(np.std(lags_arr, ddof=1)) / math.sqrt(lags_arr.size)
+    sys = 0.0
+    d_sub = s_sub = np.empty(0)
+    if subband_edges_hz is not None and sub is not None:
+        f_hz = sub.freq * fs
+        lo = min(e[0] for e in subband_edges_hz)
+        hi = max(e[1] for e in subband_edges_hz)
+        keep = (f_hz >= lo) & (f_hz < hi)
+        g_sec = np.array(specs)[:, keep]
+        d_sub, s_sub = subband_delays(f_hz[keep], g_sec, lag / fs, subband_edges_hz)
+        sys = excess_spread(d_sub, s_sub)
     return LagMeasurement(
         lag_s=lag / fs,
         sigma_s=sigma / fs,
         quality=float(quality),
-        n_windows=n_windows,
-        window_lags_s=lags / fs,
+        n_windows=int(lags_arr.size),
+        window_lags_s=lags_arr / fs,
         sample_rate_hz=fs,
         start_s=float(times[0]),
         duration_s=float(times[-1] - times[0]),
+        sigma_sys_s=sys,
+        subband_delays_s=d_sub,
+        subband_sigmas_s=s_sub,
+        valid_fraction=n_valid / valid.size,
     )

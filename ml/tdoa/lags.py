@@ -1,0 +1,401 @@
+r"""Pairwise lags of one emission heard by N GPS-timed receivers (file-format free).
+
+:func:`pair_lags` is what a stream stage calls per emission: the receivers' complex baseband
+with a GPS time per sample (gaps where chunks are missing are allowed), the method, and the
+method's options (:class:`LagOptions`); it returns every usable pair's lag ``t_b − t_a`` with
+its statistical and systematic sigma and a quality, the receivers left out with a one-line
+reason each, and — for methods that measure absolute arrival times — the per-receiver
+arrival sigmas that make the pairs sharing a receiver correlated. :func:`~.fix.fix_from_lags`
+turns them into a position.
+
+Methods
+-------
+``xcorr`` (any emission): each recording is band-passed to ``band_hz`` either side of the
+tuned frequency (zero-phase FIR, per gap-free run), and each pair's lag comes from
+:func:`~heimdall.ml.tdoa.xcorr.measure_lag` searched within ±(baseline/c + 0.5 ms):
+``sigma_stat_s`` is the sub-window standard error, ``sigma_sys_s`` the excess spread of the
+pair's group delay over ``n_subbands`` contiguous sub-bands of the pass band
+(:mod:`.dispersion`: receiver-filter and resolvable sky-wave dispersion; not a receiver's
+constant delay), and ``sigma_s = sqrt(σ_stat² + σ_sys²)``.
+
+``dcf77-pn`` (DCF77 only, 77.5 kHz centred, GPS-second-aligned stamps): the matched filter of
+the PN phase modulation per receiver (:func:`~.dcf77.pn_channel`), pairs by
+:func:`~.dcf77.pn_lag` (``pn_pair_mode``: ``toa`` arrival-time differences, whose
+per-receiver sigmas come back in ``toa_sigma_s``; or ``cross``), systematic term by
+``pn_systematic`` (see :class:`LagOptions`).
+
+A receiver is left out (``problems``) when its samples are too short, non-finite or their
+times do not increase, when its method-specific processing fails, when it overlaps no other
+receiver in time, or when its best normalised correlation with every other is below
+``min_quality``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+from pyproj import Geod
+from scipy import signal
+
+from heimdall.ml.estimators.tdoa import SPEED_OF_LIGHT_M_S
+from heimdall.ml.tdoa.dcf77 import PairMode, PnChannel, pn_channel, pn_lag
+from heimdall.ml.tdoa.dispersion import passband_edges
+from heimdall.ml.tdoa.xcorr import contiguous_segments, measure_lag
+
+__all__ = [
+    "LagOptions",
+    "PairLag",
+    "PairLags",
+    "TdoaMethod",
+    "TdoaRecording",
+    "bandpass",
+    "pair_lags",
+]
+
+#: ``xcorr``: band-passed cross-correlation of the whole recordings (any emission);
+#: ``dcf77-pn``: matched filter of the DCF77 phase modulation (:mod:`.dcf77`).
+TdoaMethod = Literal["xcorr", "dcf77-pn"]
+
+_GEOD = Geod(ellps="WGS84")
+
+
+@dataclass(frozen=True)
+class TdoaRecording:
+    """One receiver's recording of the emission (no file format here).
+
+    Attributes
+    ----------
+    name : str
+        Station name.
+    lat_deg, lon_deg : float
+        Receiver position.
+    samples : numpy.ndarray, complex
+        Baseband IQ.
+    times_s : numpy.ndarray, float64
+        Time of each sample on a clock common to all recordings (GPS seconds), strictly
+        increasing; a step > 1.5 median steps is a gap (missing chunks).
+    sample_rate_hz : float
+        Mean true sample rate (used for the filter design).
+    """
+
+    name: str
+    lat_deg: float
+    lon_deg: float
+    samples: npt.NDArray[Any]
+    times_s: npt.NDArray[np.float64]
+    sample_rate_hz: float
+
+
+@dataclass(frozen=True)
+class PairLag:
+    """Lag ``t_b − t_a`` of one pair (s), its sigmas, and what a known truth implies.
+
+    ``sigma_s`` is the total used by the fix, ``sqrt(sigma_stat_s² + sigma_sys_s²)``;
+    ``quality`` the normalised correlation at the peak (0…1).
+    """
+
+    a: str
+    b: str
+    lag_s: float
+    sigma_s: float
+    quality: float
+    expected_s: float | None = None
+    sigma_stat_s: float | None = None
+    sigma_sys_s: float | None = None
+
+    @property
+    def error_s(self) -> float | None:
+        """Measured − expected lag, s."""
+        return None if self.expected_s is None else self.lag_s - self.expected_s
+
+
+@dataclass(frozen=True)
+class LagOptions:
+    """Options of :func:`pair_lags` (defaults: those of ``heimdall eval tdoa``).
+
+    Attributes
+    ----------
+    band_hz : (float, float)
+        ``xcorr``: pass band either side of the tuned frequency, Hz.
+    n_windows : int
+        Sub-windows for the statistical sigma (``xcorr``).
+    n_subbands : int
+        ``xcorr``: sub-bands of the pass band for the systematic term (even, ≥ 2; 0: none).
+    min_quality : float
+        A receiver whose best normalised correlation with every other is below this is left
+        out.
+    pn_pair_mode : {"toa", "cross"}
+        ``dcf77-pn``: arrival-time differences (pairs share their receivers' errors) or the
+        cross-correlation of the matched-filter outputs.
+    pn_band_hz : float
+        ``dcf77-pn``: half-width of the band used, Hz.
+    pn_subbands : int
+        ``dcf77-pn``: sub-bands for ``pn_systematic="subbands"``.
+    pn_systematic : {"subbands", "estimators", "none"}
+        ``dcf77-pn`` systematic term, from the data only: ``subbands`` the excess spread of
+        the pair's group delay over ``pn_subbands`` contiguous sub-bands; ``estimators``
+        ``|lag_toa − lag_cross| / √2`` (smaller, and on both DCF77 example sets too small:
+        truth at 5–6.5 σ); ``none``.
+    """
+
+    band_hz: tuple[float, float] = (30.0, 1500.0)
+    n_windows: int = 16
+    n_subbands: int = 4
+    min_quality: float = 0.1
+    pn_pair_mode: PairMode = "toa"
+    pn_band_hz: float = 2_700.0
+    pn_subbands: int = 4
+    pn_systematic: Literal["subbands", "estimators", "none"] = "subbands"
+
+
+@dataclass(frozen=True)
+class PairLags:
+    """Result of :func:`pair_lags`.
+
+    Attributes
+    ----------
+    pairs : list of PairLag
+        Lags among the usable receivers, each pair once (``a`` before ``b`` in input order).
+    receivers : dict
+        Usable receivers, name → (lat_deg, lon_deg), in input order.
+    problems : dict
+        Receivers left out, name → one-line reason.
+    toa_sigma_s : dict or None
+        Per-receiver arrival-time sigma (s) when the pair lags are differences of absolute
+        arrival times (``dcf77-pn``/``toa``): pairs sharing a receiver are then correlated;
+        pass it to :func:`~.fix.fix_from_lags`. None: the pairs are independent.
+    arrivals : dict
+        Per-receiver details of methods that measure arrivals (``dcf77-pn``).
+    notes : list of str
+        Per-pair remarks (pairs that failed, estimator comparisons).
+    method : str
+        ``xcorr`` or ``dcf77-pn/<pair mode>``.
+    """
+
+    pairs: list[PairLag]
+    receivers: dict[str, tuple[float, float]]
+    problems: dict[str, str]
+    toa_sigma_s: dict[str, float] | None = None
+    arrivals: dict[str, dict[str, Any]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    method: str = "xcorr"
+
+    @property
+    def closure_s(self) -> float | None:
+        """``lag_01 + lag_12 − lag_02`` for exactly three receivers and pairs (≈ 0), s."""
+        if len(self.receivers) != 3 or len(self.pairs) != 3:
+            return None
+        p01, p02, p12 = self.pairs
+        return p01.lag_s + p12.lag_s - p02.lag_s
+
+
+def bandpass(
+    x: npt.ArrayLike,
+    fs: float,
+    band_hz: tuple[float, float],
+    numtaps: int = 401,
+    times_s: npt.ArrayLike | None = None,
+) -> npt.NDArray[np.complex128]:
+    """Zero-phase band-pass ``lo ≤ |f| ≤ hi`` of complex baseband (both sides of the carrier).
+
+    A linear-phase FIR (``firwin``, Hamming) applied forwards and backwards (``filtfilt``):
+    no group delay, so the lags are not shifted as long as every recording gets the same
+    filter relative to its own rate. With ``times_s``, each gap-free run
+    (:func:`~.xcorr.contiguous_segments`) is filtered on its own (no filter memory across a
+    gap); a run too short for ``filtfilt`` (≤ 3 × ``numtaps`` samples) is set to 0.
+    """
+    lo, hi = band_hz
+    taps = signal.firwin(numtaps, [lo, hi], pass_zero=False, fs=fs)
+    xc = np.asarray(x, dtype=np.complex128)
+    if times_s is None:
+        return np.asarray(signal.filtfilt(taps, [1.0], xc))
+    segs = contiguous_segments(np.asarray(times_s, dtype=np.float64))
+    if len(segs) == 1:
+        return np.asarray(signal.filtfilt(taps, [1.0], xc))
+    out = np.zeros_like(xc)
+    for i0, i1 in segs:
+        if i1 - i0 > 3 * numtaps:
+            out[i0:i1] = signal.filtfilt(taps, [1.0], xc[i0:i1])
+    return out
+
+
+def _screen(
+    recordings: Sequence[TdoaRecording], min_samples: int
+) -> tuple[list[TdoaRecording], dict[str, str]]:
+    probs: dict[str, str] = {}
+    good: list[TdoaRecording] = []
+    for r in recordings:
+        x = np.asarray(r.samples)
+        t = np.asarray(r.times_s, dtype=float)
+        if x.shape != t.shape or x.size < min_samples:
+            probs[r.name] = f"{x.size} samples / {t.size} times: too short or mismatched"
+        elif not (np.all(np.isfinite(x)) and np.all(np.isfinite(t))):
+            probs[r.name] = "non-finite samples or sample times"
+        elif np.any(np.diff(t) <= 0):
+            probs[r.name] = "sample times do not increase (time base broken)"
+        else:
+            good.append(r)
+    return good, probs
+
+
+def pair_lags(
+    recordings: Sequence[TdoaRecording],
+    *,
+    method: TdoaMethod = "xcorr",
+    options: LagOptions | None = None,
+    speed_m_s: float = SPEED_OF_LIGHT_M_S,
+) -> PairLags:
+    """Lags of every pair of receivers of one emission, with sigmas and quality.
+
+    Parameters
+    ----------
+    recordings : sequence of TdoaRecording
+        The receivers' recordings of the same emission (GPS-timed, gaps allowed).
+    method : {"xcorr", "dcf77-pn"}
+        Module docstring.
+    options : LagOptions, optional
+        Method options (default ``LagOptions()``).
+    speed_m_s : float
+        Propagation speed (the lag search is ±(baseline / speed + 0.5 ms)).
+
+    Returns
+    -------
+    PairLags
+        Never raises for bad recordings: they are in ``problems`` with the reason.
+
+    Raises
+    ------
+    ValueError
+        Unknown ``method`` or invalid options.
+    """
+    opt = options or LagOptions()
+    if method not in ("xcorr", "dcf77-pn"):
+        raise ValueError(f"unknown TDOA method {method!r}: xcorr or dcf77-pn")
+    good, probs = _screen(recordings, 64 * opt.n_windows)
+    notes: list[str] = []
+    pos = {r.name: (r.lat_deg, r.lon_deg) for r in good}
+
+    def max_lag_s(a: str, b: str) -> float:
+        _, _, d = _GEOD.inv(pos[a][1], pos[a][0], pos[b][1], pos[b][0])
+        return float(d) / speed_m_s + 5e-4
+
+    lags: dict[tuple[str, str], PairLag] = {}
+    arrivals: dict[str, dict[str, Any]] = {}
+    toa_sigma: dict[str, float] = {}
+    if method == "xcorr":
+        edges = passband_edges(*opt.band_hz, opt.n_subbands) if opt.n_subbands else None
+        filt = {
+            r.name: bandpass(r.samples, r.sample_rate_hz, opt.band_hz, times_s=r.times_s)
+            for r in good
+        }
+        for ra, rb in itertools.combinations(good, 2):
+            try:
+                m = measure_lag(
+                    filt[ra.name],
+                    ra.times_s,
+                    filt[rb.name],
+                    rb.times_s,
+                    max_lag_s=max_lag_s(ra.name, rb.name),
+                    n_windows=opt.n_windows,
+                    subband_edges_hz=edges,
+                )
+            except ValueError as exc:
+                notes.append(f"{ra.name}–{rb.name}: {exc}")
+                continue
+            lags[(ra.name, rb.name)] = PairLag(
+                ra.name,
+                rb.name,
+                m.lag_s,
+                m.sigma_total_s,
+                m.quality,
+                sigma_stat_s=m.sigma_s,
+                sigma_sys_s=m.sigma_sys_s,
+            )
+    else:
+        chans: dict[str, PnChannel] = {}
+        for r in good:
+            try:
+                ch = pn_channel(r.samples, r.times_s, band_hz=opt.pn_band_hz)
+            except ValueError as exc:
+                probs[r.name] = f"DCF77 matched filter: {exc}"
+                continue
+            chans[r.name] = ch
+            toa_sigma[r.name] = ch.toa_sigma_s
+            arrivals[r.name] = {
+                "toa_us": ch.toa_s * 1e6,
+                "toa_sigma_us": ch.toa_sigma_s * 1e6,
+                "peak_snr": ch.peak_snr,
+                "n_seconds": int(ch.seconds.size),
+                "bits": "".join(str(int(b)) for b in ch.bits),
+            }
+        mode = opt.pn_pair_mode
+        for ra, rb in itertools.combinations([r for r in good if r.name in chans], 2):
+            max_lag = max_lag_s(ra.name, rb.name)
+            nsub = opt.pn_subbands if opt.pn_systematic == "subbands" else 0
+            try:
+                pm = pn_lag(
+                    chans[ra.name],
+                    chans[rb.name],
+                    max_lag_s=max_lag,
+                    pair_mode=mode,
+                    n_subbands=nsub,
+                )
+                other = pn_lag(
+                    chans[ra.name],
+                    chans[rb.name],
+                    max_lag_s=max_lag,
+                    pair_mode="cross" if mode == "toa" else "toa",
+                    n_subbands=0,
+                )
+            except ValueError as exc:
+                notes.append(f"{ra.name}–{rb.name}: {exc}")
+                continue
+            sys = {
+                "estimators": abs(pm.lag_s - other.lag_s) / math.sqrt(2.0),
+                "subbands": pm.sigma_sys_s,
+                "none": 0.0,
+            }[opt.pn_systematic]
+            notes.append(
+                f"{rb.name}−{ra.name}: toa/cross lags "
+                f"{(pm.lag_s if mode == 'toa' else other.lag_s) * 1e6:.2f} / "
+                f"{(other.lag_s if mode == 'toa' else pm.lag_s) * 1e6:.2f} µs"
+            )
+            lags[(ra.name, rb.name)] = PairLag(
+                ra.name,
+                rb.name,
+                pm.lag_s,
+                math.hypot(pm.sigma_stat_s, sys),
+                pm.quality,
+                sigma_stat_s=pm.sigma_stat_s,
+                sigma_sys_s=sys,
+            )
+    for r in good:
+        if r.name in probs:
+            continue
+        qs = [p.quality for k, p in lags.items() if r.name in k]
+        if not qs:
+            probs[r.name] = (
+                "no overlap in time with any other recording"
+                if len(good) > 1
+                else "no other recording to pair with"
+            )
+        elif max(qs) < opt.min_quality:
+            probs[r.name] = f"weak correlation with every other recording (best {max(qs):.3f})"
+    used = {r.name: (r.lat_deg, r.lon_deg) for r in good if r.name not in probs}
+    pairs = [p for p in lags.values() if p.a in used and p.b in used]
+    shared = method == "dcf77-pn" and opt.pn_pair_mode == "toa"
+    return PairLags(
+        pairs=pairs,
+        receivers=used,
+        problems=probs,
+        toa_sigma_s={k: v for k, v in toa_sigma.items() if k in used} if shared else None,
+        arrivals=arrivals,
+        notes=notes,
+        method=method if method == "xcorr" else f"{method}/{opt.pn_pair_mode}",
+    )
