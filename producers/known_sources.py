@@ -209,4 +209,3 @@ class TruthPublisher:
 
     def flush(self, timeout_s: float = 30.0) -> int:
         return self.inner.flush(timeout_s)
-

@@ -313,9 +313,7 @@ def _passes(rec: RecordingReceiver, period_ns: int, stop: threading.Event) -> It
             if n == 0:
                 shift = base + k * period_ns - c.t_ns
             n += 1
-            yield c if k == 0 else replace(
-                c, t_ns=c.t_ns + shift, seq=seq, event_id=new_event_id()
-            )
+            yield c if k == 0 else replace(c, t_ns=c.t_ns + shift, seq=seq, event_id=new_event_id())
             seq += 1
         if n == 0:
             return
