@@ -375,3 +375,37 @@ def test_loop_continues_event_time_by_whole_seconds(
     assert [c.seq for c in iq] == list(range(16))
     assert len({c.event_id for c in iq}) == 16
     assert np.array_equal(iq[12].iq, iq[0].iq) and iq[12].clock is ClockSource.GPS
+
+
+class _Producer:
+    def poll(self, timeout: float = 0) -> int:
+        return 0
+
+
+def test_recordings_beside_a_live_receiver(tmp_path: Path, offline: HeimdallSettings) -> None:
+    """A live receiver that cannot connect and a recording: the recording is replayed on its
+    own thread and the run ends with the live receivers (here: when the test says stop)."""
+    a = kiwi_wav(tmp_path, "AAA", n_blocks=50)
+    net = parse_network(
+        {
+            "replay": {"pace": "fast"},
+            "runtime": {"backoff_base_s": 0.05, "backoff_cap_s": 0.1},
+            "receivers": [
+                {"id": "rtl-down", "kind": "rtltcp", "address": "127.0.0.1:9",
+                 "position": {"lat": 45, "lon": 7}, "options": {"freq_hz": 145.5e6}},
+                {"id": "kiwi-a", "kind": "kiwi-wav", "options": {"path": str(a)}},
+            ],
+            "sources": [{"id": "dcf77", "lat": 50.0152, "lon": 9.0112, "freq_hz": 77500}],
+        }
+    )  # fmt: skip
+    stop = threading.Event()
+    pub = FakePublisher(stop_after_iq=10, stop=stop)  # the recording's last chunk
+    pub.producer = _Producer()
+    result = run_network(offline, net, publisher=pub, stop=stop)
+    assert result.replay is not None and result.replay.chunks == {"kiwi-a": 10}
+    assert [s.receiver_id for s in result.summary.adapters] == ["rtl-down"]
+    assert result.summary.adapters[0].chunks == 0  # nothing to connect to
+    assert result.truths == {"dcf77": 3} and len(pub.of(offline.topics.truth)) == 3
+    assert {e[2].receiver_id for e in pub.events if e[0] == offline.topics.receivers} == {
+        "rtl-down", "kiwi-a"
+    }  # fmt: skip
