@@ -203,9 +203,14 @@ class Runtime:
                 self._drain(live, t0)
 
     def _drain(self, live: Live | None, t0: float) -> None:
-        """After a finite simulation or recording: wait until no topic grows any more."""
+        """After a finite simulation or recording: wait until no topic grows any more.
+
+        At most ``drain_timeout_s``, and never past ``duration_s`` from the start.
+        """
         assert self.monitor is not None
         deadline = time.monotonic() + self.options.drain_timeout_s
+        if self.options.duration_s is not None:
+            deadline = min(deadline, t0 + self.options.duration_s)
         last: dict[str, int] = {}
         stable_since = time.monotonic()
         while time.monotonic() < deadline and not self.stop_event.is_set():
