@@ -62,6 +62,7 @@ def kiwi_wav(
     offset_s: float = 0.0,
     position: tuple[float, float] | None = (50.0, 8.0),
     seed: int = 1,
+    gps_age_s: int = 0,
 ) -> Path:
     """A KiwiSDR IQ WAV of ``n_blocks`` blocks stamped at ``rate_hz`` from 10:41:56 UTC
     (+ ``offset_s``), optionally 3 packets lost after block ``lost_after``, with its
@@ -75,7 +76,7 @@ def kiwi_wav(
     rng = np.random.default_rng(seed)
     iq = (rng.integers(-3000, 3000, size=2 * n_blocks * 512) / 32768).astype(np.float32)
     path = folder / f"{STAMP}_{int(FREQ_HZ)}_{station}_iq.wav"
-    write_kiwi_wav(path, iq.view(np.complex64), t)
+    write_kiwi_wav(path, iq.view(np.complex64), t, last_gps_solution=gps_age_s)
     if position is not None:
         lat, lon = position
         (folder / f"{station}.gnss_pos.txt").write_text(
@@ -227,6 +228,23 @@ def test_unusable_recordings_are_left_out_with_their_reason(
     doc2 = {"receivers": [{"id": "fast", "kind": "kiwi-wav", "options": wide}]}
     recs2, skipped2 = build_recordings(parse_network(doc2))
     assert [r.receiver_id for r in recs2] == ["fast"] and not skipped2
+
+
+def test_a_recording_without_gps_time_is_published_with_a_free_clock(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    stale = kiwi_wav(tmp_path, "STALE", gps_age_s=255)  # the receiver never had a GPS fix
+    doc = {"receivers": [{"id": "k", "kind": "kiwi-wav", "options": {"path": str(stale)}}]}
+    with caplog.at_level(logging.WARNING, logger="heimdall.producers"):
+        recs, skipped = build_recordings(parse_network(doc))
+    assert not skipped
+    assert any("fewer than two good GPS stamps: published with clock=free" in m
+               for m in caplog.messages)  # fmt: skip
+    chunks = list(recs[0].make().chunks)
+    assert len(chunks) == 12 and {c.clock for c in chunks} == {ClockSource.FREE}
+    # timed from the file name instead, at the nominal rate
+    assert chunks[0].t_ns == START_NS
+    assert chunks[1].t_ns - chunks[0].t_ns == round(5 * 512 / 12_001 * 1e9)
 
 
 def test_a_network_whose_recordings_are_all_unusable_says_why(
