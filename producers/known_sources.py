@@ -11,10 +11,10 @@ broadcast station)::
         freq_hz: 77500
         channel_id: 0.0775MHz      # optional; default channel_id_for(freq_hz)
         tx_power_dbm: 77           # optional; unknown when absent
-        schedule:                  # optional; always on when absent
-          period_s: 180            # on for on_s seconds of every period_s seconds,
-          on_s: 10                 # starting offset_s seconds after every whole multiple
-          offset_s: 0              # of period_s since 1970-01-01T00:00:00Z (UTC)
+        schedule:                  # optional; always on when absent (the simulator's
+          period_s: 180            # ScheduleSpec): on while (t − offset_s) mod period_s
+          on_s: 10                 # < on_s, t the UTC time in s since the epoch
+          offset_s: 0
 
 Every chunk that goes to the IQ topic says which moment the receivers heard (its event time
 ``t_ns``) and which band (``center_freq_hz ± sample_rate_hz / 2``). For each source whose
@@ -33,19 +33,20 @@ adapters (:class:`~heimdall.producers.adapters.pump.KafkaPump`) label the same w
 
 from __future__ import annotations
 
-import re
 import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from heimdall.core.channels import channel_id_for
+from heimdall.core.ids import check_key_id
 from heimdall.core.settings import TopicNames
 from heimdall.producers.adapters.pump import EventPublisher
+from heimdall.producers.sim.motion import ScheduleSpec
 from heimdall.schemas.models import IqChunk, Position, Truth
 
-__all__ = ["ScheduleSpec", "SourceSpec", "TruthClock", "TruthPublisher"]
+__all__ = ["SourceSpec", "TruthClock", "TruthPublisher"]
 
 _NS = 1_000_000_000
 #: A chunk this many intervals before the last truth of a source starts a new time line (a
@@ -57,32 +58,10 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class ScheduleSpec(_Strict):
-    """On ``on_s`` seconds out of every ``period_s``, from ``offset_s`` past each period start.
-
-    With t the UTC time in s since the epoch, the source transmits when
-    ``(t − offset_s) mod period_s < on_s``.
-    """
-
-    period_s: float = Field(gt=0)
-    on_s: float = Field(gt=0)
-    offset_s: float = 0.0
-
-    @model_validator(mode="after")
-    def _on_within_period(self) -> ScheduleSpec:
-        if self.on_s > self.period_s:
-            raise ValueError(f"on_s {self.on_s:g} must be at most period_s {self.period_s:g}")
-        return self
-
-    def on(self, t_ns: int) -> bool:
-        """Whether the source transmits at ``t_ns`` (UTC ns since the epoch)."""
-        return (t_ns / _NS - self.offset_s) % self.period_s < self.on_s
-
-
 class SourceSpec(_Strict):
     """One known transmitter of the network file (see the module docstring)."""
 
-    id: str = Field(min_length=1, max_length=128)
+    id: Annotated[str, Field(min_length=1, max_length=128), AfterValidator(check_key_id)]
     lat: float = Field(ge=-90.0, le=90.0)
     lon: float = Field(ge=-180.0, le=180.0)
     alt: float = 0.0
@@ -90,13 +69,6 @@ class SourceSpec(_Strict):
     channel_id: str | None = Field(None, min_length=1)
     tx_power_dbm: float | None = None
     schedule: ScheduleSpec | None = None
-
-    @field_validator("id")
-    @classmethod
-    def _id_chars(cls, v: str) -> str:
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._:-]*", v):
-            raise ValueError(f"{v!r} must be letters, digits and . _ : - (it is the Kafka key)")
-        return v
 
     @property
     def channel(self) -> str:
@@ -116,18 +88,8 @@ class SourceSpec(_Strict):
             freq_hz=self.freq_hz,
             channel_id=self.channel,
             tx_power_dbm=self.tx_power_dbm,
-            transmitting=self.schedule.on(t_ns) if self.schedule is not None else True,
+            transmitting=self.schedule is None or bool(self.schedule.is_on(t_ns, 0.0)),
         )
-
-
-def unique_source_ids(sources: Sequence[SourceSpec]) -> Sequence[SourceSpec]:
-    """``sources`` unchanged, or ValueError naming an id given twice."""
-    seen: set[str] = set()
-    for s in sources:
-        if s.id in seen:
-            raise ValueError(f"source id {s.id!r} appears more than once")
-        seen.add(s.id)
-    return sources
 
 
 class TruthClock:

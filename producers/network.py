@@ -57,17 +57,26 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from heimdall.core.errors import ConfigError, HeimdallError
+from heimdall.core.ids import check_key_id, first_repeated
 from heimdall.core.settings import HeimdallSettings
 from heimdall.producers.adapters.base import AdapterOptions, ReceiverAdapter, ReceiverInfo
 from heimdall.producers.adapters.pump import EventPublisher
 from heimdall.producers.adapters.runtime import RunSummary, run_adapters
-from heimdall.producers.known_sources import SourceSpec, TruthPublisher, unique_source_ids
+from heimdall.producers.known_sources import SourceSpec, TruthPublisher
 from heimdall.producers.network_recordings import (
     RECORDING_KINDS,
     KiwiWavOptions,
@@ -165,7 +174,7 @@ class RuntimeSpec(_Strict):
 class ReceiverSpec(_Strict):
     """One receiver of the network file (``options`` is validated per kind)."""
 
-    id: str = Field(min_length=1, max_length=128)
+    id: Annotated[str, Field(min_length=1, max_length=128), AfterValidator(check_key_id)]
     kind: Kind
     address: str | None = Field(None, description="host:port, or the receiver's URL")
     position: PositionSpec | None = None
@@ -182,13 +191,6 @@ class ReceiverSpec(_Strict):
             data = dict(data)
             data["address"] = data.pop("url")
         return data
-
-    @field_validator("id")
-    @classmethod
-    def _id_chars(cls, v: str) -> str:
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._:-]*", v):
-            raise ValueError(f"{v!r} must be letters, digits and . _ : - (it is the Kafka key)")
-        return v
 
     @model_validator(mode="after")
     def _positioned(self) -> ReceiverSpec:
@@ -222,16 +224,15 @@ class NetworkSpec(_Strict):
     @field_validator("sources")
     @classmethod
     def _unique_sources(cls, v: tuple[SourceSpec, ...]) -> tuple[SourceSpec, ...]:
-        return tuple(unique_source_ids(v))
+        if (again := first_repeated(s.id for s in v)) is not None:
+            raise ValueError(f"source id {again!r} appears more than once")
+        return v
 
     @field_validator("receivers")
     @classmethod
     def _unique_ids(cls, v: tuple[ReceiverSpec, ...]) -> tuple[ReceiverSpec, ...]:
-        seen: set[str] = set()
-        for r in v:
-            if r.id in seen:
-                raise ValueError(f"receiver id {r.id!r} appears more than once")
-            seen.add(r.id)
+        if (again := first_repeated(r.id for r in v)) is not None:
+            raise ValueError(f"receiver id {again!r} appears more than once")
         return v
 
 

@@ -45,7 +45,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
@@ -158,11 +158,17 @@ class ReplaySpec(BaseModel):
     pace: float | Literal["fast"] = 1.0
     loop: bool = False
 
-    @field_validator("pace")
+    @field_validator("pace", mode="before")
     @classmethod
-    def _positive(cls, v: float | str) -> float | str:
-        if not isinstance(v, str) and not v > 0:
-            raise ValueError("pace must be positive (1 = real time) or fast")
+    def _positive(cls, v: Any) -> Any:
+        if v == "fast":
+            return v
+        try:
+            ok = float(v) > 0
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise ValueError("pace must be a positive number (1 = real time) or fast")
         return v
 
     @property
