@@ -504,7 +504,7 @@ def build_recordings(net: NetworkSpec) -> tuple[list[RecordingReceiver], list[st
                 position=r.position.to_position() if r.position is not None else None,
                 calibration_offset_db=r.calibration_offset_db,
             )
-        except HeimdallError as exc:
+        except (HeimdallError, OSError, ValueError) as exc:
             skipped.append(f"receivers[{i}] {r.id!r}: {exc}")
             continue
         for note in rec.notes:

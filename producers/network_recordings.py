@@ -49,7 +49,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from heimdall.core.errors import RecordingError
+from heimdall.core.errors import HeimdallError, RecordingError
 from heimdall.core.ids import new_event_id
 from heimdall.core.settings import HeimdallSettings
 from heimdall.producers.adapters.pump import EventPublisher
@@ -326,6 +326,18 @@ def _passes(rec: RecordingReceiver, period_ns: int, stop: threading.Event) -> It
         k += 1
 
 
+def _guarded(receiver_id: str, chunks: Iterable[IqChunk]) -> Iterator[IqChunk]:
+    """``chunks`` until the recording fails to give one (a file cut short or changed while
+    it is replayed): then one line says why and this receiver ends, the others go on."""
+    n = 0
+    try:
+        for c in chunks:
+            yield c
+            n += 1
+    except (HeimdallError, OSError, ValueError) as exc:
+        log.error("%s: the recording stopped after %d chunks: %s", receiver_id, n, exc)
+
+
 def replay_recordings(
     settings: HeimdallSettings,
     recordings: Sequence[RecordingReceiver],
@@ -345,6 +357,7 @@ def replay_recordings(
         period = loop_period_ns(recordings)
         looped: list[Iterable[IqChunk]] = [_passes(r, period, stop) for r in recordings]
         sources = [replace(s, chunks=c) for s, c in zip(sources, looped, strict=True)]
+    sources = [replace(s, chunks=_guarded(s.receiver_id, s.chunks)) for s in sources]
     return replay(
         settings,
         sources,

@@ -3,6 +3,7 @@ parsing, the reasons a recording is left out, and a whole run through a recordin
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -12,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from heimdall.core.errors import ConfigError
+from heimdall.core.errors import ConfigError, RecordingError
 from heimdall.core.settings import HeimdallSettings, load_settings
 from heimdall.producers.network import build_recordings, load_network, parse_network, run_network
 from heimdall.producers.network_recordings import ReplaySpec, loop_period_ns, replay_recordings
@@ -427,3 +428,34 @@ def test_recordings_beside_a_live_receiver(tmp_path: Path, offline: HeimdallSett
     assert {e[2].receiver_id for e in pub.events if e[0] == offline.topics.receivers} == {
         "rtl-down", "kiwi-a"
     }  # fmt: skip
+
+
+def test_a_recording_that_fails_midway_ends_alone(
+    tmp_path: Path, offline: HeimdallSettings, caplog: pytest.LogCaptureFixture
+) -> None:
+    a = kiwi_wav(tmp_path, "AAA", n_blocks=50)
+    b = kiwi_wav(tmp_path, "BBB", n_blocks=50, seed=2)
+    net = parse_network(
+        {"replay": {"pace": "fast"},
+         "receivers": [{"id": i, "kind": "kiwi-wav", "options": {"path": str(p)}}
+                       for i, p in (("kiwi-a", a), ("kiwi-b", b))]}
+    )  # fmt: skip
+    recs, _ = build_recordings(net)
+
+    def failing(make: Any) -> Any:
+        def chunks() -> Any:
+            for k, c in enumerate(make().chunks):
+                if k == 3:
+                    raise RecordingError(f"{a}: cannot read samples: cut short")
+                yield c
+
+        return lambda: dataclasses.replace(make(), chunks=chunks())
+
+    recs[0] = dataclasses.replace(recs[0], make=failing(recs[0].make))
+    pub = FakePublisher()
+    with caplog.at_level(logging.ERROR, logger="heimdall.producers"):
+        stats = replay_recordings(offline, recs, net.replay, publisher=pub)
+    assert stats.chunks == {"kiwi-a": 3, "kiwi-b": 10} and not stats.stopped
+    assert f"kiwi-a: the recording stopped after 3 chunks: {a}: cannot read samples: cut short" in (
+        caplog.messages
+    )
