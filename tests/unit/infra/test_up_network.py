@@ -43,10 +43,15 @@ def test_network_excludes_the_simulator_options(
     assert f"be combined with {named} (" in msg and "\n" not in msg
 
 
-def test_a_bad_network_file_is_one_line_before_anything_starts(tmp_path: Path) -> None:
+def test_a_bad_network_file_is_one_line_before_anything_starts(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
     net = tmp_path / "net.yaml"
     net.write_text(NET.replace("lat: 1", "lat: 100"))
-    r = CliRunner().invoke(app, ["up", "--network", str(net)])
+    monkeypatch.chdir(tmp_path)
+    r = CliRunner().invoke(
+        app, ["up", "--network", str(net)], env={"HEIMDALL_DATA_DIR": ".heimdall"}
+    )
     assert isinstance(r.exception, ConfigError)
     assert str(r.exception).startswith(
         f"{net}: receivers[0].position.lat: Input should be less than or equal to 90 (got 100)"
