@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 import uuid
+from collections.abc import Iterable
 
 _lock = threading.Lock()
 _last_ms = 0
@@ -48,3 +50,27 @@ def _compose(ms: int, counter: int) -> uuid.UUID:
 def new_event_id() -> str:
     """A fresh UUIDv7 as its canonical string."""
     return str(uuid7())
+
+
+_KEY_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]*")
+
+
+def check_key_id(value: str) -> str:
+    """``value`` if it can name a receiver or a source, else ValueError.
+
+    Such an id is a Kafka key and a ClickHouse column value, typed by hand in network files:
+    letters, digits and ``. _ : -``, starting with a letter or digit.
+    """
+    if not _KEY_ID.fullmatch(value):
+        raise ValueError(f"{value!r} must be letters, digits and . _ : - (it is the Kafka key)")
+    return value
+
+
+def first_repeated(ids: Iterable[str]) -> str | None:
+    """The first id that appears a second time in ``ids``, or None when all differ."""
+    seen: set[str] = set()
+    for i in ids:
+        if i in seen:
+            return i
+        seen.add(i)
+    return None

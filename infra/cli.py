@@ -34,9 +34,18 @@ def up(
     sim_seconds: Annotated[
         float | None, typer.Option(help="simulate this much signal time, then drain and stop")
     ] = None,
-    scenario: Annotated[str, typer.Option(help="simulated scenario")] = "seed-network",
+    scenario: Annotated[
+        str | None, typer.Option(help="simulated scenario (default seed-network)")
+    ] = None,
     seed: Annotated[int, typer.Option(help="simulator seed")] = 1,
     no_sim: Annotated[bool, typer.Option("--no-sim", help="run without the simulator")] = False,
+    network: Annotated[
+        Path | None,
+        typer.Option(
+            help="run this network file's receivers (recordings, live receivers, known "
+            "sources) instead of the simulator; recordings that end end the run"
+        ),
+    ] = None,
     workers: Annotated[
         int | None,
         typer.Option(min=1, help="stream worker processes sharing the partitions (default: cores)"),
@@ -49,6 +58,19 @@ def up(
     from heimdall.infra.runtime import Runtime, UpOptions, log_to_file
     from heimdall.infra.summary import print_summary
 
+    if network is not None:
+        from heimdall.core.errors import ConfigError
+        from heimdall.producers.network import load_network
+
+        clash = [flag for flag, given in (("--scenario", scenario is not None),
+                 ("--no-sim", no_sim), ("--sim-seconds", sim_seconds is not None),
+                 ("--fast", fast)) if given]  # fmt: skip
+        if clash:
+            raise ConfigError(
+                f"--network runs a network file instead of the simulator: it cannot be "
+                f"combined with {', '.join(clash)} (the file's replay: section sets the pace)"
+            )
+        load_network(network)  # a mistake in the file is one line, before anything starts
     settings = _settings()
     log_to_file(settings.data_dir / "logs" / "heimdall.log", settings.log_level)
     for where, how in settings.describe().items():
@@ -57,10 +79,11 @@ def up(
         duration_s=duration,
         sim_seconds=sim_seconds,
         realtime=not fast,
-        scenario=scenario,
+        scenario=scenario or "seed-network",
         seed=seed,
-        simulate=not no_sim,
+        simulate=not no_sim and network is None,
         workers=workers,
+        network=network,
     )
     summary = Runtime(settings, opts, console).run()
     print_summary(summary, console)

@@ -13,7 +13,8 @@ To wire them::
     receiver_app.command("kiwisdr")(cli_receivers.receiver_kiwisdr)
     app.add_typer(receiver_app, name="receiver")
 
-giving ``heimdall receivers run NETWORK_FILE [--duration S]``,
+giving ``heimdall receivers run NETWORK_FILE [--duration S]`` (live receivers and
+recordings; a network of recordings only ends when they do),
 ``heimdall receiver rtltcp --host H --port P --freq HZ [--gain DB] ...``,
 ``heimdall receiver openwebrx --url ws://host:8073/ws/ --freq HZ [--mod nfm] ...`` (channel
 power measurements to the features topic) and
@@ -112,7 +113,26 @@ def receivers_run(
     network = load_network(network_file)  # validate before touching Kafka
     _prepare(settings)
     result = run_network(settings, network, duration_s=duration)
-    print_run_summary(result.summary, err_console, result.skipped)
+    if result.summary.adapters or not result.replay:
+        print_run_summary(result.summary, err_console, result.skipped)
+    else:
+        for line in result.skipped:
+            err_console.print(f"[yellow]not run:[/yellow] {line}")
+    if result.replay is not None:
+        st = result.replay
+        err_console.print(
+            f"recordings: published {sum(st.chunks.values())} chunks "
+            f"({', '.join(f'{k}: {v}' for k, v in st.chunks.items())}) in {st.wall_s:.1f} s"
+            + (" (stopped)" if st.stopped else "")
+        )
+    if result.truths:
+        err_console.print(
+            "known sources: published "
+            + ", ".join(f"{k}: {v} truths" for k, v in result.truths.items())
+        )
+    undelivered = result.summary.undelivered + (result.replay.undelivered if result.replay else 0)
+    if undelivered:
+        raise typer.Exit(1)
 
 
 def receiver_rtltcp(

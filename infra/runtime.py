@@ -2,13 +2,16 @@
 
 Embedded (nothing set): a Tansu broker child process on loopback, chDB in ``<data dir>/chdb``
 owned by this process (the ClickHouse sink runs in a thread here), the Faust worker and the
-simulated receiver network as child processes. Setting ``KAFKA_BOOTSTRAP_SERVERS`` and
+simulated receiver network as child processes; with ``network`` set, a network file's
+receivers (``heimdall receivers run FILE``: recordings, live receivers, known sources) run
+as the child instead of the simulator. Setting ``KAFKA_BOOTSTRAP_SERVERS`` and
 ``CLICKHOUSE_URL`` runs the same stages against real services: only the broker launch is
 skipped.
 
-It ends on ``--duration``, Ctrl-C or SIGTERM, stopping the producers first, letting the
-stages drain, then the worker, the sink (flush and commit) and the broker, and prints a
-summary read back from ClickHouse.
+It ends on ``--duration``, Ctrl-C or SIGTERM, or when the producer child ends by itself (a
+finite simulation, a network's recordings at their end: the stages drain first), stopping
+the producers first, letting the stages drain, then the worker, the sink (flush and commit)
+and the broker, and prints a summary read back from ClickHouse.
 """
 
 from __future__ import annotations
@@ -60,6 +63,8 @@ class UpOptions:
     ``duration_s``: stop after this much wall-clock time (None: until stopped).
     ``sim_seconds``: simulate this much signal time, then drain and stop (None: unbounded).
     ``realtime``: pace the simulator at real time; otherwise as fast as possible.
+    ``network``: run this network file's receivers instead of the simulator (``simulate``
+    must be False); they end, and ``up`` drains and stops, when its recordings end.
     """
 
     duration_s: float | None = None
@@ -70,6 +75,7 @@ class UpOptions:
     simulate: bool = True
     live: bool = True
     drain_timeout_s: float = 60.0
+    network: Path | None = None
     workers: int | None = None
     """Stream worker processes sharing the partitions (None: one per CPU core)."""
 
@@ -114,7 +120,10 @@ class Runtime:
             self.children.append(worker.start())
 
     def _start_producers(self, env: dict[str, str]) -> None:
-        if self.options.simulate:
+        if self.options.network is not None:
+            args = ["receivers", "run", str(self.options.network.absolute())]
+            self.children.append(Child("network", args, env, self.logs / "network.log").start())
+        elif self.options.simulate:
             args = ["simulate", self.options.scenario, "--seed", str(self.options.seed)]
             if self.options.sim_seconds is not None:
                 args += ["--duration", str(self.options.sim_seconds)]
@@ -161,7 +170,8 @@ class Runtime:
             restore()
 
     def _simulator(self) -> Child | None:
-        return next((c for c in self.children if c.name == "simulator"), None)
+        """The producer child: the simulator, or the network's receivers."""
+        return next((c for c in self.children if c.name in ("simulator", "network")), None)
 
     def _watch(self, t0: float) -> None:
         opts = self.options
@@ -178,7 +188,7 @@ class Runtime:
                     break
                 if sim is not None and not sim.running:
                     if sim.returncode != 0:
-                        self.console.print(f"[red]simulator exited with {sim.returncode}:[/red]")
+                        self.console.print(f"[red]{sim.name} exited with {sim.returncode}:[/red]")
                         self.console.print(sim.tail())
                     break
                 dead = next((w for w in self._workers() if not w.running), None)
@@ -193,9 +203,14 @@ class Runtime:
                 self._drain(live, t0)
 
     def _drain(self, live: Live | None, t0: float) -> None:
-        """After a finite simulation: wait until no topic grows any more."""
+        """After a finite simulation or recording: wait until no topic grows any more.
+
+        At most ``drain_timeout_s``, and never past ``duration_s`` from the start.
+        """
         assert self.monitor is not None
         deadline = time.monotonic() + self.options.drain_timeout_s
+        if self.options.duration_s is not None:
+            deadline = min(deadline, t0 + self.options.duration_s)
         last: dict[str, int] = {}
         stable_since = time.monotonic()
         while time.monotonic() < deadline and not self.stop_event.is_set():

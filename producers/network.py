@@ -25,11 +25,26 @@ path (``network.yaml: receivers[1].position.lat: Input should be less than or eq
           freq_hz: 145.5e6
           gain_db: 29.7
           sample_rate_hz: 1152000
+      - id: kiwi-df0kl                    # a recording as a receiver (kiwi-wav, sigmf)
+        kind: kiwi-wav
+        options: {path: 20171127T104156Z_77500_DF0KL_iq.wav}   # relative to this file
+    replay: {pace: 1.0, loop: false}      # optional: pace of the recordings ("fast")
+    sources:                              # optional: known transmitters, labelled as Truth
+      - {id: dcf77, lat: 50.0152, lon: 9.0112, freq_hz: 77500}
+
+The recording kinds and the ``replay`` section are described in
+:mod:`heimdall.producers.network_recordings`, ``sources`` in
+:mod:`heimdall.producers.known_sources`. A recording receiver's ``position`` is optional
+(the recording's own is used: a KiwiSDR station's ``gnss_pos`` file, SigMF's
+``core:geolocation``); every other kind needs one.
 
 :func:`run_network` runs every receiver whose kind has an adapter in one process (one
-asyncio loop, one producer); receivers of kinds without an adapter yet are reported, not
-silently ignored. Adding a kind: an options model (pydantic, ``extra="forbid"``) and a
-builder in :data:`KINDS`.
+asyncio loop, one producer) and replays every recording receiver (merged by event time, on a
+thread of its own when live receivers run too); receivers of kinds that cannot run, and
+recordings that cannot be used, are reported (one line each), not silently ignored. With
+``sources``, every IQ chunk published carries the truth of the known sources it hears
+(:class:`~heimdall.producers.known_sources.TruthPublisher`). Adding a kind: an options
+model (pydantic, ``extra="forbid"``) and a builder in :data:`KINDS`.
 """
 
 from __future__ import annotations
@@ -38,19 +53,41 @@ import json
 import logging
 import re
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from heimdall.core.errors import ConfigError
+from heimdall.core.errors import ConfigError, HeimdallError
+from heimdall.core.ids import check_key_id, first_repeated
 from heimdall.core.settings import HeimdallSettings
 from heimdall.producers.adapters.base import AdapterOptions, ReceiverAdapter, ReceiverInfo
+from heimdall.producers.adapters.pump import EventPublisher
 from heimdall.producers.adapters.runtime import RunSummary, run_adapters
+from heimdall.producers.known_sources import SourceSpec, TruthPublisher
+from heimdall.producers.network_recordings import (
+    RECORDING_KINDS,
+    KiwiWavOptions,
+    RecordingReceiver,
+    ReplaySpec,
+    SigmfOptions,
+    open_recording,
+    replay_recordings,
+)
 from heimdall.producers.publisher import Publisher
+from heimdall.producers.recordings.replay import ReplayStats
 from heimdall.schemas.models import Band, Position, SampleFormat
 
 __all__ = [
@@ -63,6 +100,7 @@ __all__ = [
     "ReceiverSpec",
     "RtlTcpOptions",
     "build_adapters",
+    "build_recordings",
     "load_network",
     "parse_network",
     "run_network",
@@ -136,10 +174,10 @@ class RuntimeSpec(_Strict):
 class ReceiverSpec(_Strict):
     """One receiver of the network file (``options`` is validated per kind)."""
 
-    id: str = Field(min_length=1, max_length=128)
+    id: Annotated[str, Field(min_length=1, max_length=128), AfterValidator(check_key_id)]
     kind: Kind
     address: str | None = Field(None, description="host:port, or the receiver's URL")
-    position: PositionSpec
+    position: PositionSpec | None = None
     antenna: str | None = None
     calibration_offset_db: float = 0.0
     bands: tuple[BandSpec, ...] = ()
@@ -154,14 +192,15 @@ class ReceiverSpec(_Strict):
             data["address"] = data.pop("url")
         return data
 
-    @field_validator("id")
-    @classmethod
-    def _id_chars(cls, v: str) -> str:
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._:-]*", v):
-            raise ValueError(f"{v!r} must be letters, digits and . _ : - (it is the Kafka key)")
-        return v
+    @model_validator(mode="after")
+    def _positioned(self) -> ReceiverSpec:
+        if self.position is None and self.kind not in RECORDING_KINDS:
+            raise ValueError(f"position: a {self.kind} receiver needs position: {{lat, lon}}")
+        return self
 
     def info(self) -> ReceiverInfo:
+        if self.position is None:
+            raise ConfigError(f"receiver {self.id!r}: no position")
         return ReceiverInfo(
             receiver_id=self.id,
             kind=self.kind,
@@ -178,16 +217,22 @@ class NetworkSpec(_Strict):
 
     name: str | None = None
     runtime: RuntimeSpec = Field(default_factory=RuntimeSpec)
+    replay: ReplaySpec = Field(default_factory=ReplaySpec)
     receivers: tuple[ReceiverSpec, ...] = Field(min_length=1)
+    sources: tuple[SourceSpec, ...] = ()
+
+    @field_validator("sources")
+    @classmethod
+    def _unique_sources(cls, v: tuple[SourceSpec, ...]) -> tuple[SourceSpec, ...]:
+        if (again := first_repeated(s.id for s in v)) is not None:
+            raise ValueError(f"source id {again!r} appears more than once")
+        return v
 
     @field_validator("receivers")
     @classmethod
     def _unique_ids(cls, v: tuple[ReceiverSpec, ...]) -> tuple[ReceiverSpec, ...]:
-        seen: set[str] = set()
-        for r in v:
-            if r.id in seen:
-                raise ValueError(f"receiver id {r.id!r} appears more than once")
-            seen.add(r.id)
+        if (again := first_repeated(r.id for r in v)) is not None:
+            raise ValueError(f"receiver id {again!r} appears more than once")
         return v
 
 
@@ -315,11 +360,13 @@ class KindSpec:
     """How to build an adapter of one kind (``build=None``: the kind has no adapter yet).
 
     ``options`` validates the receiver's ``options`` mapping when the file is loaded.
+    ``recording``: the kind is a recording, replayed by :func:`build_recordings`.
     """
 
     build: Callable[[ReceiverSpec, AdapterOptions], ReceiverAdapter] | None
     options: type[BaseModel] | None = None
     note: str = ""
+    recording: bool = False
 
 
 #: kind → builder. Kinds with ``build=None`` are valid in a file but cannot run yet.
@@ -327,8 +374,8 @@ KINDS: dict[str, KindSpec] = {
     "rtltcp": KindSpec(_build_rtltcp, RtlTcpOptions),
     "openwebrx": KindSpec(_build_openwebrx, OpenWebRxOptions),
     "kiwisdr": KindSpec(_build_kiwisdr, KiwiSdrOptions),
-    "sigmf": KindSpec(None, note="SigMF replay is not available as a network receiver yet"),
-    "kiwi-wav": KindSpec(None, note="kiwi-wav replay is not a network receiver yet"),
+    "sigmf": KindSpec(None, SigmfOptions, recording=True),
+    "kiwi-wav": KindSpec(None, KiwiWavOptions, recording=True),
     "sim": KindSpec(None, note="simulated receivers run with `heimdall simulate`, not here"),
 }
 
@@ -357,22 +404,31 @@ def _one_line(exc: ValidationError, prefix: Sequence[int | str] = ()) -> str:
     return f"{where}: {msg}{shown}{tail}"
 
 
-def parse_network(data: Any, source: str = "network") -> NetworkSpec:
-    """Validate a decoded network document; errors are one ConfigError line."""
+def parse_network(
+    data: Any, source: str = "network", base_dir: str | Path | None = None
+) -> NetworkSpec:
+    """Validate a decoded network document; errors are one ConfigError line.
+
+    Relative paths of recording receivers are resolved against ``base_dir`` (the network
+    file's folder; default: the working directory) and kept absolute in the result.
+    """
     try:
         net = NetworkSpec.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(f"{source}: {_one_line(exc)}") from None
     # kind-specific options, with the full path in the message
+    receivers = list(net.receivers)
     for i, r in enumerate(net.receivers):
-        model = KINDS[r.kind].options
-        if model is None:
+        kind = KINDS[r.kind]
+        if kind.options is None:
             continue
         try:
-            model.model_validate(r.options)
+            o = kind.options.model_validate(r.options, context={"base_dir": base_dir})
         except ValidationError as exc:
             raise ConfigError(f"{source}: {_one_line(exc, ('receivers', i, 'options'))}") from None
-    return net
+        if kind.recording:  # keep the resolved paths
+            receivers[i] = r.model_copy(update={"options": o.model_dump(exclude_unset=True)})
+    return net.model_copy(update={"receivers": tuple(receivers)})
 
 
 def load_network(path: str | Path) -> NetworkSpec:
@@ -388,7 +444,7 @@ def load_network(path: str | Path) -> NetworkSpec:
         first = str(exc).strip().splitlines()
         raise ConfigError(f"{p}: not valid {p.suffix.lstrip('.') or 'YAML'}: "
                           + " ".join(s.strip() for s in first[:3])) from None  # fmt: skip
-    return parse_network(data, str(p))
+    return parse_network(data, str(p), base_dir=p.parent)
 
 
 # ------------------------------------------------------------------------ running
@@ -406,11 +462,11 @@ def build_adapters(net: NetworkSpec) -> tuple[list[ReceiverAdapter], list[str]]:
     adapters: list[ReceiverAdapter] = []
     skipped: list[str] = []
     for i, r in enumerate(net.receivers):
-        if not r.enabled:
-            continue
         kind = KINDS[r.kind]
+        if not r.enabled or kind.recording:
+            continue
         if kind.build is None:
-            runnable = ", ".join(sorted(k for k, v in KINDS.items() if v.build is not None))
+            runnable = ", ".join(sorted(k for k, v in KINDS.items() if v.build or v.recording))
             skipped.append(
                 f"receivers[{i}] {r.id!r}: kind {r.kind!r} cannot run yet ({kind.note}; "
                 f"runnable kinds: {runnable})"
@@ -424,12 +480,49 @@ def build_adapters(net: NetworkSpec) -> tuple[list[ReceiverAdapter], list[str]]:
     return adapters, skipped
 
 
+def build_recordings(net: NetworkSpec) -> tuple[list[RecordingReceiver], list[str]]:
+    """The enabled recording receivers that can be replayed, and one line per one that cannot.
+
+    Each recording is read here; one that cannot be a receiver (unreadable, no position, an
+    implausible sample rate, no samples) is left out with its reason, never stopping the
+    others. What is worth knowing about a usable one (lost frames, no GPS time base) is
+    logged as a warning.
+    """
+    out: list[RecordingReceiver] = []
+    skipped: list[str] = []
+    for i, r in enumerate(net.receivers):
+        kind = KINDS[r.kind]
+        if not r.enabled or not kind.recording or kind.options is None:
+            continue
+        opts = kind.options.model_validate(r.options)
+        assert isinstance(opts, KiwiWavOptions | SigmfOptions)
+        try:
+            rec = open_recording(
+                r.id,
+                r.kind,
+                opts,
+                position=r.position.to_position() if r.position is not None else None,
+                calibration_offset_db=r.calibration_offset_db,
+            )
+        except (HeimdallError, OSError, ValueError) as exc:
+            skipped.append(f"receivers[{i}] {r.id!r}: {exc}")
+            continue
+        for note in rec.notes:
+            log.warning("receivers[%d] %r: %s", i, r.id, note)
+        out.append(rec)
+    return out, skipped
+
+
 @dataclass
 class NetworkRun:
-    """The result of :func:`run_network`: the run's summary and the receivers not run."""
+    """The result of :func:`run_network`: what the live receivers did, what the recordings
+    published (``replay``, None without recordings), the truths published per known source,
+    and the receivers not run."""
 
     summary: RunSummary
     skipped: list[str] = field(default_factory=list)
+    replay: ReplayStats | None = None
+    truths: dict[str, int] = field(default_factory=dict)
 
 
 def run_network(
@@ -438,31 +531,79 @@ def run_network(
     *,
     duration_s: float | None = None,
     stop: threading.Event | None = None,
-    publisher: Publisher | None = None,
+    publisher: EventPublisher | None = None,
 ) -> NetworkRun:
     """Run every runnable receiver of ``network`` in this process until stopped.
 
-    One asyncio loop reads all receivers, one Kafka producer publishes their chunks
+    One asyncio loop reads all live receivers, one Kafka producer publishes their chunks
     (``settings.topics.iq``), measurements (``settings.topics.features``: the OpenWebRX
-    adapter's) and statuses
-    (``settings.topics.receivers``). Receivers of
-    kinds without an adapter are logged (one warning line each) and listed in the result;
-    if none can run, :class:`ConfigError` says why.
+    adapter's) and statuses (``settings.topics.receivers``). The recording receivers are
+    replayed together (:func:`~heimdall.producers.network_recordings.replay_recordings`)
+    through the same producer: on this thread when there is no live receiver, and then the
+    run ends when the recordings end (unless ``replay.loop``); on a thread of their own
+    otherwise, the run ending with the live receivers'. With ``sources`` the known sources'
+    truth goes to ``settings.topics.truth`` on the chunks' event time
+    (:class:`~heimdall.producers.known_sources.TruthPublisher`). Receivers that cannot run
+    are logged (one warning line each) and listed in the result; if none can run,
+    :class:`ConfigError` says why.
     """
     net = network if isinstance(network, NetworkSpec) else load_network(network)
     adapters, skipped = build_adapters(net)
+    recordings, unusable = build_recordings(net)
+    skipped += unusable
     for line in skipped:
         log.warning("not running %s", line)
-    if not adapters:
+    if not adapters and not recordings:
         raise ConfigError(
             "no receiver of the network can run: " + "; ".join(skipped or ["all are disabled"])
         )
-    summary = run_adapters(
-        settings,
-        adapters,
-        duration_s=duration_s,
-        stop=stop,
-        publisher=publisher or Publisher(settings),
-        status_interval_s=net.runtime.status_interval_s,
-    )
-    return NetworkRun(summary, skipped)
+    pub: EventPublisher = publisher or Publisher(settings)
+    labels = TruthPublisher(pub, net.sources, settings.topics) if net.sources else None
+    pub = labels or pub
+    stop = stop or threading.Event()
+    result = NetworkRun(RunSummary(), skipped)
+    if not adapters:
+        t0 = time.monotonic()
+        timer = threading.Timer(duration_s, stop.set) if duration_s is not None else None
+        if timer is not None:
+            timer.daemon = True
+            timer.start()
+        try:
+            result.replay = replay_recordings(
+                settings, recordings, net.replay, publisher=pub, stop=stop
+            )
+        finally:
+            if timer is not None:
+                timer.cancel()
+                timer.join()
+        result.summary.wall_s = time.monotonic() - t0
+    else:
+        stop_replay = threading.Event()
+        replayed: list[ReplayStats] = []
+        thread = None
+        if recordings:
+            thread = threading.Thread(
+                target=lambda: replayed.append(
+                    replay_recordings(
+                        settings, recordings, net.replay, publisher=pub, stop=stop_replay
+                    )
+                ),
+                name="heimdall-network-replay",
+            )
+            thread.start()
+        try:
+            result.summary = run_adapters(
+                settings,
+                adapters,
+                duration_s=duration_s,
+                stop=stop,
+                publisher=pub,
+                status_interval_s=net.runtime.status_interval_s,
+            )
+        finally:
+            stop_replay.set()
+            if thread is not None:
+                thread.join()
+        result.replay = replayed[0] if replayed else None
+    result.truths = dict(labels.truths) if labels is not None else {}
+    return result

@@ -35,6 +35,7 @@ import numpy as np
 
 from heimdall.core.errors import RecordingError
 from heimdall.core.settings import HeimdallSettings
+from heimdall.producers.adapters.pump import EventPublisher
 from heimdall.producers.publisher import Publisher
 from heimdall.producers.recordings.kiwi_wav import (
     KiwiRecording,
@@ -235,7 +236,7 @@ def replay(
     *,
     speed: float = 1.0,
     realtime: bool = True,
-    publisher: Publisher | None = None,
+    publisher: EventPublisher | None = None,
     stop: threading.Event | None = None,
     on_progress: ProgressFn | None = None,
 ) -> ReplayStats:
@@ -254,7 +255,9 @@ def replay(
     realtime : bool
         False: as fast as the broker takes them.
     publisher
-        An existing publisher (tests); one is made (and flushed) otherwise.
+        An existing publisher (tests, a network's shared one, a wrapper such as
+        :class:`~heimdall.producers.known_sources.TruthPublisher`); one is made otherwise.
+        It is flushed at the end.
     stop
         Set it to stop early; SIGTERM sets it too when called from the main thread.
     on_progress
@@ -262,7 +265,7 @@ def replay(
     """
     if realtime and not speed > 0:
         raise ValueError("speed must be positive")
-    pub = publisher or Publisher(settings)
+    pub: EventPublisher = publisher or Publisher(settings)
     stop = stop or threading.Event()
     stats = ReplayStats()
     total = sum(s.n_samples for s in sources)

@@ -53,8 +53,7 @@ receivers:
     antenna: whip
     options: {{freq_hz: {F_CH}, gain_db: 20}}
   - id: kiwi-later
-    kind: sigmf
-    url: file:///nowhere.sigmf-meta
+    kind: sim
     position: {{lat: 45.0, lon: 7.0}}
 """
     )

@@ -150,7 +150,7 @@ def test_inconsistent_kind_options_name_the_receiver(tmp_path: Path) -> None:
 
 
 def test_a_network_with_nothing_runnable_says_why(settings_free: HeimdallSettings) -> None:
-    net = parse_network({"receivers": [{"id": "k", "kind": "sigmf", "url": "file:///x",
+    net = parse_network({"receivers": [{"id": "k", "kind": "sim",
                                         "position": {"lat": 1, "lon": 2}}]})  # fmt: skip
     with pytest.raises(ConfigError, match="no receiver of the network can run: receivers"):
         run_network(settings_free, net)
