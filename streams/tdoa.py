@@ -48,6 +48,7 @@ import math
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -226,11 +227,12 @@ def tdoa_observation(block: TdoaBlock, method: TdoaMethod = "xcorr") -> Observat
     if len(usable) < MIN_TDOA_RECEIVERS or not pairs:
         why = "; ".join(f"{k}: {v}" for k, v in lags.problems.items()) or "no usable pair"
         raise EstimationError(f"{len(usable)} receivers with usable lags ({why})")
-    members = {}
+    members: dict[str, dict[str, Any]] = {}
     for rid in sorted(usable):
-        agg = None
+        agg: dict[str, Any] | None = None
         for _chunk, m in block.chunks[rid]:
             agg = aggregate_measurement(agg, m)
+        assert agg is not None  # a receiver is in a block through at least one chunk
         members[rid] = agg
     tdoa_pairs = tuple(
         TdoaPair(
