@@ -72,6 +72,8 @@ class UpOptions:
     drain_timeout_s: float = 60.0
     workers: int | None = None
     """Stream worker processes sharing the partitions (None: one per CPU core)."""
+    dashboard_port: int | None = None
+    """Port of the web dashboard child on 127.0.0.1 (None: no dashboard)."""
 
     @property
     def n_workers(self) -> int:
@@ -121,6 +123,14 @@ class Runtime:
             args.append("--realtime" if self.options.realtime else "--fast")
             self.children.append(Child("simulator", args, env, self.logs / "simulator.log").start())
 
+    def _start_dashboard(self, env: dict[str, str]) -> None:
+        port = self.options.dashboard_port
+        if port is None:
+            return
+        args = ["dashboard", "--host", "127.0.0.1", "--port", str(port)]
+        self.children.append(Child("dashboard", args, env, self.logs / "dashboard.log").start())
+        self.console.print(f"[dim]dashboard:[/dim] http://127.0.0.1:{port}/")
+
     def _start_sink(self, serde: Serde) -> None:
         self.store = open_clickhouse(self.settings)
         apply_schema(self.store, self.settings.clickhouse.database)
@@ -148,6 +158,7 @@ class Runtime:
             ensure_topics(kafka.admin(self.settings), heimdall_topics(self.settings))
             env = child_env(self.settings.to_env())
             self._start_workers(env)  # first: their imports and group join take the longest
+            self._start_dashboard(env)
             if self.broker is not None:  # a fresh embedded broker knows no model yet
                 announce(self.settings, active_records(self.settings))
             serde = Serde(self.settings.schema_registry.url)

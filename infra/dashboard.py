@@ -1,0 +1,83 @@
+"""``heimdall dashboard``: wires the dashboard's state, feed and server, and runs them.
+
+The dashboard lives in ``consumers/dashboard``; what it needs from above its layer — the
+error ellipse of ``ml`` and the monitor's ``topic_counts`` — is handed to it here.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from heimdall.consumers.dashboard.config import DashboardSettings, check_binding
+from heimdall.consumers.dashboard.feed import Feed
+from heimdall.consumers.dashboard.server import DashboardServer, ServerThread
+from heimdall.consumers.dashboard.state import DashboardState
+from heimdall.core.settings import HeimdallSettings
+from heimdall.infra.monitor import topic_counts
+from heimdall.ml.estimators.ellipse import error_ellipse
+from heimdall.schemas.serde import Serde
+
+
+@dataclass
+class Dashboard:
+    """A running dashboard: its state, its feed and its server thread."""
+
+    state: DashboardState
+    feed: Feed
+    server: DashboardServer
+    thread: ServerThread
+
+    @property
+    def url(self) -> str:
+        return self.thread.url
+
+    def stop(self) -> None:
+        self.thread.stop()
+        self.feed.stop()
+
+
+def start_dashboard(
+    settings: HeimdallSettings,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    dashboard: DashboardSettings | None = None,
+    interval_s: float = 2.0,
+) -> Dashboard:
+    """Start the feed and the server (``port=0``: a free port); refuses an open host without a
+    token (:class:`~heimdall.core.errors.ConfigError`)."""
+    ds = dashboard or DashboardSettings()
+    check_binding(host, ds.dashboard_token)
+    token = ds.dashboard_token.get_secret_value() if ds.dashboard_token else None
+    state = DashboardState(error_ellipse)
+    server = DashboardServer(
+        state, token=token, tiles_url=ds.map_tiles_url, history_s=ds.dashboard_history_s
+    )
+    thread = ServerThread(server, host, port).start()
+    feed = Feed(
+        settings,
+        Serde(settings.schema_registry.url),
+        state,
+        count_topics=topic_counts,
+        history_s=ds.dashboard_history_s,
+        interval_s=interval_s,
+        on_change=server.notify,
+    ).start()
+    return Dashboard(state, feed, server, thread)
+
+
+def run_dashboard(
+    settings: HeimdallSettings, host: str, port: int, say: Callable[[str], None] = print
+) -> None:
+    """Serve until SIGINT or SIGTERM."""
+    dash = start_dashboard(settings, host, port)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    say(f"dashboard: {dash.url}")
+    try:
+        stop.wait()
+    finally:
+        dash.stop()
