@@ -17,6 +17,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -127,6 +128,10 @@ class Runtime:
         port = self.options.dashboard_port
         if port is None:
             return
+        with socket.socket() as probe:  # a busy port: say so rather than print a wrong URL
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                self.console.print(f"[yellow]dashboard: port {port} in use, not started[/yellow]")
+                return
         args = ["dashboard", "--host", "127.0.0.1", "--port", str(port)]
         self.children.append(Child("dashboard", args, env, self.logs / "dashboard.log").start())
         self.console.print(f"[dim]dashboard:[/dim] http://127.0.0.1:{port}/")
