@@ -1,0 +1,215 @@
+"""The dashboard page in a real headless Chromium (Selenium + the distribution's chromedriver)
+against the real embedded broker: the receivers appear with their state, a fix with its
+ellipses, the pipeline panel fills, the time slider shows an earlier fix, and without the
+token the page is refused. Screenshots go to ``$HEIMDALL_TEST_ARTIFACTS`` (default: the
+test's temporary directory).
+
+Chromium is installed by ``.ci/run`` (``apt-get install chromium chromium-driver``); where it
+is absent these tests skip and say so.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from heimdall.consumers.dashboard.config import DashboardSettings
+from heimdall.core import kafka
+from heimdall.core.settings import HeimdallSettings
+from heimdall.infra.dashboard import Dashboard, start_dashboard
+from heimdall.infra.topics import ensure_topics, heimdall_topics
+from heimdall.producers.publisher import Publisher
+from heimdall.schemas.models import Localization, Position, ReceiverState, ReceiverStatus, Truth
+
+pytestmark = pytest.mark.integration
+
+TIMEOUT_S = 30.0
+CHANNEL = "145.5000MHz"
+#: the seed network's seven receivers (producers/sim/library.py)
+SEED = {
+    "torino": (45.07, 7.69),
+    "milano-baggio": (45.46, 9.11),
+    "genova": (44.41, 8.93),
+    "montanaro": (45.23, 7.85),
+    "coazze": (45.05, 7.30),
+    "aquila-di-giaveno": (45.04, 7.31),
+    "passo-del-giovi": (44.56, 8.94),
+}
+
+
+def _chromium() -> tuple[str, str]:
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = shutil.which("chromedriver")
+    if browser is None or driver is None:
+        pytest.skip(
+            "headless Chromium is not installed (apt-get install chromium chromium-driver; "
+            ".ci/run installs it)"
+        )
+    return browser, driver
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    binary, driver_path = _chromium()
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = binary
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--window-size=1400,900",
+    ):
+        opts.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(executable_path=driver_path), options=opts)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.fixture
+def artifacts(tmp_path: Path) -> Path:
+    out = Path(os.environ.get("HEIMDALL_TEST_ARTIFACTS", tmp_path))
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _wait(driver: Any, what: str, cond: Any) -> Any:
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    try:
+        return WebDriverWait(driver, TIMEOUT_S, poll_frequency=0.1).until(lambda d: cond(d))
+    except Exception as exc:
+        raise AssertionError(f"timed out waiting for {what}") from exc
+
+
+def _publish_scene(settings: HeimdallSettings, t_early_ns: int, t_late_ns: int) -> None:
+    pub = Publisher(settings)
+    for i, (rx, (lat, lon)) in enumerate(SEED.items()):
+        s = ReceiverStatus(
+            receiver_id=rx,
+            kind="sim",
+            position=Position(lat_deg=lat, lon_deg=lon),
+            state=ReceiverState.STALLED if i == 0 else ReceiverState.ONLINE,
+            updated_ns=t_late_ns,
+        )
+        pub.publish(settings.topics.receivers, rx, s)
+    truth = Truth(
+        source_id="rpt-145500",
+        t_ns=t_early_ns,
+        position=Position(lat_deg=45.0, lon_deg=8.2),
+        freq_hz=145.5e6,
+        channel_id=CHANNEL,
+    )
+    pub.publish(settings.topics.truth, truth.source_id, truth)
+    assert pub.flush() == 0
+    for t_ns, lon in ((t_early_ns, 8.3), (t_late_ns, 8.21)):
+        loc = Localization(
+            observation_id=f"obs-{t_ns}",
+            channel_id=CHANNEL,
+            t_ns=t_ns,
+            position=Position(lat_deg=45.01, lon_deg=lon),
+            cov_ee_m2=4e6,
+            cov_en_m2=1e6,
+            cov_nn_m2=9e6,
+            method="rss-ml",
+            n_receivers=7,
+            processing_latency_s=0.2,
+            published_ns=time.time_ns(),
+        )
+        pub.publish(settings.topics.localizations, CHANNEL, loc)
+    assert pub.flush() == 0
+
+
+def _drawn_fix_times(driver: Any) -> list[int]:
+    from selenium.webdriver.common.by import By
+
+    return [
+        int(g.get_attribute("data-t"))
+        for g in driver.find_elements(By.CSS_SELECTOR, "#fixes g.fix")
+        if g.find_elements(By.CSS_SELECTOR, "path.ellipse-1")
+    ]
+
+
+@pytest.fixture
+def dashboard(settings: HeimdallSettings) -> Iterator[Dashboard]:
+    ensure_topics(kafka.admin(settings), heimdall_topics(settings))
+    dash = start_dashboard(settings, port=0, dashboard=DashboardSettings(), interval_s=0.5)
+    try:
+        yield dash
+    finally:
+        dash.stop()
+
+
+def test_page_draws_receivers_fixes_pipeline_and_replays(
+    settings: HeimdallSettings, dashboard: Dashboard, browser: Any, artifacts: Path
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    browser.get(dashboard.url)
+    _wait(browser, "the WebSocket", lambda d: d.find_element(By.ID, "status").text == "live")
+    t_late = (time.time_ns() // 1_000_000) * 1_000_000
+    t_early = t_late - 60_000_000_000
+    _publish_scene(settings, t_early, t_late)
+
+    def receivers(d: Any) -> dict[str, str]:
+        gs = d.find_elements(By.CSS_SELECTOR, "#receivers g.receiver")
+        return {g.get_attribute("data-id"): g.get_attribute("data-state") for g in gs}
+
+    _wait(browser, "the seven receivers", lambda d: len(receivers(d)) == 7)
+    assert set(receivers(browser)) == set(SEED)
+    assert receivers(browser)["torino"] == "stalled"
+    _wait(browser, "a fix with its ellipse", lambda d: _drawn_fix_times(d) == [t_late])
+    assert browser.find_elements(By.CSS_SELECTOR, "#fixes g.fix path.ellipse-2")
+    assert browser.find_elements(By.CSS_SELECTOR, "#truth g.truth[data-source='rpt-145500']")
+    assert browser.find_elements(By.CSS_SELECTOR, "#fixes g.fix line.errline")
+    topic = settings.topics.receivers
+
+    def counted(d: Any) -> bool:
+        rows = d.find_elements(By.CSS_SELECTOR, f"#pipeline-rates tr[data-topic='{topic}'] td")
+        return len(rows) == 3 and rows[2].text.replace(",", "") == "7"
+
+    _wait(browser, "the pipeline panel to count the receivers topic", counted)
+    browser.save_screenshot(str(artifacts / "dashboard-live.png"))
+    latencies = browser.execute_script("return window.heimdallDrawLatencyMs")
+    assert latencies, "the pushed fix was drawn but no latency was recorded"
+
+    # the slider back to the earlier fix: only it is drawn
+    browser.execute_script(
+        "const s = document.getElementById('slider'); s.value = arguments[0];"
+        "s.dispatchEvent(new Event('input'));",
+        str(t_early // 1_000_000),
+    )
+    _wait(browser, "the earlier fix", lambda d: _drawn_fix_times(d) == [t_early])
+    assert not browser.find_element(By.ID, "live").is_selected()
+    browser.save_screenshot(str(artifacts / "dashboard-replay.png"))
+
+
+def test_page_without_the_token_is_refused(
+    settings: HeimdallSettings, browser: Any, artifacts: Path
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    ensure_topics(kafka.admin(settings), heimdall_topics(settings))
+    ds = DashboardSettings(dashboard_token=SecretStr("browser-token"))
+    dash = start_dashboard(settings, port=0, dashboard=ds, interval_s=0.5)
+    try:
+        browser.get(dash.url)
+        assert "needs its token" in browser.find_element(By.TAG_NAME, "body").text
+        assert not browser.find_elements(By.ID, "map")
+        browser.get(dash.url + "?token=browser-token")  # sets the cookie the WebSocket carries
+        _wait(browser, "the WebSocket", lambda d: d.find_element(By.ID, "status").text == "live")
+        browser.save_screenshot(str(artifacts / "dashboard-token.png"))
+    finally:
+        dash.stop()
