@@ -11,7 +11,6 @@ is absent these tests skip and say so.
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +26,7 @@ from heimdall.infra.dashboard import Dashboard, start_dashboard
 from heimdall.infra.topics import ensure_topics, heimdall_topics
 from heimdall.producers.publisher import Publisher
 from heimdall.schemas.models import Localization, Position, ReceiverState, ReceiverStatus, Truth
+from tests.browser import chromium, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -44,38 +44,10 @@ SEED = {
 }
 
 
-def _chromium() -> tuple[str, str]:
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver = shutil.which("chromedriver")
-    if browser is None or driver is None:
-        pytest.skip(
-            "headless Chromium is not installed (apt-get install chromium chromium-driver; "
-            ".ci/run installs it)"
-        )
-    return browser, driver
-
-
 @pytest.fixture
 def browser() -> Iterator[Any]:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    binary, driver_path = _chromium()
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = binary
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-dev-shm-usage",
-        "--disable-gpu",
-        "--window-size=1400,900",
-    ):
-        opts.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(executable_path=driver_path), options=opts)
-    try:
+    with chromium() as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 @pytest.fixture
@@ -86,12 +58,7 @@ def artifacts(tmp_path: Path) -> Path:
 
 
 def _wait(driver: Any, what: str, cond: Any) -> Any:
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    try:
-        return WebDriverWait(driver, TIMEOUT_S, poll_frequency=0.1).until(lambda d: cond(d))
-    except Exception as exc:
-        raise AssertionError(f"timed out waiting for {what}") from exc
+    return wait_for(driver, what, cond, TIMEOUT_S)
 
 
 def _publish_scene(settings: HeimdallSettings, t_early_ns: int, t_late_ns: int) -> None:
