@@ -2,11 +2,16 @@
 
 The dashboard lives in ``consumers/dashboard``; what it needs from above its layer — the
 error ellipse of ``ml`` and the monitor's ``topic_counts`` — is handed to it here.
+
+``python -m heimdall.infra.dashboard --host H --port P`` is the light entry point that
+``heimdall up`` starts (the whole CLI imports torch: ~640 MB resident instead of ~100 MB).
 """
 
 from __future__ import annotations
 
+import argparse
 import signal
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,7 +20,8 @@ from heimdall.consumers.dashboard.config import DashboardSettings, check_binding
 from heimdall.consumers.dashboard.feed import Feed
 from heimdall.consumers.dashboard.server import DashboardServer, ServerThread
 from heimdall.consumers.dashboard.state import DashboardState
-from heimdall.core.settings import HeimdallSettings
+from heimdall.core.errors import HeimdallError
+from heimdall.core.settings import HeimdallSettings, load_settings
 from heimdall.infra.monitor import topic_counts
 from heimdall.ml.estimators.ellipse import error_ellipse
 from heimdall.schemas.serde import Serde
@@ -81,3 +87,22 @@ def run_dashboard(
         stop.wait()
     finally:
         dash.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m heimdall.infra.dashboard [--host H] [--port P]``."""
+    from heimdall.consumers.dashboard.config import DEFAULT_PORT
+
+    parser = argparse.ArgumentParser(prog="heimdall dashboard", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT)
+    args = parser.parse_args(argv)
+    try:
+        run_dashboard(load_settings(), args.host, args.port)
+    except HeimdallError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()

@@ -132,8 +132,9 @@ class Runtime:
             if probe.connect_ex(("127.0.0.1", port)) == 0:
                 self.console.print(f"[yellow]dashboard: port {port} in use, not started[/yellow]")
                 return
-        args = ["dashboard", "--host", "127.0.0.1", "--port", str(port)]
-        self.children.append(Child("dashboard", args, env, self.logs / "dashboard.log").start())
+        args, log_path = ["--host", "127.0.0.1", "--port", str(port)], self.logs / "dashboard.log"
+        dash = Child("dashboard", args, env, log_path, module="heimdall.infra.dashboard")
+        self.children.append(dash.start())
         self.console.print(f"[dim]dashboard:[/dim] http://127.0.0.1:{port}/")
 
     def _start_sink(self, serde: Serde) -> None:

@@ -26,7 +26,6 @@ from typing import Any
 
 from confluent_kafka import OFFSET_INVALID, Consumer, TopicPartition
 
-from heimdall.consumers.clickhouse_sink import DEFAULT_GROUP_ID as SINK_GROUP_ID
 from heimdall.consumers.dashboard.state import DashboardState
 from heimdall.core import kafka
 from heimdall.core.ids import new_event_id
@@ -63,6 +62,8 @@ class Stage:
 
 def default_stages(settings: HeimdallSettings) -> list[Stage]:
     """The stream worker's three agents (one Faust group) and the ClickHouse sink."""
+    from heimdall.consumers.clickhouse_sink import DEFAULT_GROUP_ID as SINK_GROUP_ID  # pyarrow
+
     t, app = settings.topics, settings.streams_app_id
     return [
         Stage("features", app, (t.iq,)),
