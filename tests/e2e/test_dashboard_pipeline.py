@@ -2,7 +2,8 @@
 time) in headless Chromium: the seven seed receivers appear, a fix with its ellipses appears
 within 30 s of the start, the pipeline panel's counts grow, and ``/api/state`` lists the
 seven receivers and a fix with its covariance. A screenshot is written as an artefact
-(``$HEIMDALL_TEST_ARTIFACTS``, default the test's temporary directory).
+(``$HEIMDALL_TEST_ARTIFACTS``, default the test's temporary directory), and one zoomed on a
+fix (``#view=lat,lon,zoom``).
 """
 
 from __future__ import annotations
@@ -98,6 +99,18 @@ def test_dashboard_of_the_seed_network(tmp_path: Path) -> None:
             fix = state["fixes"][0]
             assert fix["cov_ee_m2"] > 0 and fix["cov_nn_m2"] > 0
             assert {"features", "associate", "localize", "sink"} <= set(state["lag"])
+
+            # zoomed on a fix (#view=lat,lon,zoom): its ellipses at their size
+            browser.get("about:blank")
+            browser.get(f"{url}#view={fix['lat']:.5f},{fix['lon']:.5f},16")
+            wait_for(
+                browser,
+                "the fix's ellipses, zoomed",
+                lambda d: d.find_elements(By.CSS_SELECTOR, "#fixes g.fix path.ellipse-2"),
+                30,
+            )
+            time.sleep(2.0)  # a few more fixes for the trail
+            browser.save_screenshot(str(artifacts / "dashboard-seed-zoom.png"))
         finally:
             runtime.stop_event.set()
             thread.join(120)

@@ -252,7 +252,7 @@ function setup() {
     if (!drag) return;
     const dx = e.clientX - drag[0], dy = e.clientY - drag[1];
     if (Math.abs(dx) + Math.abs(dy) > 2) drag[2] = true;
-    S.view.pan(dx, dy); drag[0] = e.clientX; drag[1] = e.clientY; S.fitted = true; schedule();
+    S.view.pan(dx, dy); drag[0] = e.clientX; drag[1] = e.clientY; S.fitted = true; writeHash(); schedule();
   });
   window.addEventListener("mouseup", e => {
     if (drag && !drag[2]) {
@@ -265,7 +265,7 @@ function setup() {
     e.preventDefault();
     const b = svg.getBoundingClientRect();
     S.view.zoomAt(e.clientX - b.left, e.clientY - b.top, e.deltaY < 0 ? 0.25 : -0.25);
-    S.fitted = true; schedule();
+    S.fitted = true; writeHash(); schedule();
   }, { passive: false });
   $("fit").onclick = () => { S.fitted = false; schedule(); };
   $("rx-close").onclick = () => select(null);
@@ -288,5 +288,18 @@ function startPlay() {
 }
 function stopPlay() { if (S.playing) clearInterval(S.playing); S.playing = null; $("play").textContent = "▶"; }
 
+// #view=LAT,LON,ZOOM in the address: open (and share) a given view
+function readHash() {
+  const m = /view=(-?[\d.]+),(-?[\d.]+),([\d.]+)/.exec(location.hash);
+  if (!m) return;
+  const [x, y] = HMap.world(Number(m[1]), Number(m[2]));
+  S.view.cx = x; S.view.cy = y; S.view.z = Number(m[3]); S.fitted = true;
+}
+function writeHash() {
+  const [lat, lon] = S.view.latlon(S.view.w / 2, S.view.h / 2);
+  history.replaceState(null, "", `#view=${lat.toFixed(5)},${lon.toFixed(5)},${S.view.z.toFixed(2)}`);
+}
+
+readHash();
 setup();
 connect();
