@@ -223,6 +223,7 @@ class DashboardServer:
                     "type": "measurements",
                     "receiver_id": page.selected,
                     "points": points[page.selected],
+                    "psd": self.state.latest_psd(page.selected),
                     "reset": False,
                 }
                 self._offer(page, dumps(msg))

@@ -127,6 +127,7 @@ class DashboardState:
         self.lock = threading.Lock()
         self.receivers: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self.measurements: dict[str, deque[list[Any]]] = {}
+        self.psd: dict[str, dict[str, Any]] = {}  # each receiver's latest PSD summary
         self.fixes: deque[dict[str, Any]] = deque(maxlen=max_fixes)
         self.truth: deque[dict[str, Any]] = deque(maxlen=max_truth)
         self._truth_by_channel: dict[str, deque[dict[str, Any]]] = {}
@@ -204,6 +205,7 @@ class DashboardState:
             while len(self.receivers) > self.max_receivers:
                 old, _ = self.receivers.popitem(last=False)
                 self.measurements.pop(old, None)
+                self.psd.pop(old, None)
         else:
             self.receivers.move_to_end(receiver_id)
         return r
@@ -235,6 +237,13 @@ class DashboardState:
         if ring is None:
             ring = self.measurements[m.receiver_id] = deque(maxlen=self.max_points)
         ring.append(point)
+        if m.psd_dbm_hz and m.psd_bin_hz > 0:
+            self.psd[m.receiver_id] = {
+                "t_ns": m.t_ns,
+                "channel_id": m.channel_id,
+                "bin_hz": m.psd_bin_hz,
+                "dbm_hz": [_r(v, 1) for v in m.psd_dbm_hz],
+            }
         self._d_receivers[m.receiver_id] = dict(r)
         pending = self._d_points.get(m.receiver_id)
         if pending is None:
@@ -387,8 +396,17 @@ class DashboardState:
             self._d_points.clear()
             return out
 
+    def latest_psd(self, receiver_id: str) -> dict[str, Any] | None:
+        """A receiver's latest PSD summary: ``{t_ns, channel_id, bin_hz, dbm_hz}``.
+
+        ``dbm_hz`` is the Welch PSD over the chunk's whole band, fftshifted (low to high):
+        bin i is at ``(i − L/2) · bin_hz`` from the chunk's centre frequency.
+        """
+        with self.lock:
+            return self.psd.get(receiver_id)
+
     def receiver_history(self, receiver_id: str) -> dict[str, Any]:
-        """A receiver's status and recent measurements (``type: "measurements"``)."""
+        """A receiver's status, recent measurements and PSD (``type: "measurements"``)."""
         with self.lock:
             r = self.receivers.get(receiver_id)
             return {
@@ -396,6 +414,7 @@ class DashboardState:
                 "receiver_id": receiver_id,
                 "receiver": dict(r) if r else None,
                 "points": list(self.measurements.get(receiver_id, ())),
+                "psd": self.psd.get(receiver_id),
                 "reset": True,
             }
 

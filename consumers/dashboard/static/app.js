@@ -14,7 +14,7 @@ const MAX_FIXES = 3000, MAX_TRUTH = 3000, TRAIL_NS = 120e9, MAX_POINTS = 600;
 const S = {
   config: {}, receivers: new Map(), fixes: [], truth: [], channels: [], pipeline: null,
   selected: null, points: [], channel: "", hidden: new Set(), live: true, cursorNs: 0,
-  playing: null, fitted: false, view: new HMap.View(), ws: null,
+  playing: null, fitted: false, view: new HMap.View(), ws: null, psd: null,
 };
 // event published -> drawn, ms, measured in this browser (read by the benchmark and tests)
 window.heimdallDrawLatencyMs = [];
@@ -46,6 +46,7 @@ function onMessage(msg) {
 function onPoints(msg) {
   if (msg.receiver_id !== S.selected) return;
   if (msg.reset) S.points = [];
+  if (msg.psd) S.psd = msg.psd;
   S.points.push(...msg.points);
   if (S.points.length > MAX_POINTS) S.points.splice(0, S.points.length - MAX_POINTS);
   if (msg.receiver) S.receivers.set(msg.receiver_id, msg.receiver);
@@ -235,11 +236,27 @@ function drawReceiverPanel() {
   $("rx-info").textContent = `${r.kind || ""} ${r.state || "unknown"} · last seen ${age} · SNR ${r.snr_db ?? "–"} dB · ${r.channel_id || ""}${r.message ? " · " + r.message : ""}`;
   chart($("rx-power"), S.points, 2, "power", "dBm");
   chart($("rx-snr"), S.points, 3, "SNR", "dB");
+  psdChart($("rx-psd"), S.psd);
+}
+
+// the latest PSD summary: Welch PSD over the chunk's band, bin i at (i − L/2)·bin_hz
+function psdChart(svg, psd) {
+  if (!psd || !psd.dbm_hz.length) { svg.innerHTML = `<text x="8" y="16" font-size="11">PSD: none yet</text>`; return; }
+  const box = svg.getBoundingClientRect(), w = box.width || 340, h = box.height || 120, m = 28;
+  const v = psd.dbm_hz, L = v.length, ok = v.filter(x => x !== null);
+  let y0 = Math.min(...ok), y1 = Math.max(...ok);
+  if (y1 - y0 < 1) { y0 -= 0.5; y1 += 0.5; }
+  const khz = i => (i - L / 2) * psd.bin_hz / 1e3;
+  const X = i => m + i / Math.max(L - 1, 1) * (w - m - 6), Y = y => h - 14 - (y - y0) / (y1 - y0) * (h - 28);
+  const d = v.map((y, i) => y === null ? "" : `${i ? "L" : "M"}${X(i).toFixed(1)},${Y(y).toFixed(1)}`).join("");
+  svg.innerHTML = `<text x="4" y="12" font-size="11">PSD (dBm/Hz) ${esc(psd.channel_id)} ${y1.toFixed(0)}</text>` +
+    `<text x="4" y="${h - 3}" font-size="11">${y0.toFixed(0)}  · ${khz(0).toFixed(1)} … ${khz(L - 1).toFixed(1)} kHz from the chunk centre</text>` +
+    `<path d="${d}" fill="none" stroke="#1d2430" stroke-width="1"/>`;
 }
 
 // ---------------------------------------------------------------- interaction
 function select(id) {
-  S.selected = id; S.points = [];
+  S.selected = id; S.points = []; S.psd = null;
   if (S.ws && S.ws.readyState === 1) S.ws.send(JSON.stringify({ select: id }));
   schedule();
 }

@@ -176,3 +176,30 @@ def test_a_token_is_needed_by_every_request(settings: HeimdallSettings) -> None:
             assert json.loads(ws.recv(timeout=TIMEOUT_S))["type"] == "config"
     finally:
         dash.stop()
+
+
+def test_history_on_load_reads_back_by_time(settings: HeimdallSettings) -> None:
+    """Events published before the dashboard starts are shown if younger than the history;
+    older ones (by their Kafka timestamp) are not."""
+    ensure_topics(kafka.admin(settings), heimdall_topics(settings))
+    now = time.time_ns()
+    pub = Publisher(settings)
+    old, recent = _fix(now - 3_600 * 10**9), _fix(now - 10 * 10**9)
+    pub.publish(settings.topics.localizations, CHANNEL, old, t_ns=old.t_ns)
+    pub.publish(settings.topics.localizations, CHANNEL, recent, t_ns=recent.t_ns)
+    for s in _statuses(now - 3_600 * 10**9):  # state, not history: shown whatever its age
+        pub.publish(settings.topics.receivers, s.receiver_id, s, t_ns=s.updated_ns)
+    assert pub.flush() == 0
+    ds = DashboardSettings(dashboard_history_s=600.0)
+    dash = start_dashboard(settings, port=0, dashboard=ds, interval_s=0.5)
+    try:
+        with connect(dash.url.replace("http://", "ws://") + "ws") as ws:
+
+            def seen(msgs: list[dict[str, Any]]) -> bool:
+                rx = {r["id"] for m in msgs for r in m.get("receivers", [])}
+                return len(rx) == 3 and any(m.get("fixes") for m in msgs)
+
+            msgs = _receive_until(ws, seen)
+        assert [f["t_ns"] for m in msgs for f in m.get("fixes", [])] == [recent.t_ns]
+    finally:
+        dash.stop()

@@ -25,7 +25,15 @@ from heimdall.core.settings import HeimdallSettings
 from heimdall.infra.dashboard import Dashboard, start_dashboard
 from heimdall.infra.topics import ensure_topics, heimdall_topics
 from heimdall.producers.publisher import Publisher
-from heimdall.schemas.models import Localization, Position, ReceiverState, ReceiverStatus, Truth
+from heimdall.schemas.models import (
+    ClockSource,
+    Localization,
+    Measurement,
+    Position,
+    ReceiverState,
+    ReceiverStatus,
+    Truth,
+)
 from tests.browser import chromium, wait_for
 
 pytestmark = pytest.mark.integration
@@ -80,6 +88,27 @@ def _publish_scene(settings: HeimdallSettings, t_early_ns: int, t_late_ns: int) 
         channel_id=CHANNEL,
     )
     pub.publish(settings.topics.truth, truth.source_id, truth)
+    for k in range(5):
+        m = Measurement(
+            chunk_id=f"c{k}",
+            receiver_id="torino",
+            t_ns=t_late_ns + k * 200_000_000,
+            duration_s=0.2,
+            clock=ClockSource.NTP,
+            position=Position(lat_deg=SEED["torino"][0], lon_deg=SEED["torino"][1]),
+            channel_id=CHANNEL,
+            channel_freq_hz=145.5e6,
+            channel_bw_hz=12.5e3,
+            power_dbm=-80.0 - k,
+            noise_floor_dbm_hz=-170.0,
+            snr_db=30.0 - k,
+            freq_offset_hz=0.0,
+            occupied_bw_hz=1e4,
+            detected=True,
+            psd_dbm_hz=tuple(-170.0 + 40.0 * (abs(i - 32) < 4) for i in range(64)),
+            psd_bin_hz=187.5,
+        )
+        pub.publish(settings.topics.features, CHANNEL, m)
     assert pub.flush() == 0
     for t_ns, lon in ((t_early_ns, 8.3), (t_late_ns, 8.21)):
         loc = Localization(
@@ -148,6 +177,20 @@ def test_page_draws_receivers_fixes_pipeline_and_replays(
         return len(rows) == 3 and rows[2].text.replace(",", "") == "7"
 
     _wait(browser, "the pipeline panel to count the receivers topic", counted)
+
+    # selecting a receiver shows its measurements: power, SNR and the PSD summary
+    def click_torino(d: Any) -> bool:
+        d.find_element(By.CSS_SELECTOR, "#receivers g.receiver[data-id='torino'] circle").click()
+        return not d.find_element(By.ID, "receiver-panel").get_attribute("hidden")
+
+    _wait(browser, "the receiver panel", click_torino)
+
+    def charted(d: Any) -> bool:
+        return all(
+            d.find_elements(By.CSS_SELECTOR, f"#{c} path") for c in ("rx-power", "rx-snr", "rx-psd")
+        )
+
+    _wait(browser, "torino's power, SNR and PSD charts", charted)
     browser.save_screenshot(str(artifacts / "dashboard-live.png"))
     latencies = browser.execute_script("return window.heimdallDrawLatencyMs")
     assert latencies, "the pushed fix was drawn but no latency was recorded"

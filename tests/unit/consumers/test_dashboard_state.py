@@ -63,6 +63,8 @@ def measurement(rx: str, i: int) -> Measurement:
         freq_offset_hz=0.0,
         occupied_bw_hz=10e3,
         detected=True,
+        psd_dbm_hz=(-160.0, -120.08, -160.0),
+        psd_bin_hz=187.5,
     )
 
 
@@ -152,6 +154,8 @@ def test_delta_then_snapshot_carry_receivers_fixes_truth_and_pipeline() -> None:
     assert d["pipeline"]["models"][0]["version"] == "7"
     assert d["pipeline"]["latency_s"]["p50"] == pytest.approx(0.1)
     assert s.take_points() == {"rx-1": [[T0 + 3, "ch-a", -80.03, 20.0]]}
+    psd = s.receiver_history("rx-1")["psd"]
+    assert psd["bin_hz"] == 187.5 and psd["dbm_hz"] == [-160.0, -120.1, -160.0]
     snap = s.snapshot()
     assert snap["type"] == "snapshot" and len(snap["fixes"]) == 1 and len(snap["truth"]) == 1
     assert snap["channels"] == ["ch-a"]
