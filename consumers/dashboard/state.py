@@ -37,12 +37,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from heimdall.consumers.dashboard.hyperbola import tdoa_hyperbolas
 from heimdall.core.geodesy import LocalFrame, distance_m, latlon_of_enu
 from heimdall.schemas.dlq import DeadLetter
 from heimdall.schemas.models import (
     Localization,
     Measurement,
     ModelPointer,
+    Observation,
     ReceiverStatus,
     Truth,
 )
@@ -128,6 +130,9 @@ class DashboardState:
         self.receivers: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self.measurements: dict[str, deque[list[Any]]] = {}
         self.psd: dict[str, dict[str, Any]] = {}  # each receiver's latest PSD summary
+        # observations with TDOA pairs, for the hyperbolas behind their TDOA fixes
+        self._tdoa_obs: OrderedDict[str, Observation] = OrderedDict()
+        self.max_observations = 500
         self.fixes: deque[dict[str, Any]] = deque(maxlen=max_fixes)
         self.truth: deque[dict[str, Any]] = deque(maxlen=max_truth)
         self._truth_by_channel: dict[str, deque[dict[str, Any]]] = {}
@@ -160,6 +165,12 @@ class DashboardState:
                 self._on_truth(event)
             elif isinstance(event, ModelPointer):
                 self._on_model(event)
+            elif isinstance(event, Observation):
+                if event.tdoa_pairs:
+                    self._tdoa_obs[event.event_id] = event
+                    while len(self._tdoa_obs) > self.max_observations:
+                        self._tdoa_obs.popitem(last=False)
+                return False
             else:
                 return False
         return True
@@ -304,7 +315,12 @@ class DashboardState:
             "ellipse_2sigma": ellipse_polygon(self.ellipse, lat, lon, cov, 2.0),
             "truth": None,
             "error_m": None,
+            "hyperbolas": [],
         }
+        obs = self._tdoa_obs.get(loc.observation_id)
+        is_tdoa = ("tdoa" in loc.method or "hybrid" in loc.method) and "+track" not in loc.method
+        if obs is not None and is_tdoa and fix["lat"] is not None and fix["lon"] is not None:
+            fix["hyperbolas"] = tdoa_hyperbolas(obs, lat, lon)
         truth = self._nearest_truth(loc.channel_id, loc.t_ns)
         if truth is not None and fix["lat"] is not None and fix["lon"] is not None:
             fix["truth"] = {

@@ -124,6 +124,10 @@ function render(fresh = []) {
   for (const [k, f] of latest) {
     const c = colour(f.method), [x, y] = v.px(f.lat, f.lon);
     out += `<g class="fix" data-key="${esc(k)}" data-method="${esc(f.method)}" data-channel="${esc(f.channel_id)}" data-t="${f.t_ns}">`;
+    for (const hyp of f.hyperbolas || []) {
+      const d = hyp.map(([la, lo], i) => { const [hx, hy] = v.px(la, lo); return `${i ? "L" : "M"}${hx.toFixed(1)},${hy.toFixed(1)}`; }).join("");
+      out += `<path class="hyperbola" d="${d}" fill="none" stroke="${c}" stroke-width="1" stroke-opacity="0.6"/>`;
+    }
     if (f.ellipse_2sigma && f.ellipse_2sigma.length) out += `<path class="ellipse-2" d="${path(f.ellipse_2sigma)}" fill="${c}" fill-opacity="0.06" stroke="${c}" stroke-dasharray="5 4"/>`;
     if (f.ellipse_1sigma && f.ellipse_1sigma.length) out += `<path class="ellipse-1" d="${path(f.ellipse_1sigma)}" fill="${c}" fill-opacity="0.15" stroke="${c}" stroke-width="1.5"/>`;
     if (f.truth) { const [tx, ty] = v.px(f.truth.lat, f.truth.lon); out += `<line class="errline" x1="${x.toFixed(1)}" y1="${y.toFixed(1)}" x2="${tx.toFixed(1)}" y2="${ty.toFixed(1)}"/>`; }
@@ -164,7 +168,7 @@ function pct(arr, q) { if (!arr.length) return null; const a = [...arr].sort((x,
 function drawLegend() {
   const methods = [...new Set(S.fixes.map(f => f.method))].sort();
   $("legend").innerHTML = methods.map(m => `<div><span class="sw" style="background:${colour(m)}"></span>${esc(m)}</div>`).join("") +
-    `<div>ellipses: 1σ solid (39 %), 2σ dashed (86 %)</div><div>◆ truth, dashed: error</div>`;
+    `<div>ellipses: 1σ solid (39 %), 2σ dashed (86 %)</div><div>◆ truth, dashed: error; thin lines: TDOA hyperbolas</div>`;
   const box = $("methods"), have = new Set([...box.querySelectorAll("input")].map(i => i.value));
   for (const m of methods) if (!have.has(m)) {
     const l = document.createElement("label");
