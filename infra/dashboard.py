@@ -20,6 +20,7 @@ from heimdall.consumers.dashboard.config import DashboardSettings, check_binding
 from heimdall.consumers.dashboard.feed import Feed
 from heimdall.consumers.dashboard.server import DashboardServer, ServerThread
 from heimdall.consumers.dashboard.state import DashboardState
+from heimdall.core import kafka
 from heimdall.core.errors import HeimdallError
 from heimdall.core.settings import HeimdallSettings, load_settings
 from heimdall.infra.monitor import topic_counts
@@ -56,6 +57,7 @@ def start_dashboard(
     token (:class:`~heimdall.core.errors.ConfigError`)."""
     ds = dashboard or DashboardSettings()
     check_binding(host, ds.dashboard_token)
+    kafka.bootstrap(settings)  # no broker configured: one clear error now, not a dead thread
     token = ds.dashboard_token.get_secret_value() if ds.dashboard_token else None
     state = DashboardState(error_ellipse)
     server = DashboardServer(

@@ -18,8 +18,10 @@ to keep up is closed (it reconnects and gets a fresh snapshot), so memory stays 
 
 Access: when a token is configured every request must carry it — an ``Authorization:
 Bearer`` header, the ``heimdall_token`` cookie, or ``?token=`` (which sets the cookie, so a
-browser opens ``http://host:port/?token=…`` once). The token is compared in constant time
-and never logged (aiohttp's access log is off: it would print the query string).
+browser opens ``http://host:port/?token=…`` once, and is redirected to ``/`` so the token
+leaves the address bar). The token is compared in constant time and never logged (aiohttp's
+access log is off: it would print the query string). A WebSocket opened by a page of another
+origin is refused (403), token or not.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import math
 import threading
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import WSMsgType, web
 
@@ -138,7 +141,17 @@ class DashboardServer:
             return web.json_response(
                 {"error": "this dashboard needs its token (HEIMDALL_DASHBOARD_TOKEN)"}, status=401
             )
-        response: web.StreamResponse = await handler(request)
+        origin = request.headers.get("Origin")
+        if request.path == "/ws" and origin and urlsplit(origin).netloc != request.host:
+            # another site's page must not read this dashboard through the user's browser
+            return web.json_response(
+                {"error": f"WebSocket from another origin {origin}"}, status=403
+            )
+        if self._token is not None and "token" in request.query and request.path == "/":
+            # keep the token out of the address bar and history: a cookie carries it from here
+            response: web.StreamResponse = web.HTTPSeeOther("/")
+        else:
+            response = await handler(request)
         if self._token is not None and request.query.get("token") and not response.prepared:
             response.set_cookie(COOKIE, request.query["token"], httponly=True, samesite="Strict")
         return response

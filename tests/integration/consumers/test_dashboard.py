@@ -7,6 +7,7 @@ The waits are correctness timeouts (an event that never arrives fails), not spee
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -154,7 +155,10 @@ def test_pipeline_panel_counts_topics(settings: HeimdallSettings, dashboard: Das
         raise AssertionError(f"the receivers topic was never counted: {events}")
 
 
-def test_a_token_is_needed_by_every_request(settings: HeimdallSettings) -> None:
+def test_a_token_is_needed_by_every_request(
+    settings: HeimdallSettings, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
     ensure_topics(kafka.admin(settings), heimdall_topics(settings))
     ds = DashboardSettings(dashboard_token=SecretStr("s3cret-token"))
     dash = start_dashboard(settings, port=0, dashboard=ds, interval_s=0.5)
@@ -168,14 +172,27 @@ def test_a_token_is_needed_by_every_request(settings: HeimdallSettings) -> None:
         )
         assert ok.status_code == 200
         page = httpx.get(base + "?token=s3cret-token", timeout=10)
-        assert page.status_code == 200 and "heimdall_token" in page.cookies
+        # the cookie is set and the address loses the token
+        assert page.status_code == 303 and page.headers["Location"] == "/"
+        assert "heimdall_token" in page.cookies
+        with httpx.Client(cookies=page.cookies) as client:
+            assert client.get(base, timeout=10).status_code == 200
         ws_url = base.replace("http://", "ws://") + "ws"
         with pytest.raises(InvalidStatus):
             connect(ws_url).close()
         with connect(ws_url + "?token=s3cret-token") as ws:
             assert json.loads(ws.recv(timeout=TIMEOUT_S))["type"] == "config"
+        with pytest.raises(InvalidStatus):  # a page of another site, even with the cookie
+            connect(ws_url + "?token=s3cret-token", origin="http://evil.example").close()
     finally:
         dash.stop()
+    # the server's logs (the test's own clients log their requests at DEBUG: not counted)
+    server_logs = [
+        r.getMessage()
+        for r in caplog.records
+        if not r.name.startswith(("websockets", "httpx", "httpcore"))
+    ]
+    assert server_logs and not [m for m in server_logs if "s3cret-token" in m]
 
 
 def test_history_on_load_reads_back_by_time(settings: HeimdallSettings) -> None:

@@ -220,6 +220,7 @@ def test_page_without_the_token_is_refused(
         assert not browser.find_elements(By.ID, "map")
         browser.get(dash.url + "?token=browser-token")  # sets the cookie the WebSocket carries
         _wait(browser, "the WebSocket", lambda d: d.find_element(By.ID, "status").text == "live")
+        assert "token" not in browser.current_url
         browser.save_screenshot(str(artifacts / "dashboard-token.png"))
     finally:
         dash.stop()
