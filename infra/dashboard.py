@@ -15,14 +15,17 @@ import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from heimdall.consumers.dashboard.config import DashboardSettings, check_binding
 from heimdall.consumers.dashboard.feed import Feed
+from heimdall.consumers.dashboard.history import StoreHistory
 from heimdall.consumers.dashboard.server import DashboardServer, ServerThread
 from heimdall.consumers.dashboard.state import DashboardState
 from heimdall.core import kafka
 from heimdall.core.errors import HeimdallError
 from heimdall.core.settings import HeimdallSettings, load_settings
+from heimdall.core.store import open_clickhouse
 from heimdall.infra.monitor import topic_counts
 from heimdall.ml.estimators.ellipse import error_ellipse
 from heimdall.schemas.serde import Serde
@@ -36,6 +39,7 @@ class Dashboard:
     feed: Feed
     server: DashboardServer
     thread: ServerThread
+    store: Any = None
 
     @property
     def url(self) -> str:
@@ -44,6 +48,8 @@ class Dashboard:
     def stop(self) -> None:
         self.thread.stop()
         self.feed.stop()
+        if self.store is not None:
+            self.store.close()
 
 
 def start_dashboard(
@@ -60,10 +66,22 @@ def start_dashboard(
     kafka.bootstrap(settings)  # no broker configured: one clear error now, not a dead thread
     token = ds.dashboard_token.get_secret_value() if ds.dashboard_token else None
     state = DashboardState(error_ellipse)
+    # a ClickHouse server (CLICKHOUSE_URL) gives the replay every stored period; the embedded
+    # chDB belongs to `heimdall up`'s process, so there the rings are the history
+    store = open_clickhouse(settings) if settings.clickhouse.url else None
     server = DashboardServer(
-        state, token=token, tiles_url=ds.map_tiles_url, history_s=ds.dashboard_history_s
+        state,
+        token=token,
+        tiles_url=ds.map_tiles_url,
+        history_s=ds.dashboard_history_s,
+        history=StoreHistory(store, error_ellipse) if store is not None else None,
     )
-    thread = ServerThread(server, host, port).start()
+    try:
+        thread = ServerThread(server, host, port).start()
+    except BaseException:
+        if store is not None:
+            store.close()
+        raise
     feed = Feed(
         settings,
         Serde(settings.schema_registry.url),
@@ -73,7 +91,7 @@ def start_dashboard(
         interval_s=interval_s,
         on_change=server.notify,
     ).start()
-    return Dashboard(state, feed, server, thread)
+    return Dashboard(state, feed, server, thread, store)
 
 
 def run_dashboard(

@@ -6,7 +6,8 @@ Routes
 ``GET /api/state``             what the page shows now, as JSON (:meth:`DashboardState.api_state`)
 ``GET /api/config``            the map tile template and the history length
 ``GET /api/receivers/{id}``    a receiver's status and recent measurements
-``GET /api/history?from_ns=&to_ns=``  the fixes and truth of a past period (replay)
+``GET /api/history?from_ns=&to_ns=``  the fixes and truth of a past period (replay): from
+                               the store when there is one, else from the ring buffers
 ``GET /ws``                    WebSocket: a snapshot, then every change as it happens; the page
                                sends ``{"select": receiver_id}`` to follow a receiver's
                                measurements
@@ -98,6 +99,9 @@ class DashboardServer:
         How far back the feed read the topics (shown by the page).
     coalesce_s
         How long a change waits for others before the push (bounds the push rate).
+    history
+        Past periods from a store (:class:`~heimdall.consumers.dashboard.history.StoreHistory`):
+        ``/api/history`` then reaches every stored period, not only the ring buffers.
     """
 
     def __init__(
@@ -108,8 +112,10 @@ class DashboardServer:
         tiles_url: str | None = None,
         history_s: float = 600.0,
         coalesce_s: float = 0.05,
+        history: Any = None,
     ) -> None:
         self.state = state
+        self.history = history
         self._token = token or None
         self.tiles_url = tiles_url
         self.history_s = history_s
@@ -178,8 +184,21 @@ class DashboardServer:
             with contextlib.suppress(Exception):
                 await page.ws.close()
 
-    def config(self) -> dict[str, Any]:
-        return {"tiles_url": self.tiles_url, "history_s": self.history_s}
+    async def config(self) -> dict[str, Any]:
+        """The page's settings; ``history_from_ns``: the first stored fix (None: no store)."""
+        extent = None
+        if self.history is not None:
+            try:
+                extent = await asyncio.get_running_loop().run_in_executor(
+                    None, self.history.extent_ns
+                )
+            except Exception as exc:  # the store is down: replay from the rings only
+                log.warning("dashboard: reading the history's extent failed: %s", exc)
+        return {
+            "tiles_url": self.tiles_url,
+            "history_s": self.history_s,
+            "history_from_ns": extent[0] if extent else None,
+        }
 
     async def _index(self, request: web.Request) -> web.StreamResponse:
         return web.FileResponse(STATIC / "index.html")
@@ -188,7 +207,7 @@ class DashboardServer:
         return web.Response(text=dumps(self.state.api_state()), content_type="application/json")
 
     async def _api_config(self, request: web.Request) -> web.Response:
-        return web.Response(text=dumps(self.config()), content_type="application/json")
+        return web.Response(text=dumps(await self.config()), content_type="application/json")
 
     async def _api_receiver(self, request: web.Request) -> web.Response:
         rid = request.match_info["receiver_id"]
@@ -204,9 +223,15 @@ class DashboardServer:
             return web.json_response(
                 {"error": "history needs integer from_ns and to_ns (event time, ns)"}, status=400
             )
-        return web.Response(
-            text=dumps(self.state.history(from_ns, to_ns)), content_type="application/json"
-        )
+        out = self.state.history(from_ns, to_ns)
+        if self.history is not None:
+            try:
+                out = await asyncio.get_running_loop().run_in_executor(
+                    None, self.history, from_ns, to_ns
+                )
+            except Exception as exc:
+                log.warning("dashboard: history from the store failed: %s", exc)
+        return web.Response(text=dumps(out), content_type="application/json")
 
     # -- push ------------------------------------------------------------------------------
     def notify(self) -> None:
@@ -263,7 +288,7 @@ class DashboardServer:
         ws = web.WebSocketResponse(heartbeat=20.0)
         await ws.prepare(request)
         page = _Page(ws)
-        page.offer(dumps({"type": "config", **self.config()}))
+        page.offer(dumps({"type": "config", **(await self.config())}))
         page.offer(dumps(self.state.snapshot()))
         self.pages.add(page)
         writer = asyncio.ensure_future(self._writer(page))

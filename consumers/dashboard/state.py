@@ -54,6 +54,9 @@ EllipseFn = Callable[[npt.ArrayLike, float], tuple[float, float, float]]
 
 #: Points of an ellipse polygon (closed: the first point is repeated at the end).
 ELLIPSE_POINTS = 36
+#: A truth read after fixes of its channel (that had none) is matched to the last this many
+#: fixes, like a truth read before them (the nearest in event time, no limit).
+LATE_TRUTH_FIXES = 200
 
 
 def ellipse_polygon(
@@ -278,6 +281,26 @@ class DashboardState:
             if ring is None:
                 ring = self._truth_by_channel[t.channel_id] = deque(maxlen=64)
             ring.append(d)
+            self._late_truth(d)
+
+    def _late_truth(self, truth: dict[str, Any]) -> None:
+        """Recent fixes of the truth's channel that came before any truth get it now (the
+        topics are read in no fixed order); they are pushed again, the page replaces them."""
+        for n, fix in enumerate(reversed(self.fixes)):
+            if n >= LATE_TRUTH_FIXES:
+                break
+            if fix["channel_id"] != truth["channel_id"] or fix["truth"] is not None:
+                continue
+            if fix["lat"] is None:
+                continue
+            self._set_truth(fix, truth)
+            self._d_fixes.append(fix)
+
+    @staticmethod
+    def _set_truth(fix: dict[str, Any], truth: dict[str, Any]) -> None:
+        fix["truth"] = {"source_id": truth["source_id"], "lat": truth["lat"], "lon": truth["lon"]}
+        p, q = (fix["lat"], fix["lon"], 0.0), (truth["lat"], truth["lon"], 0.0)
+        fix["error_m"] = round(float(distance_m(p, q)), 1)
 
     def _on_model(self, p: ModelPointer) -> None:
         self.models[p.model_name] = {
@@ -323,14 +346,7 @@ class DashboardState:
             fix["hyperbolas"] = tdoa_hyperbolas(obs, lat, lon)
         truth = self._nearest_truth(loc.channel_id, loc.t_ns)
         if truth is not None and fix["lat"] is not None and fix["lon"] is not None:
-            fix["truth"] = {
-                "source_id": truth["source_id"],
-                "lat": truth["lat"],
-                "lon": truth["lon"],
-            }
-            fix["error_m"] = round(
-                float(distance_m((lat, lon, 0.0), (truth["lat"], truth["lon"], 0.0))), 1
-            )
+            self._set_truth(fix, truth)
         self.channels.add(loc.channel_id)
         if math.isfinite(loc.processing_latency_s) and loc.processing_latency_s > 0:
             self.latencies_s.append(loc.processing_latency_s)

@@ -15,6 +15,7 @@ const S = {
   config: {}, receivers: new Map(), fixes: [], truth: [], channels: [], pipeline: null,
   selected: null, points: [], channel: "", hidden: new Set(), live: true, cursorNs: 0,
   playing: null, fitted: false, view: new HMap.View(), ws: null, psd: null,
+  byId: new Map(), past: null, pastLoading: false, // a period fetched from /api/history (the store) for replay
 };
 // event published -> drawn, ms, measured in this browser (read by the benchmark and tests)
 window.heimdallDrawLatencyMs = [];
@@ -30,12 +31,19 @@ function onMessage(msg) {
   if (msg.type === "config") { S.config = msg; return; }
   if (msg.type === "measurements") { onPoints(msg); return; }
   if (msg.type === "snapshot") {
-    S.receivers.clear(); S.fixes = []; S.truth = [];
+    S.receivers.clear(); S.fixes = []; S.truth = []; S.byId.clear();
   }
   for (const r of msg.receivers || []) S.receivers.set(r.id, r);
-  const fresh = msg.type === "update" ? (msg.fixes || []) : [];
-  S.fixes.push(...(msg.fixes || []));
-  if (S.fixes.length > MAX_FIXES) S.fixes.splice(0, S.fixes.length - MAX_FIXES);
+  const fresh = [];
+  for (const f of msg.fixes || []) {  // a fix sent again (its truth came late) replaces itself
+    const old = S.byId.get(f.id);
+    if (old) { Object.assign(old, f); continue; }
+    S.fixes.push(f); S.byId.set(f.id, f);
+    if (msg.type === "update") fresh.push(f);
+  }
+  if (S.fixes.length > MAX_FIXES) {
+    for (const f of S.fixes.splice(0, S.fixes.length - MAX_FIXES)) S.byId.delete(f.id);
+  }
   S.truth.push(...(msg.truth || []));
   if (S.truth.length > MAX_TRUTH) S.truth.splice(0, S.truth.length - MAX_TRUTH);
   if (msg.channels) setChannels(msg.channels);
@@ -84,7 +92,9 @@ function render(fresh = []) {
   const newest = S.fixes.length ? S.fixes[S.fixes.length - 1].t_ns : 0;
   const tEnd = S.live ? Infinity : S.cursorNs;
   const tStart = (S.live ? newest : S.cursorNs) - TRAIL_NS;
-  const shown = S.fixes.filter(f => visibleFix(f) && f.t_ns <= tEnd && f.t_ns >= tStart);
+  const pool = S.live || !S.past ? S.fixes : mergeById(S.past.fixes, S.fixes);
+  const truthPool = S.live || !S.past ? S.truth : S.past.truth.concat(S.truth);
+  const shown = pool.filter(f => visibleFix(f) && f.t_ns <= tEnd && f.t_ns >= tStart);
   const latest = new Map();
   for (const f of shown) {
     const k = `${f.channel_id}|${f.method}`;
@@ -109,7 +119,7 @@ function render(fresh = []) {
   }
   out += `</g>`;
   // truth: each source's path and where it is now
-  const truthShown = S.truth.filter(t => (!S.channel || t.channel_id === S.channel) && t.t_ns <= tEnd);
+  const truthShown = truthPool.filter(t => (!S.channel || t.channel_id === S.channel) && t.t_ns <= tEnd);
   const srcLatest = new Map();
   for (const t of truthShown) srcLatest.set(t.source_id, t);
   out += `<g id="truth">`;
@@ -146,12 +156,33 @@ function render(fresh = []) {
   }
   out += `</g>` + HMap.scaleBar(v);
   svg.innerHTML = out;
+  ensurePast();
   drawLegend(); drawPipeline(); drawSlider(); drawReceiverPanel();
   const now = Date.now();
   for (const f of fresh) {
     if (f.published_ns > 0) window.heimdallDrawLatencyMs.push(now - f.published_ns / 1e6);
   }
   if (window.heimdallDrawLatencyMs.length > 1000) window.heimdallDrawLatencyMs.splice(0, window.heimdallDrawLatencyMs.length - 1000);
+}
+
+function mergeById(a, b) {
+  const seen = new Set(a.map(f => f.id));
+  return a.concat(b.filter(f => !seen.has(f.id)));
+}
+
+// replay before the live buffer: fetch the period around the cursor from the store
+function ensurePast() {
+  if (S.live || S.pastLoading || !S.config.history_from_ns) return;
+  const oldest = S.fixes.length ? S.fixes[0].t_ns : Infinity;
+  const from = S.cursorNs - TRAIL_NS;
+  if (from >= oldest) return;
+  if (S.past && S.past.from_ns <= from && S.past.to_ns >= S.cursorNs) return;
+  S.pastLoading = true;
+  const span = 300e9, f0 = Math.floor(from), t0 = Math.ceil(S.cursorNs + span);
+  fetch(`/api/history?from_ns=${f0}&to_ns=${t0}`)
+    .then(r => r.json())
+    .then(h => { S.past = h; })
+    .finally(() => { S.pastLoading = false; schedule(); });
 }
 
 function fitView() {
@@ -204,7 +235,7 @@ function drawPipeline() {
 function drawSlider() {
   const sl = $("slider");
   if (!S.fixes.length) return;
-  const t0 = S.fixes[0].t_ns, t1 = S.fixes[S.fixes.length - 1].t_ns;
+  const t0 = Math.min(S.fixes[0].t_ns, S.config.history_from_ns || Infinity), t1 = S.fixes[S.fixes.length - 1].t_ns;
   sl.min = Math.floor(t0 / 1e6); sl.max = Math.ceil(t1 / 1e6);
   if (S.live) { sl.value = sl.max; S.cursorNs = t1; }
   $("cursor").textContent = new Date(S.cursorNs / 1e6).toISOString().slice(11, 19) + (S.live ? " live" : "");

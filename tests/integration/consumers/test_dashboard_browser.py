@@ -169,7 +169,11 @@ def test_page_draws_receivers_fixes_pipeline_and_replays(
     _wait(browser, "a fix with its ellipse", lambda d: _drawn_fix_times(d) == [t_late])
     assert browser.find_elements(By.CSS_SELECTOR, "#fixes g.fix path.ellipse-2")
     assert browser.find_elements(By.CSS_SELECTOR, "#truth g.truth[data-source='rpt-145500']")
-    assert browser.find_elements(By.CSS_SELECTOR, "#fixes g.fix line.errline")
+    _wait(
+        browser,
+        "the error line to the truth",
+        lambda d: d.find_elements(By.CSS_SELECTOR, "#fixes g.fix line.errline"),
+    )
     topic = settings.topics.receivers
 
     def counted(d: Any) -> bool:

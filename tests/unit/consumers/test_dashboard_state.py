@@ -203,3 +203,22 @@ def test_binding_beyond_loopback_needs_a_token() -> None:
         check_binding("0.0.0.0", None)
     with pytest.raises(ConfigError):
         check_binding("0.0.0.0", SecretStr(""))
+
+
+def test_a_truth_read_after_the_fix_is_matched_and_the_fix_pushed_again() -> None:
+    s = state()
+    s.apply(fix(0))
+    (first,) = s.take_delta()["fixes"]  # type: ignore[index]
+    assert first["truth"] is None
+    s.apply(
+        Truth(
+            source_id="tx",
+            t_ns=T0 + 500_000_000,
+            position=Position(lat_deg=45.0, lon_deg=8.001),
+            freq_hz=1e8,
+            channel_id="ch-a",
+        )
+    )
+    (again,) = s.take_delta()["fixes"]  # type: ignore[index]
+    assert again["id"] == first["id"] and again["truth"]["source_id"] == "tx"
+    assert again["error_m"] == pytest.approx(78.8, abs=0.2)
