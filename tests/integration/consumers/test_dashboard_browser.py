@@ -228,3 +228,32 @@ def test_page_without_the_token_is_refused(
         browser.save_screenshot(str(artifacts / "dashboard-token.png"))
     finally:
         dash.stop()
+
+
+def test_map_tiles_come_from_the_template(
+    settings: HeimdallSettings, browser: Any, artifacts: Path
+) -> None:
+    """With ``HEIMDALL_MAP_TILES_URL`` the map asks for the XYZ tiles covering the view."""
+    from selenium.webdriver.common.by import By
+
+    ensure_topics(kafka.admin(settings), heimdall_topics(settings))
+    template = "http://tiles.invalid/{z}/{x}/{y}.png"
+    dash = start_dashboard(
+        settings, port=0, dashboard=DashboardSettings(map_tiles_url=template), interval_s=0.5
+    )
+    try:
+        # zoom 10 at 45° N, 8° E: tile x = floor((8 + 180) / 360 * 2^10) = 534,
+        # y = floor((1 - ln(tan 45° + sec 45°) / π) / 2 * 2^10) = 368
+        browser.get(dash.url + "#view=45.0,8.0,10")
+        _wait(browser, "the WebSocket", lambda d: d.find_element(By.ID, "status").text == "live")
+        _publish_scene(settings, time.time_ns() - 10**9, time.time_ns())
+
+        def hrefs(d: Any) -> set[str]:
+            return {
+                i.get_attribute("href") for i in d.find_elements(By.CSS_SELECTOR, ".tiles image")
+            }
+
+        _wait(browser, "the tiles", lambda d: "http://tiles.invalid/10/534/368.png" in hrefs(d))
+        assert all(h.startswith("http://tiles.invalid/10/") for h in hrefs(browser))
+    finally:
+        dash.stop()
