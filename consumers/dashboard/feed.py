@@ -5,7 +5,7 @@ Two threads:
 * **events**: a consumer of a group of its own (unique per server, so it never takes
   partitions from a stage) *assigned* every partition of ``rf.receivers``, ``rf.models``,
   ``rf.localizations``, ``rf.truth``, ``rf.features``, ``rf.observations`` (TDOA pairs, for
-  the hyperbolas) and ``rf.dlq``. On start it goes back
+  the hyperbolas), ``rf.waterfall`` (web receivers' rows) and ``rf.dlq``. On start it goes back
   in each partition by time — to ``offsets_for_times(now − history)`` where the broker
   answers it, and never more than ``backlog`` events (Tansu 0.6 answers offset 0 to any
   time, measured) — and skips events older than the history. Partitions that appear later
@@ -47,6 +47,7 @@ BACKLOG = {
     "truth": 5_000,
     "features": 5_000,
     "observations": 2_000,
+    "waterfall": 500,
     "dlq": 1_000,
 }
 #: Roles whose whole (recent) content is state, not history: read regardless of age.

@@ -253,15 +253,18 @@ class DashboardServer:
         self._flush_pending = False
         delta = self.state.take_delta()
         points = self.state.take_points()
+        rows = self.state.take_rows()
         if delta is not None:
             self._broadcast(dumps(delta))
         for page in list(self.pages):
-            if page.selected is not None and page.selected in points:
+            sel = page.selected
+            if sel is not None and (sel in points or sel in rows):
                 msg = {
                     "type": "measurements",
-                    "receiver_id": page.selected,
-                    "points": points[page.selected],
-                    "psd": self.state.latest_psd(page.selected),
+                    "receiver_id": sel,
+                    "points": points.get(sel, []),
+                    "psd": self.state.latest_psd(sel),
+                    "waterfall": rows.get(sel, []),
                     "reset": False,
                 }
                 self._offer(page, dumps(msg))

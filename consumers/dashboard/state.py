@@ -47,6 +47,7 @@ from heimdall.schemas.models import (
     Observation,
     ReceiverStatus,
     Truth,
+    WaterfallRow,
 )
 
 #: ``(cov 2x2 m², k) -> (semi_major_m, semi_minor_m, angle_deg from east)``.
@@ -54,6 +55,23 @@ EllipseFn = Callable[[npt.ArrayLike, float], tuple[float, float, float]]
 
 #: Points of an ellipse polygon (closed: the first point is repeated at the end).
 ELLIPSE_POINTS = 36
+#: Bins of a waterfall row as kept and sent (peak of each group of the receiver's bins).
+WATERFALL_BINS = 256
+
+
+def peak_bins(values: npt.ArrayLike, n_out: int = WATERFALL_BINS) -> npt.NDArray[np.float32]:
+    """``values`` reduced to at most ``n_out`` bins, each the maximum of its group.
+
+    The maximum (peak hold), not the mean: a narrow carrier one bin wide stays as high as it
+    is. The last group takes the remainder when ``n_out`` does not divide the length.
+    """
+    v = np.asarray(values, dtype=np.float32).reshape(-1)
+    if v.size <= n_out:
+        return v.copy()
+    edges = np.linspace(0, v.size, n_out + 1).astype(int)
+    return np.maximum.reduceat(v, edges[:-1]).astype(np.float32)
+
+
 #: A truth read after fixes of its channel (that had none) is matched to the last this many
 #: fixes, like a truth read before them (the nearest in event time, no limit).
 LATE_TRUTH_FIXES = 200
@@ -109,6 +127,9 @@ class DashboardState:
         Ring sizes: fixes kept, truth positions kept, measurements kept per receiver,
         receivers kept (the least recently heard is dropped first), dead letters and
         latency samples kept.
+    max_waterfall_rows, max_waterfall_receivers
+        Waterfall rows kept per receiver (each reduced to 256 float32 bins: 1 kB), and
+        receivers whose rows are kept (the least recently heard is dropped first).
     clock_ns
         Wall clock (``time.time_ns``), injectable for tests.
     """
@@ -123,6 +144,8 @@ class DashboardState:
         max_receivers: int = 2000,
         max_dead_letters: int = 50,
         max_latencies: int = 2000,
+        max_waterfall_rows: int = 120,
+        max_waterfall_receivers: int = 50,
         clock_ns: Callable[[], int] = time.time_ns,
     ) -> None:
         self.ellipse = ellipse
@@ -133,6 +156,11 @@ class DashboardState:
         self.receivers: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self.measurements: dict[str, deque[list[Any]]] = {}
         self.psd: dict[str, dict[str, Any]] = {}  # each receiver's latest PSD summary
+        # the last waterfall rows of the receivers that give them (web receivers)
+        self.waterfall: OrderedDict[str, deque[dict[str, Any]]] = OrderedDict()
+        self.max_waterfall_rows = max_waterfall_rows
+        self.max_waterfall_receivers = max_waterfall_receivers
+        self._d_rows: dict[str, deque[dict[str, Any]]] = {}
         # observations with TDOA pairs, for the hyperbolas behind their TDOA fixes
         self._tdoa_obs: OrderedDict[str, Observation] = OrderedDict()
         self.max_observations = 500
@@ -168,6 +196,8 @@ class DashboardState:
                 self._on_truth(event)
             elif isinstance(event, ModelPointer):
                 self._on_model(event)
+            elif isinstance(event, WaterfallRow):
+                self._on_waterfall(event)
             elif isinstance(event, Observation):
                 if event.tdoa_pairs:
                     self._tdoa_obs[event.event_id] = event
@@ -263,6 +293,33 @@ class DashboardState:
         if pending is None:
             pending = self._d_points[m.receiver_id] = deque(maxlen=self.max_points)
         pending.append(point)
+
+    def _on_waterfall(self, w: WaterfallRow) -> None:
+        values = peak_bins(w.values)
+        row = {
+            "t_ns": w.t_ns,
+            "center_freq_hz": w.center_freq_hz,
+            "span_hz": w.bin_hz * w.n_bins,
+            "values": values,
+        }
+        ring = self.waterfall.get(w.receiver_id)
+        if ring is None:
+            ring = self.waterfall[w.receiver_id] = deque(maxlen=self.max_waterfall_rows)
+            while len(self.waterfall) > self.max_waterfall_receivers:
+                old, _ = self.waterfall.popitem(last=False)
+                self._d_rows.pop(old, None)
+        else:
+            self.waterfall.move_to_end(w.receiver_id)
+        ring.append(row)
+        pending = self._d_rows.get(w.receiver_id)
+        if pending is None:
+            pending = self._d_rows[w.receiver_id] = deque(maxlen=self.max_waterfall_rows)
+        pending.append(row)
+        r = self._receiver(w.receiver_id)
+        if r["lat"] is None:
+            r["lat"], r["lon"] = w.position.lat_deg, w.position.lon_deg
+        r["last_seen_ns"] = max(r["last_seen_ns"] or 0, w.t_ns)
+        self._d_receivers[w.receiver_id] = dict(r)
 
     def _on_truth(self, t: Truth) -> None:
         d = {
@@ -428,6 +485,13 @@ class DashboardState:
             self._d_points.clear()
             return out
 
+    def take_rows(self) -> dict[str, list[dict[str, Any]]]:
+        """New waterfall rows by receiver since the last call (JSON-ready)."""
+        with self.lock:
+            out = {rid: [_row_json(r) for r in rows] for rid, rows in self._d_rows.items()}
+            self._d_rows.clear()
+            return out
+
     def latest_psd(self, receiver_id: str) -> dict[str, Any] | None:
         """A receiver's latest PSD summary: ``{t_ns, channel_id, bin_hz, dbm_hz}``.
 
@@ -447,6 +511,7 @@ class DashboardState:
                 "receiver": dict(r) if r else None,
                 "points": list(self.measurements.get(receiver_id, ())),
                 "psd": self.psd.get(receiver_id),
+                "waterfall": [_row_json(r) for r in self.waterfall.get(receiver_id, ())],
                 "reset": True,
             }
 
@@ -501,6 +566,16 @@ class DashboardState:
                 "latency_s": p["latency_s"],
                 "models": p["models"],
             }
+
+
+def _row_json(row: dict[str, Any]) -> dict[str, Any]:
+    """A waterfall row for the page: values in dB to 0.1 (the server's unit, not dBm)."""
+    return {
+        "t_ns": row["t_ns"],
+        "center_freq_hz": row["center_freq_hz"],
+        "span_hz": row["span_hz"],
+        "values": [round(float(v), 1) if math.isfinite(v) else None for v in row["values"]],
+    }
 
 
 def _r(v: float, nd: int) -> float | None:

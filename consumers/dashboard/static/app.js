@@ -9,13 +9,13 @@ const STATE_COLOURS = {
   online: "#16a34a", connecting: "#f59e0b", stalled: "#ea580c", offline: "#dc2626",
   error: "#dc2626", unknown: "#9ca3af",
 };
-const MAX_FIXES = 3000, MAX_TRUTH = 3000, TRAIL_NS = 120e9, MAX_POINTS = 600;
+const MAX_FIXES = 3000, MAX_TRUTH = 3000, TRAIL_NS = 120e9, MAX_POINTS = 600, MAX_ROWS = 120;
 
 const S = {
   config: {}, receivers: new Map(), fixes: [], truth: [], channels: [], pipeline: null,
   selected: null, points: [], channel: "", hidden: new Set(), live: true, cursorNs: 0,
   playing: null, fitted: false, view: new HMap.View(), ws: null, psd: null,
-  byId: new Map(), past: null, pastLoading: false, // a period fetched from /api/history (the store) for replay
+  byId: new Map(), past: null, pastLoading: false, rows: [], // a period fetched from /api/history (the store) for replay
 };
 // event published -> drawn, ms, measured in this browser (read by the benchmark and tests)
 window.heimdallDrawLatencyMs = [];
@@ -55,6 +55,9 @@ function onPoints(msg) {
   if (msg.receiver_id !== S.selected) return;
   if (msg.reset) S.points = [];
   if (msg.psd) S.psd = msg.psd;
+  if (msg.reset) S.rows = [];
+  S.rows.push(...(msg.waterfall || []));
+  if (S.rows.length > MAX_ROWS) S.rows.splice(0, S.rows.length - MAX_ROWS);
   S.points.push(...msg.points);
   if (S.points.length > MAX_POINTS) S.points.splice(0, S.points.length - MAX_POINTS);
   if (msg.receiver) S.receivers.set(msg.receiver_id, msg.receiver);
@@ -272,6 +275,36 @@ function drawReceiverPanel() {
   chart($("rx-power"), S.points, 2, "power", "dBm");
   chart($("rx-snr"), S.points, 3, "SNR", "dB");
   psdChart($("rx-psd"), S.psd);
+  waterfall(S.rows);
+}
+
+// waterfall rows (newest on top), dB of the receiver's own scale, a dark-to-bright colour map
+const WF_STOPS = [[0, 0, 40], [40, 20, 140], [200, 40, 120], [250, 160, 30], [255, 255, 200]];
+function wfColour(x) {
+  const t = Math.min(Math.max(x, 0), 1) * (WF_STOPS.length - 1), i = Math.min(Math.floor(t), WF_STOPS.length - 2), f = t - i;
+  return WF_STOPS[i].map((c, k) => Math.round(c + f * (WF_STOPS[i + 1][k] - c)));
+}
+function waterfall(rows) {
+  const box = $("rx-waterfall-box"), cv = $("rx-waterfall");
+  box.hidden = !rows.length;
+  cv.dataset.rows = rows.length;
+  if (!rows.length) return;
+  const n = rows[rows.length - 1].values.length;
+  let lo = Infinity, hi = -Infinity;
+  for (const r of rows) for (const v of r.values) if (v !== null) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
+  if (hi - lo < 1) hi = lo + 1;
+  cv.width = n; cv.height = MAX_ROWS;
+  const ctx = cv.getContext("2d"), img = ctx.createImageData(n, MAX_ROWS);
+  rows.slice().reverse().forEach((r, y) => {
+    r.values.forEach((v, x) => {
+      if (x >= n) return;
+      const [cr, cg, cb] = v === null ? [0, 0, 0] : wfColour((v - lo) / (hi - lo)), o = 4 * (y * n + x);
+      img.data[o] = cr; img.data[o + 1] = cg; img.data[o + 2] = cb; img.data[o + 3] = 255;
+    });
+  });
+  ctx.putImageData(img, 0, 0);
+  const last = rows[rows.length - 1];
+  $("rx-waterfall-label").textContent = `waterfall ${((last.center_freq_hz - last.span_hz / 2) / 1e6).toFixed(3)}–${((last.center_freq_hz + last.span_hz / 2) / 1e6).toFixed(3)} MHz, ${lo.toFixed(0)}…${hi.toFixed(0)} dB (receiver's scale, not dBm)`;
 }
 
 // the latest PSD summary: Welch PSD over the chunk's band, bin i at (i − L/2)·bin_hz
@@ -291,7 +324,7 @@ function psdChart(svg, psd) {
 
 // ---------------------------------------------------------------- interaction
 function select(id) {
-  S.selected = id; S.points = []; S.psd = null;
+  S.selected = id; S.points = []; S.psd = null; S.rows = [];
   if (S.ws && S.ws.readyState === 1) S.ws.send(JSON.stringify({ select: id }));
   schedule();
 }

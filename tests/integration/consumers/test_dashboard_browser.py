@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from pydantic import SecretStr
 
@@ -33,6 +34,7 @@ from heimdall.schemas.models import (
     ReceiverState,
     ReceiverStatus,
     Truth,
+    WaterfallRow,
 )
 from tests.browser import chromium, wait_for
 
@@ -109,6 +111,21 @@ def _publish_scene(settings: HeimdallSettings, t_early_ns: int, t_late_ns: int) 
             psd_bin_hz=187.5,
         )
         pub.publish(settings.topics.features, CHANNEL, m)
+    for k in range(3):  # a web receiver's waterfall rows
+        w = WaterfallRow(
+            receiver_id="torino",
+            seq=k,
+            t_ns=t_late_ns + k * 100_000_000,
+            clock=ClockSource.NTP,
+            position=Position(lat_deg=SEED["torino"][0], lon_deg=SEED["torino"][1]),
+            center_freq_hz=145.5e6,
+            sample_rate_hz=2.4e6,
+            bin_hz=2343.75,
+            n_bins=1024,
+            values=np.linspace(-110.0, -40.0, 1024, dtype=np.float32),
+            row_period_s=0.1,
+        )
+        pub.publish(settings.topics.waterfall, "torino", w)
     assert pub.flush() == 0
     for t_ns, lon in ((t_early_ns, 8.3), (t_late_ns, 8.21)):
         loc = Localization(
@@ -195,6 +212,11 @@ def test_page_draws_receivers_fixes_pipeline_and_replays(
         )
 
     _wait(browser, "torino's power, SNR and PSD charts", charted)
+    _wait(
+        browser,
+        "torino's waterfall",
+        lambda d: d.find_element(By.ID, "rx-waterfall").get_attribute("data-rows") == "3",
+    )
     browser.save_screenshot(str(artifacts / "dashboard-live.png"))
     latencies = browser.execute_script("return window.heimdallDrawLatencyMs")
     assert latencies, "the pushed fix was drawn but no latency was recorded"
@@ -248,10 +270,12 @@ def test_map_tiles_come_from_the_template(
         _wait(browser, "the WebSocket", lambda d: d.find_element(By.ID, "status").text == "live")
         _publish_scene(settings, time.time_ns() - 10**9, time.time_ns())
 
-        def hrefs(d: Any) -> set[str]:
-            return {
-                i.get_attribute("href") for i in d.find_elements(By.CSS_SELECTOR, ".tiles image")
-            }
+        def hrefs(d: Any) -> set[str]:  # read at once: the SVG is redrawn on every push
+            script = (
+                "return [...document.querySelectorAll('.tiles image')]"
+                ".map(i => i.getAttribute('href'))"
+            )
+            return set(d.execute_script(script))
 
         _wait(browser, "the tiles", lambda d: "http://tiles.invalid/10/534/368.png" in hrefs(d))
         assert all(h.startswith("http://tiles.invalid/10/") for h in hrefs(browser))

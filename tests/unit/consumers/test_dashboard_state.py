@@ -12,7 +12,12 @@ from pydantic import SecretStr
 
 from heimdall.consumers.dashboard.config import check_binding, is_loopback
 from heimdall.consumers.dashboard.server import dumps
-from heimdall.consumers.dashboard.state import DashboardState, ellipse_polygon, percentile
+from heimdall.consumers.dashboard.state import (
+    DashboardState,
+    ellipse_polygon,
+    peak_bins,
+    percentile,
+)
 from heimdall.core.errors import ConfigError
 from heimdall.core.geodesy import LocalFrame
 from heimdall.ml.estimators.ellipse import error_ellipse, mahalanobis2
@@ -26,6 +31,7 @@ from heimdall.schemas.models import (
     ReceiverState,
     ReceiverStatus,
     Truth,
+    WaterfallRow,
 )
 
 T0 = 1_700_000_000_000_000_000
@@ -222,3 +228,44 @@ def test_a_truth_read_after_the_fix_is_matched_and_the_fix_pushed_again() -> Non
     (again,) = s.take_delta()["fixes"]  # type: ignore[index]
     assert again["id"] == first["id"] and again["truth"]["source_id"] == "tx"
     assert again["error_m"] == pytest.approx(78.8, abs=0.2)
+
+
+def row(rx: str, i: int, n_bins: int = 1000) -> WaterfallRow:
+    values = np.full(n_bins, -100.0, dtype=np.float32)
+    values[517] = -20.0  # a carrier one bin wide
+    return WaterfallRow(
+        receiver_id=rx,
+        seq=i,
+        t_ns=T0 + i,
+        clock=ClockSource.NTP,
+        position=Position(lat_deg=45.0, lon_deg=8.0),
+        center_freq_hz=7.1e6,
+        sample_rate_hz=2.4e6,
+        bin_hz=2400.0,
+        n_bins=n_bins,
+        values=values,
+        row_period_s=0.1,
+    )
+
+
+def test_peak_bins_keeps_a_one_bin_carrier() -> None:
+    v = row("rx", 0).values
+    out = peak_bins(v, 256)
+    assert out.shape == (256,) and out.max() == -20.0 and np.count_nonzero(out == -20.0) == 1
+    # the carrier's group: bin 517 of 1000 falls in group floor(517 * 256 / 1000) = 132
+    assert int(np.argmax(out)) == 132
+    assert np.array_equal(peak_bins(v[:100], 256), v[:100])
+
+
+def test_waterfall_rows_are_bounded_and_sent_to_the_page() -> None:
+    s = state(max_waterfall_rows=4, max_waterfall_receivers=2)
+    for rx in ("a", "b", "c"):
+        for i in range(10):
+            s.apply(row(rx, i))
+    assert list(s.waterfall) == ["b", "c"] and all(len(r) == 4 for r in s.waterfall.values())
+    hist = s.receiver_history("c")["waterfall"]
+    assert [r["t_ns"] for r in hist] == [T0 + i for i in range(6, 10)]
+    assert len(hist[0]["values"]) == 256 and max(hist[0]["values"]) == -20.0
+    assert hist[0]["span_hz"] == 2.4e6
+    rows = s.take_rows()
+    assert set(rows) == {"b", "c"} and s.take_rows() == {}
