@@ -76,10 +76,10 @@ def test_sigterm_stops_everything_and_prints_summary(tmp_path: Path) -> None:
     try:
         deadline = time.monotonic() + 60
         kids: set[int] = set()
-        while time.monotonic() < deadline and len(kids) < 4:  # broker, 2 workers, simulator
+        while time.monotonic() < deadline and len(kids) < 5:  # broker, 2 workers, dashboard, sim
             time.sleep(0.5)
             kids = children_of(proc.pid)
-        assert len(kids) >= 4, f"children: {kids}"
+        assert len(kids) >= 5, f"children: {kids}"
         time.sleep(8)
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=60)
