@@ -218,7 +218,8 @@ class Feed:
                         for s in self.stages
                     }
                     known = {k: v for k, v in lag.items() if v is not None}
-                    self.state.set_pipeline(rates, totals, known)
+                    dlq = rates.get(self.settings.topics.dlq)
+                    self.state.set_pipeline(rates, totals, known, dead_letters_per_s=dlq)
                     self.on_change()
                 except Exception as exc:
                     log.warning("dashboard: reading counts and lag failed: %s", exc)

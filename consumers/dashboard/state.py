@@ -114,6 +114,7 @@ class Pipeline:
     totals: dict[str, int] = field(default_factory=dict)
     lag: dict[str, int] = field(default_factory=dict)
     updated_ns: int = 0
+    dead_letters_per_s: float | None = None
 
 
 class DashboardState:
@@ -222,11 +223,21 @@ class DashboardState:
             self._d_dead.append(d)
 
     def set_pipeline(
-        self, rates_per_s: dict[str, float], totals: dict[str, int], lag: dict[str, int]
+        self,
+        rates_per_s: dict[str, float],
+        totals: dict[str, int],
+        lag: dict[str, int],
+        dead_letters_per_s: float | None = None,
     ) -> None:
-        """The feed's periodic reading of the topics and consumer groups."""
+        """The feed's periodic reading of the topics and consumer groups.
+
+        ``dead_letters_per_s``: the dead-letter topic's rate, when its count is known (the
+        ring of reasons holds only the last few).
+        """
         with self.lock:
-            self.pipeline = Pipeline(dict(rates_per_s), dict(totals), dict(lag), self.clock_ns())
+            self.pipeline = Pipeline(
+                dict(rates_per_s), dict(totals), dict(lag), self.clock_ns(), dead_letters_per_s
+            )
             self._d_pipeline = True
 
     def _receiver(self, receiver_id: str) -> dict[str, Any]:
@@ -415,12 +426,17 @@ class DashboardState:
         p = self.pipeline
         now = self.clock_ns()
         recent_dead = [d for d in self.dead_letters if now - d["t_ns"] <= 60_000_000_000]
+        per_min = (
+            round(60.0 * p.dead_letters_per_s, 1)
+            if p.dead_letters_per_s is not None
+            else len(recent_dead)
+        )
         return {
             "rates_per_s": p.rates_per_s,
             "totals": p.totals,
             "lag": p.lag,
             "updated_ns": p.updated_ns,
-            "dead_letters_per_min": len(recent_dead),
+            "dead_letters_per_min": per_min,
             "last_dead_letters": list(self.dead_letters)[-10:],
             "latency_s": {
                 "p50": percentile(self.latencies_s, 50),

@@ -269,3 +269,14 @@ def test_waterfall_rows_are_bounded_and_sent_to_the_page() -> None:
     assert hist[0]["span_hz"] == 2.4e6
     rows = s.take_rows()
     assert set(rows) == {"b", "c"} and s.take_rows() == {}
+
+
+def test_dead_letter_rate_comes_from_the_topic_count_when_known() -> None:
+    s = state(max_dead_letters=3)
+    for i in range(10):
+        s.apply_dead_letter(DeadLetter(None, b"", f"bad {i}", "t", 0, i, "features"), T0)
+    assert s.api_state()["dead_letters_per_min"] == 3  # the ring only: a lower bound
+    s.set_pipeline({"rf.dlq.v1": 0.5}, {"rf.dlq.v1": 10}, {}, dead_letters_per_s=0.5)
+    out = s.api_state()
+    assert out["dead_letters_per_min"] == 30.0
+    assert [d["reason"] for d in out["last_dead_letters"]] == ["bad 7", "bad 8", "bad 9"]
