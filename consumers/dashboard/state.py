@@ -55,6 +55,9 @@ EllipseFn = Callable[[npt.ArrayLike, float], tuple[float, float, float]]
 
 #: Points of an ellipse polygon (closed: the first point is repeated at the end).
 ELLIPSE_POINTS = 36
+#: Channels whose last SNR a receiver keeps (the oldest-heard is dropped first).
+MAX_CHANNELS_PER_RECEIVER = 16
+
 #: Bins of a waterfall row as kept and sent (peak of each group of the receiver's bins).
 WATERFALL_BINS = 256
 
@@ -288,6 +291,11 @@ class DashboardState:
         self.channels.add(m.channel_id)
         point = [m.t_ns, m.channel_id, _r(m.power_dbm, 2), _r(m.snr_db, 2)]
         r["snr_db"], r["power_dbm"] = point[3], point[2]
+        # a new dict each time: the copies already handed to the server stay unchanged
+        by_channel = {**r.get("snr_db_by_channel", {}), m.channel_id: point[3]}
+        if len(by_channel) > MAX_CHANNELS_PER_RECEIVER:
+            del by_channel[next(iter(by_channel))]
+        r["snr_db_by_channel"] = by_channel
         ring = self.measurements.get(m.receiver_id)
         if ring is None:
             ring = self.measurements[m.receiver_id] = deque(maxlen=self.max_points)

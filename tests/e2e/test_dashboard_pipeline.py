@@ -91,6 +91,16 @@ def test_dashboard_of_the_seed_network(tmp_path: Path) -> None:
 
             first = wait_for(browser, "the pipeline panel", iq_count, 30)
             wait_for(browser, "the pipeline panel to update", lambda d: iq_count(d) > first, 30)
+
+            # a receiver selected: its power, SNR and PSD from the live measurements
+            def select_torino(d: Any) -> bool:
+                d.find_element(
+                    By.CSS_SELECTOR, "#receivers g.receiver[data-id='torino'] circle"
+                ).click()
+                return bool(d.find_elements(By.CSS_SELECTOR, "#rx-psd path"))
+
+            wait_for(browser, "torino's measurements", select_torino, 30)
+            time.sleep(3.0)  # a few seconds of power and SNR
             browser.save_screenshot(str(artifacts / "dashboard-seed-network.png"))
 
             state = httpx.get(url + "api/state", timeout=10).json()

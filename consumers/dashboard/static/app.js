@@ -152,7 +152,8 @@ function render(fresh = []) {
   for (const r of S.receivers.values()) {
     if (r.lat === null || r.lon === null) continue;
     const [x, y] = v.px(r.lat, r.lon), st = r.state || "unknown";
-    const snr = r.snr_db !== null && r.snr_db !== undefined ? ` ${r.snr_db.toFixed(0)} dB` : "";
+    const snrNow = S.channel ? (r.snr_db_by_channel || {})[S.channel] : r.snr_db;  // the filtered channel's
+    const snr = snrNow !== null && snrNow !== undefined ? ` ${snrNow.toFixed(0)} dB` : "";
     out += `<g class="receiver${r.id === S.selected ? " selected" : ""}" data-id="${esc(r.id)}" data-state="${esc(st)}">` +
       `<circle cx="${x.toFixed(1)}" cy="${y.toFixed(1)}" r="6" fill="${STATE_COLOURS[st] || STATE_COLOURS.unknown}"/>` +
       `<text x="${(x + 8).toFixed(1)}" y="${(y - 6).toFixed(1)}">${esc(r.id)}${snr}</text><title>${esc(r.id)} ${esc(st)}</title></g>`;

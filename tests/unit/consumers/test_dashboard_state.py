@@ -152,6 +152,7 @@ def test_delta_then_snapshot_carry_receivers_fixes_truth_and_pipeline() -> None:
     assert d is not None and d["type"] == "update"
     (rx,) = d["receivers"]
     assert (rx["id"], rx["state"], rx["lat"], rx["snr_db"]) == ("rx-1", "stalled", 45.1, 20.0)
+    assert rx["snr_db_by_channel"] == {"ch-a": 20.0}
     (f,) = d["fixes"]
     assert f["truth"]["source_id"] == "tx"
     # 0.001° of longitude at 45° N is 78.8 m on WGS84
