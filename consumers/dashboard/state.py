@@ -8,8 +8,10 @@ letters and of latencies; and it collects what changed since the last
 :meth:`~DashboardState.take_delta` so that the server pushes only that.
 
 Memory is bounded by the ring sizes (``collections.deque(maxlen=…)``) and by
-``max_receivers``: with the defaults, 2,000 fixes of ~2 kB, 2,000 truth points,
-300 points for each of at most 2,000 receivers, whatever the run time.
+``max_receivers``: with the defaults, 2,000 fixes of ~2 kB, 2,000 truth points, 300
+measurement points and one PSD summary for each of at most 2,000 receivers, 120 waterfall
+rows of 1 kB for each of at most 50 receivers, 500 observations with TDOA pairs, whatever
+the run time (measured: 27 MB from the 2,000th fix to the 12,000th, 100 receivers).
 
 Ellipses
 --------
