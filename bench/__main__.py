@@ -12,6 +12,7 @@ from rich.console import Console
 
 from bench import (
     bench_adapters,
+    bench_dashboard,
     bench_dsp,
     bench_inference,
     bench_pipeline,
@@ -32,6 +33,7 @@ BENCHMARKS: dict[str, tuple[Callable[[Context], None], str]] = {
     "sink": (bench_sink.run, "ClickHouse sink rows/s into chDB vs raw insert"),
     "pipeline": (bench_pipeline.run, "chunks/s, latency p50/p99, time to first localization"),
     "adapters": (bench_adapters.run, "CPU of 50 live adapter connections, Kafka included"),
+    "dashboard": (bench_dashboard.run, "dashboard server CPU/memory/latency, 1/10/50 pages"),
 }
 
 

@@ -53,6 +53,10 @@ def up(
     summary_json: Annotated[
         Path | None, typer.Option(help="also write the summary as JSON to this file")
     ] = None,
+    no_dashboard: Annotated[
+        bool, typer.Option("--no-dashboard", help="do not start the web dashboard")
+    ] = False,
+    dashboard_port: Annotated[int, typer.Option(help="port of the web dashboard")] = 8765,
 ) -> None:
     """Run the whole pipeline (embedded unless KAFKA_BOOTSTRAP_SERVERS etc. are set)."""
     from heimdall.infra.runtime import Runtime, UpOptions, log_to_file
@@ -84,12 +88,26 @@ def up(
         simulate=not no_sim and network is None,
         workers=workers,
         network=network,
+        dashboard_port=None if no_dashboard else dashboard_port,
     )
     summary = Runtime(settings, opts, console).run()
     print_summary(summary, console)
     if summary_json is not None:
         summary.write_json(summary_json)
         console.print(f"[dim]summary written to {summary_json}[/dim]")
+
+
+@app.command()
+def dashboard(
+    host: Annotated[
+        str, typer.Option(help="address to listen on (beyond loopback needs a token)")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8765,
+) -> None:
+    """Serve the live map and the pipeline's health (HEIMDALL_DASHBOARD_TOKEN to bind widely)."""
+    from heimdall.infra.dashboard import run_dashboard
+
+    run_dashboard(_settings(), host, port, say=console.print)
 
 
 @app.command()

@@ -20,6 +20,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -78,6 +79,8 @@ class UpOptions:
     network: Path | None = None
     workers: int | None = None
     """Stream worker processes sharing the partitions (None: one per CPU core)."""
+    dashboard_port: int | None = None
+    """Port of the web dashboard child on 127.0.0.1 (None: no dashboard)."""
 
     @property
     def n_workers(self) -> int:
@@ -130,6 +133,19 @@ class Runtime:
             args.append("--realtime" if self.options.realtime else "--fast")
             self.children.append(Child("simulator", args, env, self.logs / "simulator.log").start())
 
+    def _start_dashboard(self, env: dict[str, str]) -> None:
+        port = self.options.dashboard_port
+        if port is None:
+            return
+        with socket.socket() as probe:  # a busy port: say so rather than print a wrong URL
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                self.console.print(f"[yellow]dashboard: port {port} in use, not started[/yellow]")
+                return
+        args, log_path = ["--host", "127.0.0.1", "--port", str(port)], self.logs / "dashboard.log"
+        dash = Child("dashboard", args, env, log_path, module="heimdall.infra.dashboard")
+        self.children.append(dash.start())
+        self.console.print(f"[dim]dashboard:[/dim] http://127.0.0.1:{port}/")
+
     def _start_sink(self, serde: Serde) -> None:
         self.store = open_clickhouse(self.settings)
         apply_schema(self.store, self.settings.clickhouse.database)
@@ -157,6 +173,7 @@ class Runtime:
             ensure_topics(kafka.admin(self.settings), heimdall_topics(self.settings))
             env = child_env(self.settings.to_env())
             self._start_workers(env)  # first: their imports and group join take the longest
+            self._start_dashboard(env)
             if self.broker is not None:  # a fresh embedded broker knows no model yet
                 announce(self.settings, active_records(self.settings))
             serde = Serde(self.settings.schema_registry.url)

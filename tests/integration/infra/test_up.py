@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -36,6 +37,12 @@ def children_of(pid: int) -> set[int]:
     return out
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as f:
@@ -57,6 +64,8 @@ def test_sigterm_stops_everything_and_prints_summary(tmp_path: Path) -> None:
             "2",
             "--summary-json",
             str(tmp_path / "summary.json"),
+            "--dashboard-port",
+            str(free_port()),
         ],
         env=env,
         cwd=tmp_path,
@@ -67,10 +76,10 @@ def test_sigterm_stops_everything_and_prints_summary(tmp_path: Path) -> None:
     try:
         deadline = time.monotonic() + 60
         kids: set[int] = set()
-        while time.monotonic() < deadline and len(kids) < 4:  # broker, 2 workers, simulator
+        while time.monotonic() < deadline and len(kids) < 5:  # broker, 2 workers, dashboard, sim
             time.sleep(0.5)
             kids = children_of(proc.pid)
-        assert len(kids) >= 4, f"children: {kids}"
+        assert len(kids) >= 5, f"children: {kids}"
         time.sleep(8)
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=60)
@@ -83,6 +92,6 @@ def test_sigterm_stops_everything_and_prints_summary(tmp_path: Path) -> None:
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["workers"] == 2
     assert summary["events"]["rf.iq.v1"] > 0
-    assert set(summary["restarts"]) == {"streams-1", "streams-2", "simulator"}
+    assert set(summary["restarts"]) == {"streams-1", "streams-2", "simulator", "dashboard"}
     leftover = [k for k in kids if alive(k)]
     assert not leftover, f"processes left behind: {leftover}"
