@@ -234,6 +234,9 @@ class HeimdallSettings(BaseSettings):
                     "track_accel_psd",
                     "track_max_gap_s",
                     "batch_max_events",
+                    "tdoa",
+                    "tdoa_window_s",
+                    "tdoa_method",
                 }
             ).items()
         }
