@@ -304,6 +304,7 @@ def pair_lags(
                     max_lag_s=max_lag_s(ra.name, rb.name),
                     n_windows=opt.n_windows,
                     subband_edges_hz=edges,
+                    band_hz=opt.band_hz,
                 )
             except ValueError as exc:
                 notes.append(f"{ra.name}–{rb.name}: {exc}")

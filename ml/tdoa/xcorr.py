@@ -108,6 +108,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 from scipy import fft as sfft
+from scipy import special
 from scipy.optimize import minimize_scalar
 
 from heimdall.ml.tdoa.dispersion import excess_spread, subband_delays
@@ -279,14 +280,14 @@ def resample_with_mask(
         return np.where(in_gap, 0.0, out), valid & ~in_gap
     out = np.empty(u.size, dtype=np.complex128)
     offs = np.arange(-_HALF_TAPS + 1, _HALF_TAPS + 1)
-    norm = float(np.i0(_KAISER_BETA))
+    norm = float(special.i0(_KAISER_BETA))
     for s in range(0, u.size, _CHUNK):
         uu = u[s : s + _CHUNK]
         base = np.floor(uu).astype(np.intp)
         idx = base[:, None] + offs[None, :]
         dist = uu[:, None] - idx
         win_arg = 1.0 - (dist / _HALF_TAPS) ** 2
-        w = np.sinc(dist) * np.i0(_KAISER_BETA * np.sqrt(np.clip(win_arg, 0.0, None))) / norm
+        w = np.sinc(dist) * special.i0(_KAISER_BETA * np.sqrt(np.clip(win_arg, 0.0, None))) / norm
         w[win_arg <= 0.0] = 0.0
         valid_tap = (idx >= 0) & (idx < x.size)
         if len(segs) > 1:
@@ -301,7 +302,9 @@ def resample_with_mask(
 class _Correlator:
     """Cross-spectrum of two equal-length sequences and the band-limited |R(τ)|."""
 
-    def __init__(self, a: ComplexArray, b: ComplexArray) -> None:
+    def __init__(
+        self, a: ComplexArray, b: ComplexArray, band: tuple[float, float] | None = None
+    ) -> None:
         n = a.size
         self.nfft = sfft.next_fast_len(2 * n)
         fa = sfft.fft(a, self.nfft)
@@ -309,6 +312,14 @@ class _Correlator:
         self.spec = np.conj(fa) * fb
         self.freq = sfft.fftfreq(self.nfft)
         self.energy = math.sqrt(float(np.vdot(a, a).real) * float(np.vdot(b, b).real))
+        # the band-limited continuation R(τ) over the analysis band only (``band``, cycles per
+        # sample, lo ≤ |ν| ≤ hi): outside it is only the band-pass filter's stop-band leakage
+        if band is None:
+            keep = np.ones(self.nfft, dtype=bool)
+        else:
+            keep = (np.abs(self.freq) >= band[0]) & (np.abs(self.freq) <= band[1])
+        self._f = self.freq[keep]
+        self._s = self.spec[keep]
 
     def integer(self, max_lag: int) -> tuple[int, float]:
         r = np.abs(sfft.ifft(self.spec))
@@ -318,11 +329,11 @@ class _Correlator:
         return int(lags[k]), float(vals[k])
 
     def at(self, tau: float) -> float:
-        return float(abs(np.sum(self.spec * np.exp(2j * np.pi * self.freq * tau))) / self.nfft)
+        return float(abs(np.sum(self._s * np.exp(2j * np.pi * self._f * tau))) / self.nfft)
 
     def refine(self, lo: float, hi: float, step: float = 0.25) -> tuple[float, float]:
         grid = np.arange(lo, hi + 0.5 * step, step)
-        vals = [self.at(float(g)) for g in grid]
+        vals = np.abs(np.exp(2j * np.pi * np.outer(grid, self._f)) @ self._s)
         k = int(np.argmax(vals))
         c = float(grid[k])
         res = minimize_scalar(
@@ -345,6 +356,7 @@ def measure_lag(
     window_search_samples: float = 3.0,
     remove_mean: bool = True,
     subband_edges_hz: Sequence[tuple[float, float]] | None = None,
+    band_hz: tuple[float, float] | None = None,
 ) -> LagMeasurement:
     """Delay of recording b relative to recording a, with its uncertainty (module docstring).
 
@@ -366,6 +378,10 @@ def measure_lag(
     subband_edges_hz : sequence of (float, float), optional
         Contiguous sub-bands ``[lo, hi)`` (Hz, baseband, e.g.
         :func:`~heimdall.ml.tdoa.dispersion.passband_edges`) for ``sigma_sys_s``; none: 0.
+    band_hz : (float, float), optional
+        Pass band ``lo ≤ |f| ≤ hi`` (Hz) the recordings were filtered to: the sub-sample
+        refinement then sums only those bins (the rest is the filter's stop-band leakage;
+        4× fewer terms for 30–1500 Hz at 12 kHz). None: every bin.
 
     Returns
     -------
@@ -404,7 +420,8 @@ def measure_lag(
     n = times.size
     max_lag = n // 4 if max_lag_s is None else min(math.ceil(max_lag_s * fs) + 1, n - 1)
 
-    full = _Correlator(ga, gb)
+    band = None if band_hz is None else (band_hz[0] / fs, band_hz[1] / fs)
+    full = _Correlator(ga, gb, band)
     k0, _ = full.integer(max_lag)
     lag, peak = full.refine(k0 - 1.0, k0 + 1.0)
     quality = peak / full.energy if full.energy > 0 else 0.0
@@ -416,7 +433,7 @@ def measure_lag(
     for j in range(n_windows):
         if gapped and np.count_nonzero(valid[j * w : (j + 1) * w]) < w // 2:
             continue
-        sub = _Correlator(ga[j * w : (j + 1) * w], gb[j * w : (j + 1) * w])
+        sub = _Correlator(ga[j * w : (j + 1) * w], gb[j * w : (j + 1) * w], band)
         lags.append(sub.refine(lag - window_search_samples, lag + window_search_samples)[0])
         if subband_edges_hz is not None:
             # turn each window by the phase of its correlation at the lag (LO phase: nuisance)
