@@ -225,6 +225,24 @@ def bandpass(
     return out
 
 
+_NUMTAPS = 401
+
+
+def _filtered(
+    r: TdoaRecording, band_hz: tuple[float, float]
+) -> tuple[npt.NDArray[np.complex128], npt.NDArray[np.float64]]:
+    """Band-passed samples and their times, without the runs too short to filter."""
+    t = np.asarray(r.times_s, dtype=np.float64)
+    x = bandpass(r.samples, r.sample_rate_hz, band_hz, numtaps=_NUMTAPS, times_s=t)
+    segs = contiguous_segments(t)
+    if len(segs) == 1:
+        return x, t
+    keep = np.zeros(t.size, dtype=bool)
+    for i0, i1 in segs:
+        keep[i0:i1] = i1 - i0 > 3 * _NUMTAPS
+    return x[keep], t[keep]
+
+
 def _screen(
     recordings: Sequence[TdoaRecording], min_samples: int
 ) -> tuple[list[TdoaRecording], dict[str, str]]:
@@ -290,17 +308,21 @@ def pair_lags(
     toa_sigma: dict[str, float] = {}
     if method == "xcorr":
         edges = passband_edges(*opt.band_hz, opt.n_subbands) if opt.n_subbands else None
-        filt = {
-            r.name: bandpass(r.samples, r.sample_rate_hz, opt.band_hz, times_s=r.times_s)
-            for r in good
-        }
-        for ra, rb in itertools.combinations(good, 2):
+        filt: dict[str, tuple[npt.NDArray[np.complex128], npt.NDArray[np.float64]]] = {}
+        for r in good:
+            x, t = _filtered(r, opt.band_hz)
+            if x.size < 64 * opt.n_windows:
+                probs[r.name] = (
+                    f"{x.size} samples in gap-free runs longer than {3 * _NUMTAPS}: too short "
+                    "for the band-pass"
+                )
+            else:
+                filt[r.name] = (x, t)
+        for ra, rb in itertools.combinations([r for r in good if r.name in filt], 2):
             try:
                 m = measure_lag(
-                    filt[ra.name],
-                    ra.times_s,
-                    filt[rb.name],
-                    rb.times_s,
+                    *filt[ra.name],
+                    *filt[rb.name],
                     max_lag_s=max_lag_s(ra.name, rb.name),
                     n_windows=opt.n_windows,
                     subband_edges_hz=edges,

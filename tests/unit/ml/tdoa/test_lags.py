@@ -80,3 +80,14 @@ def test_bad_method_and_options() -> None:
         pair_lags(recs, options=LagOptions(n_subbands=3))
     none = pair_lags(recs[:1])
     assert none.pairs == [] and "no other recording" in none.problems[recs[0].name]
+
+
+def test_runs_too_short_to_filter() -> None:
+    """Every other 512-sample chunk missing: no run is long enough for the band-pass."""
+    recs = [_recording(k, *v, i) for i, (k, v) in enumerate(STATIONS.items())]
+    g = recs[0]
+    keep = (np.arange(g.samples.size) // 512) % 2 == 0
+    recs[0] = TdoaRecording(g.name, g.lat_deg, g.lon_deg, g.samples[keep], g.times_s[keep], FS)
+    pl = pair_lags(recs)
+    assert "too short for the band-pass" in pl.problems["DF0KL"]
+    assert len(pl.pairs) == 1 and set(pl.receivers) == {"F1JEK", "HB9RYZ"}
