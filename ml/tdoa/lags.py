@@ -218,11 +218,28 @@ def bandpass(
     segs = contiguous_segments(np.asarray(times_s, dtype=np.float64))
     if len(segs) == 1:
         return np.asarray(signal.filtfilt(taps, [1.0], xc))
+    # filtfilt run by run, its initial conditions solved once (scipy solves a
+    # (numtaps − 1)² system per call: 0.1 s each, 70 gaps in 30 s made it 28 s)
+    zi = signal.lfilter_zi(taps, [1.0])
+    pad = 3 * numtaps
     out = np.zeros_like(xc)
     for i0, i1 in segs:
-        if i1 - i0 > 3 * numtaps:
-            out[i0:i1] = signal.filtfilt(taps, [1.0], xc[i0:i1])
+        if i1 - i0 > pad:
+            out[i0:i1] = _filtfilt(taps, zi, xc[i0:i1], pad)
     return out
+
+
+def _filtfilt(
+    taps: npt.NDArray[np.float64],
+    zi: npt.NDArray[np.float64],
+    x: npt.NDArray[np.complex128],
+    pad: int,
+) -> npt.NDArray[np.complex128]:
+    """``scipy.signal.filtfilt(taps, [1], x)`` (odd extension by ``pad``) with a given ``zi``."""
+    ext = np.concatenate((2 * x[0] - x[pad:0:-1], x, 2 * x[-1] - x[-2 : -pad - 2 : -1]))
+    y, _ = signal.lfilter(taps, [1.0], ext, zi=zi * ext[0])
+    y, _ = signal.lfilter(taps, [1.0], y[::-1], zi=zi * y[-1])
+    return np.asarray(y[::-1][pad:-pad])
 
 
 _NUMTAPS = 401

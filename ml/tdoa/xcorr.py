@@ -262,20 +262,19 @@ def resample_with_mask(
     """
     segs = contiguous_segments(t)
     u = np.interp(times - t[0], t - t[0], np.arange(t.size, dtype=float))
-    valid = np.zeros(times.size, dtype=bool)
-    for i0, i1 in segs:
-        half = 0.5 * float(t[i1 - 1] - t[i0]) / max(i1 - i0 - 1, 1)
-        valid |= (times >= t[i0] - half) & (times <= t[i1 - 1] + half)
-    seg_id = np.zeros(t.size, dtype=np.intp)
-    for k, (i0, _) in enumerate(segs[1:], start=1):
-        seg_id[i0:] = k
+    starts = np.array([i0 for i0, _ in segs])
+    ends = np.array([i1 - 1 for _, i1 in segs])
+    half = 0.5 * (t[ends] - t[starts]) / np.maximum(ends - starts, 1)
+    k = np.clip(np.searchsorted(t[starts] - half, times, side="right") - 1, 0, len(segs) - 1)
+    valid = (times >= t[starts][k] - half[k]) & (times <= t[ends][k] + half[k])
+    seg_id = np.repeat(np.arange(len(segs)), [i1 - i0 for i0, i1 in segs])
     in_gap = np.zeros(times.size, dtype=bool)
     if len(segs) > 1:
         base = np.clip(np.floor(u).astype(np.intp), 0, t.size - 1)
         nxt = np.clip(base + 1, 0, t.size - 1)
         in_gap = (seg_id[nxt] != seg_id[base]) & (u - base > 1e-9)
     iu = np.rint(u)
-    if np.max(np.abs(u - iu)) < 1e-3:
+    if np.all((np.abs(u - iu) < 1e-3) | in_gap):
         out = np.asarray(x[iu.astype(np.intp)])
         return np.where(in_gap, 0.0, out), valid & ~in_gap
     out = np.empty(u.size, dtype=np.complex128)
@@ -291,8 +290,11 @@ def resample_with_mask(
         w[win_arg <= 0.0] = 0.0
         valid_tap = (idx >= 0) & (idx < x.size)
         if len(segs) > 1:
+            # taps only within the run of the sample below (rows near a run's edge)
             own = seg_id[np.clip(base, 0, x.size - 1)]
-            valid_tap &= seg_id[np.clip(idx, 0, x.size - 1)] == own[:, None]
+            lo_i, hi_i = starts[own], ends[own]
+            edge = (base + offs[0] < lo_i) | (base + offs[-1] > hi_i)
+            valid_tap[edge] &= (idx[edge] >= lo_i[edge, None]) & (idx[edge] <= hi_i[edge, None])
         w = np.where(valid_tap, w, 0.0)
         out[s : s + _CHUNK] = np.sum(w * x[np.clip(idx, 0, x.size - 1)], axis=1)
     out[in_gap] = 0.0

@@ -91,3 +91,19 @@ def test_runs_too_short_to_filter() -> None:
     pl = pair_lags(recs)
     assert "too short for the band-pass" in pl.problems["DF0KL"]
     assert len(pl.pairs) == 1 and set(pl.receivers) == {"F1JEK", "HB9RYZ"}
+
+
+def test_bandpass_by_run_equals_filtfilt_of_each_run() -> None:
+    from scipy import signal
+
+    from heimdall.ml.tdoa.lags import bandpass
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal(9000) + 1j * rng.standard_normal(9000)
+    t = np.arange(9000) / FS
+    t[4000:] += 0.5  # a gap after sample 3999
+    y = bandpass(x, FS, (30.0, 1500.0), times_s=t)
+    taps = signal.firwin(401, [30.0, 1500.0], pass_zero=False, fs=FS)
+    for i0, i1 in ((0, 4000), (4000, 9000)):
+        ref = signal.filtfilt(taps, [1.0], x[i0:i1])
+        assert np.max(np.abs(y[i0:i1] - ref)) < 1e-12 * np.max(np.abs(ref))
