@@ -47,7 +47,9 @@ over τ within ±1 sample of it (bounded Brent). This is exact for band-limited 
 unlike a parabola through three samples of ``|R|``, which is biased towards the nearest
 integer by up to ~0.05 sample for a peak as narrow as the sample spacing. The modulus is
 used: the carrier phases of independent receivers' local oscillators are unrelated, so only
-the envelope of the correlation carries the delay.
+the envelope of the correlation carries the delay. With ``band_hz`` (the pass band the
+recordings were filtered to) the sum runs over that band's bins only; the others hold the
+filter's stop-band leakage.
 
 Uncertainty
 -----------
