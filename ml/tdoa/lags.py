@@ -46,7 +46,13 @@ from scipy import signal
 from heimdall.ml.estimators.tdoa import SPEED_OF_LIGHT_M_S
 from heimdall.ml.tdoa.dcf77 import PairMode, PnChannel, pn_channel, pn_lag
 from heimdall.ml.tdoa.dispersion import passband_edges
-from heimdall.ml.tdoa.xcorr import contiguous_segments, measure_lag
+from heimdall.ml.tdoa.xcorr import (
+    contiguous_segments,
+    measure_lag,
+    measure_lag_on_grid,
+    resample_with_mask,
+    union_grid,
+)
 
 __all__ = [
     "LagOptions",
@@ -335,16 +341,36 @@ def pair_lags(
                 )
             else:
                 filt[r.name] = (x, t)
+        span = {n: (float(t[0]), float(t[-1])) for n, (_, t) in filt.items()}
+        for n in list(filt):
+            if len(filt) > 1 and not any(
+                span[n][0] < span[k][1] and span[k][0] < span[n][1] for k in filt if k != n
+            ):
+                probs[n] = "no overlap in time with any other recording"
+                del filt[n]
+        # one grid for the emission: each receiver resampled once, N(N − 1)/2 pairs on it;
+        # per pair (measure_lag) if the union of the spans is much longer than any of them
+        grid: dict[str, tuple[npt.NDArray[np.complex128], npt.NDArray[np.bool_]]] = {}
+        times = np.empty(0)
+        fs = 0.0
+        if len(filt) >= 2:
+            t0 = min(v[0] for k, v in span.items() if k in filt)
+            t1 = max(v[1] for k, v in span.items() if k in filt)
+            if t1 - t0 <= 2.0 * max(v[1] - v[0] for k, v in span.items() if k in filt):
+                times, fs = union_grid([t for _, t in filt.values()])
+                grid = {n: resample_with_mask(x, t, times) for n, (x, t) in filt.items()}
         for ra, rb in itertools.combinations([r for r in good if r.name in filt], 2):
+            kw: dict[str, Any] = {
+                "max_lag_s": max_lag_s(ra.name, rb.name),
+                "n_windows": opt.n_windows,
+                "subband_edges_hz": edges,
+                "band_hz": opt.band_hz,
+            }
             try:
-                m = measure_lag(
-                    *filt[ra.name],
-                    *filt[rb.name],
-                    max_lag_s=max_lag_s(ra.name, rb.name),
-                    n_windows=opt.n_windows,
-                    subband_edges_hz=edges,
-                    band_hz=opt.band_hz,
-                )
+                if grid:
+                    m = measure_lag_on_grid(*grid[ra.name], *grid[rb.name], times, fs, **kw)
+                else:
+                    m = measure_lag(*filt[ra.name], *filt[rb.name], **kw)
             except ValueError as exc:
                 notes.append(f"{ra.name}–{rb.name}: {exc}")
                 continue

@@ -121,8 +121,10 @@ __all__ = [
     "contiguous_segments",
     "mean_rate_hz",
     "measure_lag",
+    "measure_lag_on_grid",
     "resample_to_times",
     "resample_with_mask",
+    "union_grid",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -407,6 +409,68 @@ def measure_lag(
         raise ValueError(f"common interval has {times.size} samples, need {64 * n_windows}")
     ga, va = resample_with_mask(xa, ta, times)
     gb, vb = resample_with_mask(xb, tb, times)
+    return measure_lag_on_grid(
+        ga,
+        va,
+        gb,
+        vb,
+        times,
+        fs,
+        max_lag_s=max_lag_s,
+        n_windows=n_windows,
+        window_search_samples=window_search_samples,
+        remove_mean=remove_mean,
+        subband_edges_hz=subband_edges_hz,
+        band_hz=band_hz,
+    )
+
+
+def union_grid(times: Sequence[FloatArray]) -> tuple[FloatArray, float]:
+    """Uniform grid over the union of the recordings' spans at the lowest measured mean rate.
+
+    For N receivers of one emission: each is resampled once onto it
+    (:func:`resample_with_mask`; outside its own span it is invalid) and every pair is then
+    measured on it (:func:`measure_lag_on_grid`) — N resamplings instead of N(N − 1).
+    """
+    fs = float(min(mean_rate_hz(t) for t in times))
+    t0 = min(float(t[0]) for t in times)
+    t1 = max(float(t[-1]) for t in times)
+    n = math.floor((t1 - t0) * fs) + 1
+    return t0 + np.arange(n) / fs, fs
+
+
+def measure_lag_on_grid(
+    ga: ComplexArray,
+    va: npt.NDArray[np.bool_],
+    gb: ComplexArray,
+    vb: npt.NDArray[np.bool_],
+    times: FloatArray,
+    fs: float,
+    *,
+    max_lag_s: float | None = None,
+    n_windows: int = 16,
+    window_search_samples: float = 3.0,
+    remove_mean: bool = True,
+    subband_edges_hz: Sequence[tuple[float, float]] | None = None,
+    band_hz: tuple[float, float] | None = None,
+) -> LagMeasurement:
+    """:func:`measure_lag` of two recordings already on one grid (``times``, rate ``fs``).
+
+    ``ga``, ``gb`` are the resampled values and ``va``, ``vb`` their validity
+    (:func:`resample_with_mask`); the pair is measured over the span from its first to its
+    last grid time valid in both (the common interval of :func:`measure_lag`). Raises
+    ValueError as :func:`measure_lag` does.
+    """
+    if n_windows < 4:
+        raise ValueError("n_windows must be at least 4")
+    both = np.flatnonzero(va & vb)
+    if both.size == 0:
+        raise ValueError("the recordings do not overlap in time")
+    i0, i1 = int(both[0]), int(both[-1]) + 1
+    if i0 > 0 or i1 < times.size:
+        ga, va, gb, vb, times = ga[i0:i1], va[i0:i1], gb[i0:i1], vb[i0:i1], times[i0:i1]
+    if times.size < 64 * n_windows:
+        raise ValueError(f"common interval has {times.size} samples, need {64 * n_windows}")
     valid = va & vb
     n_valid = int(valid.sum())
     if n_valid < 64 * n_windows:
