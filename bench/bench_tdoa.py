@@ -65,7 +65,7 @@ def run(ctx: Context) -> None:
     """Print the table."""
     _, repeats = ctx.timing(0.5)
     t = table(
-        "tdoa — pair_lags per emission (N receivers × record length), one core",
+        "tdoa — pair_lags per emission (N receivers × record length)",
         [
             "method",
             "receivers × s",
@@ -76,8 +76,9 @@ def run(ctx: Context) -> None:
             "ms per pair",
             "fix ms",
         ],
-        f"median of {repeats} calls (wall and process CPU time: on a shared machine the CPU "
-        "time is the steadier); 12 kHz complex baseband, 16 windows, band 30–1500 Hz, "
+        f"median of {repeats} calls (wall and process CPU time, all threads: BLAS runs "
+        "the refinement's products; on a shared machine the CPU time is the steadier); "
+        "12 kHz complex baseband, 16 windows, band 30–1500 Hz, "
         "systematic = 4 sub-bands (none: n_subbands=0); fix = fix_from_lags",
         first_left=3,
     )
