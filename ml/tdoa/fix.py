@@ -137,6 +137,7 @@ def fix_from_lags(
     toa_sigma: Mapping[str, float] | None = None,
     sigma_floor_s: float = 0.0,
     speed_m_s: float = SPEED_OF_LIGHT_M_S,
+    scale_by_chi2: bool = False,
 ) -> TdoaFix:
     """Position of the emitter from pair lags ``t_b − t_a`` (module docstring).
 
@@ -153,6 +154,11 @@ def fix_from_lags(
         Timing budget added in quadrature to every pair's systematic sigma, s.
     speed_m_s : float
         Propagation speed.
+    scale_by_chi2 : bool
+        With more pairs than unknowns (four receivers or more), multiply the covariance by
+        the fit's reduced χ² (:func:`~heimdall.ml.estimators.tdoa.estimate_tdoa`): the
+        residual then carries delays common to a receiver that no pair's spectrum shows. Off
+        by default: with few degrees of freedom the reduced χ² is itself very noisy.
 
     Returns
     -------
@@ -189,7 +195,14 @@ def fix_from_lags(
     for _ in range(_RECENTRE):
         ex, ny = fwd.transform(lons, lats)
         rx_xy = np.c_[ex, ny]
-        est = estimate_tdoa(rx_xy, lags_s, pairs=pair_idx, cov_s2=cov_s2, speed_m_s=speed_m_s)
+        est = estimate_tdoa(
+            rx_xy,
+            lags_s,
+            pairs=pair_idx,
+            cov_s2=cov_s2,
+            speed_m_s=speed_m_s,
+            scale_by_chi2=scale_by_chi2,
+        )
         frame = crs
         lon_e, lat_e = fwd.transform(est.east_m, est.north_m, direction="INVERSE")
         # re-centre the projection on the fix: distances from the centre are exact geodesics

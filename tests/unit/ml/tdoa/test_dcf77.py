@@ -142,3 +142,17 @@ def test_errors() -> None:
         pn_channel(x[:-1], t)
     with pytest.raises(ValueError, match="whole seconds"):
         pn_channel(x[: int(1.2 * FS)], t[: int(1.2 * FS)])
+
+
+def test_gap_skips_its_second() -> None:
+    """0.3 s of samples missing inside one second's PN: that second is skipped, TOA intact."""
+    tau = 1.4117e-3
+    x, t = _recording(tau, 1)
+    full = pn_channel(x, t)
+    s_gap = int(full.seconds[1])
+    lo = np.searchsorted(t, s_gap + 0.5)
+    keep = np.r_[0:lo, lo + int(0.3 * FS) : t.size]
+    ch = pn_channel(x[keep], t[keep])
+    assert s_gap not in set(ch.seconds.tolist())
+    assert set(ch.seconds.tolist()) == set(full.seconds.tolist()) - {s_gap}
+    assert abs(ch.toa_s - tau) < 1e-6

@@ -80,3 +80,57 @@ def test_bad_method_and_options() -> None:
         pair_lags(recs, options=LagOptions(n_subbands=3))
     none = pair_lags(recs[:1])
     assert none.pairs == [] and "no other recording" in none.problems[recs[0].name]
+
+
+def test_runs_too_short_to_filter() -> None:
+    """Every other 512-sample chunk missing: no run is long enough for the band-pass."""
+    recs = [_recording(k, *v, i) for i, (k, v) in enumerate(STATIONS.items())]
+    g = recs[0]
+    keep = (np.arange(g.samples.size) // 512) % 2 == 0
+    recs[0] = TdoaRecording(g.name, g.lat_deg, g.lon_deg, g.samples[keep], g.times_s[keep], FS)
+    pl = pair_lags(recs)
+    assert "too short for the band-pass" in pl.problems["DF0KL"]
+    assert len(pl.pairs) == 1 and set(pl.receivers) == {"F1JEK", "HB9RYZ"}
+
+
+def test_bandpass_by_run_equals_filtfilt_of_each_run() -> None:
+    from scipy import signal
+
+    from heimdall.ml.tdoa.lags import bandpass
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal(9000) + 1j * rng.standard_normal(9000)
+    t = np.arange(9000) / FS
+    t[4000:] += 0.5  # a gap after sample 3999
+    y = bandpass(x, FS, (30.0, 1500.0), times_s=t)
+    taps = signal.firwin(401, [30.0, 1500.0], pass_zero=False, fs=FS)
+    for i0, i1 in ((0, 4000), (4000, 9000)):
+        ref = signal.filtfilt(taps, [1.0], x[i0:i1])
+        assert np.max(np.abs(y[i0:i1] - ref)) < 1e-12 * np.max(np.abs(ref))
+
+
+def test_one_grid_per_emission_matches_pair_by_pair() -> None:
+    """The union grid (one resampling per receiver) gives the pair-by-pair lags, and a
+    receiver with a wrong clock (a day off) is left out, not put on a day-long grid."""
+    from heimdall.ml.tdoa.lags import bandpass
+    from heimdall.ml.tdoa.xcorr import measure_lag
+
+    recs = [_recording(k, *v, i) for i, (k, v) in enumerate(STATIONS.items())]
+    off = _recording("OFF", 48.0, 12.0, 7)
+    recs.append(TdoaRecording("OFF", 48.0, 12.0, off.samples, off.times_s + 86_400.0, FS))
+    pl = pair_lags(recs)
+    assert "overlap" in pl.problems["OFF"] and len(pl.pairs) == 3
+    by = {r.name: r for r in recs}
+    for p in pl.pairs:
+        ra, rb = by[p.a], by[p.b]
+        m = measure_lag(
+            bandpass(ra.samples, FS, (30.0, 1500.0)),
+            ra.times_s,
+            bandpass(rb.samples, FS, (30.0, 1500.0)),
+            rb.times_s,
+            max_lag_s=0.01,
+            band_hz=(30.0, 1500.0),
+            subband_edges_hz=[(-1500.0, -765.0), (-765.0, -30.0), (30.0, 765.0), (765.0, 1500.0)],
+        )
+        assert abs(p.lag_s - m.lag_s) < 0.02e-6
+        assert p.sigma_stat_s == pytest.approx(m.sigma_s, rel=0.05)

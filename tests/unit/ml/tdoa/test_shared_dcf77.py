@@ -3,7 +3,9 @@ r"""``evaluate_tdoa`` on the shared KiwiSDR DCF77 recordings (shared/data/kiwi-d
 - The refactor into :func:`~heimdall.ml.tdoa.lags.pair_lags` +
   :func:`~heimdall.ml.tdoa.fix.fix_from_lags` leaves the ``dcf77-pn`` result as it was before
   it (commit c84872a, ``heimdall eval tdoa … --method dcf77-pn``): fix, covariance, lags and
-  sigmas equal to float noise (1e-9 relative; the values below were printed by that commit).
+  sigmas equal to float noise (the values below were printed by that commit; the Kaiser
+  window of the resampler now comes from ``scipy.special.i0`` instead of ``numpy.i0``, which
+  moves the last bits: measured 5e-10 relative at most, asserted 1e-7).
 - The default ``xcorr`` method, with the sub-band systematic term chosen from the two-path
   theory and simulation (test_dispersion) before looking at this result, puts the truth
   (DCF77, Mainflingen) inside its 2σ ellipse — the honesty issue 11 requires (before the
@@ -52,13 +54,13 @@ def recordings() -> list[TdoaRecording]:
 def test_dcf77_pn_unchanged_by_the_refactor(recordings: list[TdoaRecording]) -> None:
     rep = evaluate_tdoa(recordings, TRUTH, method="dcf77-pn")
     assert rep.estimate is not None and rep.lat_deg is not None and rep.lon_deg is not None
-    assert (rep.lat_deg, rep.lon_deg) == pytest.approx(BEFORE_LATLON, rel=1e-9, abs=1e-9)
-    np.testing.assert_allclose(rep.estimate.cov_en / 1e6, BEFORE_COV_KM2, rtol=1e-9)
+    assert (rep.lat_deg, rep.lon_deg) == pytest.approx(BEFORE_LATLON, rel=1e-7, abs=1e-9)
+    np.testing.assert_allclose(rep.estimate.cov_en / 1e6, BEFORE_COV_KM2, rtol=1e-7)
     for p in rep.pairs:
         lag, sig = BEFORE_PAIRS_US[(p.a, p.b)]
-        assert p.lag_s * 1e6 == pytest.approx(lag, rel=1e-9)
-        assert p.sigma_s * 1e6 == pytest.approx(sig, rel=1e-9)
-    assert rep.mahalanobis2 == pytest.approx(BEFORE_M2, rel=1e-9)
+        assert p.lag_s * 1e6 == pytest.approx(lag, rel=1e-7)
+        assert p.sigma_s * 1e6 == pytest.approx(sig, rel=1e-7)
+    assert rep.mahalanobis2 == pytest.approx(BEFORE_M2, rel=1e-7)
 
 
 def test_xcorr_truth_inside_2sigma(recordings: list[TdoaRecording]) -> None:
