@@ -53,7 +53,7 @@ from typing import Any
 import numpy as np
 
 from heimdall.core.errors import EstimationError
-from heimdall.ml.tdoa.lags import TdoaMethod, TdoaRecording, pair_lags
+from heimdall.ml.tdoa.lags import LagOptions, TdoaMethod, TdoaRecording, pair_lags
 from heimdall.schemas.models import ClockSource, IqChunk, Measurement, Observation, TdoaPair
 from heimdall.streams.associate import aggregate_measurement, observation_of
 
@@ -221,7 +221,9 @@ def tdoa_observation(block: TdoaBlock, method: TdoaMethod = "xcorr") -> Observat
                 lon_deg=last.position.lon_deg,
             )
         )
-    lags = pair_lags(recordings, method=method)
+    # dcf77-pn pairs by cross-correlation: the observation carries independent pair sigmas,
+    # not the shared arrival-time errors of its toa mode
+    lags = pair_lags(recordings, method=method, options=LagOptions(pn_pair_mode="cross"))
     usable = {r.name for r in recordings} - set(lags.problems)
     pairs = [p for p in lags.pairs if p.a in usable and p.b in usable]
     if len(usable) < MIN_TDOA_RECEIVERS or not pairs:
