@@ -27,7 +27,10 @@ channel has been idle for ``idle_s`` of wall time (the input ended: a finite rec
 the emission stopped) — then every open block closes and the session ends, so the next
 snippet starts a new one.
 
-A closed block with at least three GPS receivers becomes an :class:`Observation` whose
+A pair whose common signal is too narrowband to resolve a lag within what its baseline
+allows (a pure carrier, slow keying: :mod:`heimdall.ml.tdoa.resolution`) is left out rather
+than giving a silently wrong fix (the correlation of a carrier peaks at zero lag whatever the
+delay). A closed block with at least three GPS receivers becomes an :class:`Observation` whose
 members are the receivers' block-averaged measurements and whose ``tdoa_pairs`` are the
 pairwise lags (:func:`heimdall.ml.tdoa.lags.pair_lags`: cross-correlation, or the
 DCF77 matched filter with ``HEIMDALL_TDOA_METHOD=dcf77-pn``), each with its standard error
@@ -51,9 +54,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from pyproj import Geod
 
 from heimdall.core.errors import EstimationError
+from heimdall.ml.estimators.tdoa import SPEED_OF_LIGHT_M_S
 from heimdall.ml.tdoa.lags import LagOptions, TdoaMethod, TdoaRecording, pair_lags
+from heimdall.ml.tdoa.resolution import gabor_bandwidth_hz, lag_resolution_s
 from heimdall.schemas.models import ClockSource, IqChunk, Measurement, Observation, TdoaPair
 from heimdall.streams.associate import aggregate_measurement, observation_of
 
@@ -63,6 +69,9 @@ __all__ = ["TdoaBlock", "TdoaSessions", "is_tdoa_snippet", "tdoa_observation"]
 
 #: A 2-D TDOA fix needs three receivers (two independent differences).
 MIN_TDOA_RECEIVERS = 3
+#: Lags searched beyond the baseline's travel time (as ``heimdall eval tdoa``), s.
+MAX_LAG_MARGIN_S = 5e-4
+_GEOD = Geod(ellps="WGS84")
 
 
 def is_tdoa_snippet(chunk: IqChunk, m: Measurement) -> bool:
@@ -198,6 +207,26 @@ def _recording(
     return np.concatenate(xs), np.concatenate(ts), ordered[-1][0]
 
 
+def _resolves(a: TdoaRecording, b: TdoaRecording, problems: dict[str, str]) -> bool:
+    """Whether the pair's common signal resolves a lag within what the geometry allows
+    (:mod:`heimdall.ml.tdoa.resolution`); if not, the reason goes into ``problems``."""
+    t0 = max(float(a.times_s[0]), float(b.times_s[0]))
+    t1 = min(float(a.times_s[-1]), float(b.times_s[-1]))
+    xa = a.samples[(a.times_s >= t0) & (a.times_s <= t1)]
+    xb = b.samples[(b.times_s >= t0) & (b.times_s <= t1)]
+    beta_hz = gabor_bandwidth_hz(xa, xb, a.sample_rate_hz)
+    _, _, baseline_m = _GEOD.inv(a.lon_deg, a.lat_deg, b.lon_deg, b.lat_deg)
+    allowed_s = float(baseline_m) / SPEED_OF_LIGHT_M_S + MAX_LAG_MARGIN_S
+    if lag_resolution_s(beta_hz) <= allowed_s:
+        return True
+    problems[f"{a.name}–{b.name}"] = (
+        f"unresolved: the common signal's RMS bandwidth {beta_hz:.0f} Hz resolves lags to "
+        f"{lag_resolution_s(beta_hz) * 1e3:.1f} ms, wider than the ±{allowed_s * 1e3:.1f} ms "
+        "the baseline allows (a narrowband emission)"
+    )
+    return False
+
+
 def tdoa_observation(block: TdoaBlock, method: TdoaMethod = "xcorr") -> Observation | None:
     """The observation of a closed block, its ``tdoa_pairs`` filled; None below 3 receivers.
 
@@ -224,11 +253,16 @@ def tdoa_observation(block: TdoaBlock, method: TdoaMethod = "xcorr") -> Observat
     # dcf77-pn pairs by cross-correlation: the observation carries independent pair sigmas,
     # not the shared arrival-time errors of its toa mode
     lags = pair_lags(recordings, method=method, options=LagOptions(pn_pair_mode="cross"))
-    usable = {r.name for r in recordings} - set(lags.problems)
-    pairs = [p for p in lags.pairs if p.a in usable and p.b in usable]
-    if len(usable) < MIN_TDOA_RECEIVERS or not pairs:
-        why = "; ".join(f"{k}: {v}" for k, v in lags.problems.items()) or "no usable pair"
+    problems = dict(lags.problems)
+    ok = {r.name for r in recordings} - set(problems)
+    pairs = [p for p in lags.pairs if p.a in ok and p.b in ok]
+    by_name = {r.name: r for r in recordings}
+    resolved = [p for p in pairs if _resolves(by_name[p.a], by_name[p.b], problems)]
+    usable = {r for p in resolved for r in (p.a, p.b)}
+    if len(usable) < MIN_TDOA_RECEIVERS:
+        why = "; ".join(f"{k}: {v}" for k, v in problems.items()) or "no usable pair"
         raise EstimationError(f"{len(usable)} receivers with usable lags ({why})")
+    pairs = [p for p in resolved if p.a in usable and p.b in usable]
     members: dict[str, dict[str, Any]] = {}
     for rid in sorted(usable):
         agg: dict[str, Any] | None = None

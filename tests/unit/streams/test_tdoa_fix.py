@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from pyproj import Geod
 
+from heimdall.core.errors import EstimationError
 from heimdall.core.geodesy import LocalFrame
 from heimdall.ml.estimators.ellipse import mahalanobis2
 from heimdall.ml.estimators.tdoa import SPEED_OF_LIGHT_M_S
@@ -105,6 +106,21 @@ def observation():
     obs = tdoa_observation(block)
     assert obs is not None
     return obs
+
+
+def test_a_pure_carrier_gives_no_fix() -> None:
+    """A carrier's correlation peaks at zero lag whatever the delay: refused, not a wrong fix."""
+    sess = TdoaSessions(window_s=30.0, grace_s=0.0)
+    n = np.arange(int(SECONDS * FS))
+    rng = np.random.default_rng(3)
+    for rid, tau in _delays().items():
+        x = np.exp(2j * np.pi * 500.0 * (n / FS - tau))
+        x = x + 0.01 * (rng.normal(size=n.size) + 1j * rng.normal(size=n.size))
+        for c in _chunks(rid, (0.05 * x).astype(np.complex64), ClockSource.GPS, -20.0):
+            sess.add(c, measure_chunk(c), now_ns=0)
+    (block,) = sess.close_ready(now_ns=10**12)
+    with pytest.raises(EstimationError, match="unresolved"):
+        tdoa_observation(block)
 
 
 def _check_fix(loc: Localization) -> float:
