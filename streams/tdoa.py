@@ -46,6 +46,7 @@ broker's traffic); a worker that dies loses its open blocks, and the snippets ar
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -237,6 +238,7 @@ def tdoa_observation(block: TdoaBlock, method: TdoaMethod = "xcorr") -> Observat
     """
     if block.n_receivers < MIN_TDOA_RECEIVERS:
         return None
+    started_ns = time.time_ns()
     recordings = []
     for rid in sorted(block.chunks):
         x, t, last = _recording(block.chunks[rid], block.start_ns)
@@ -283,4 +285,7 @@ def tdoa_observation(block: TdoaBlock, method: TdoaMethod = "xcorr") -> Observat
         for p in pairs
     )
     end_ns = max(c.t_ns + round(c.duration_s * 1e9) for v in block.chunks.values() for c, _ in v)
-    return observation_of(block.channel_id, block.start_ns, end_ns, members, tdoa_pairs)
+    obs = observation_of(block.channel_id, block.start_ns, end_ns, members, tdoa_pairs)
+    # the lag computation is processing (counted); the wait for the block is the window (not)
+    computed_s = (obs.published_ns - started_ns) / 1e9
+    return dataclasses.replace(obs, upstream_latency_s=obs.upstream_latency_s + computed_s)
