@@ -72,6 +72,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--workers", type=int, metavar="N", help="pipeline: stream workers (default: cores)"
     )
     parser.add_argument("--json", metavar="FILE", help="pipeline: also write the rows as JSON")
+    parser.add_argument(
+        "--tdoa", action="store_true",
+        help="pipeline: also a real-time row per N with the in-stream TDOA path on",
+    )  # fmt: skip
     return parser.parse_args(argv)
 
 
@@ -95,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
             "channels": args.channels,
             "workers": args.workers,
             "json": args.json,
+            "tdoa": args.tdoa,
         },
     )
     warnings.filterwarnings("ignore", category=DeprecationWarning)

@@ -21,6 +21,11 @@ and channel; transmitters spread so that each channel is heard by ~25 receivers
    worker ÷ the ceiling's chunks/s.
 
 Then once, the time to the first localization of ``heimdall up`` (the real Runtime).
+
+The bench's receivers report GPS time, so these rows run with the in-stream TDOA path off
+(``tdoa=False``: the RSS path alone). ``--tdoa`` adds, per N, a second real-time row with the
+TDOA path on and NBFM transmitters (a lag to correlate): its ``tdoa_fixes_s`` and the CPU
+share of each process beside the RSS-only row's, i.e. the cost per receiver of TDOA.
 """
 
 from __future__ import annotations
@@ -85,6 +90,9 @@ class Row:
     lag_last_chunks: float | None = None
     cpu_share: dict[str, float] = field(default_factory=dict)
     localizations: int = 0
+    tdoa: bool = False
+    """The in-stream TDOA path on (NBFM transmitters) or off (carriers, RSS only)."""
+    tdoa_fixes_s: float | None = None
 
 
 def _cpu_s(pid: int | None) -> float:
@@ -159,7 +167,7 @@ def measure_throughput(
     parts = max(3, workers)
     steps = max(2, math.ceil(backlog / (n * channels)))
     plan = publisher.Plan(n, channels, realtime=False, steps=steps)
-    with ctx.progress() as progress, broker_with_topics(workdir, parts) as pipe:
+    with ctx.progress() as progress, broker_with_topics(workdir, parts, tdoa=False) as pipe:
         task = progress.add_task(f"N={n}: synthesising and publishing a backlog", total=None)
         with _publisher(pipe, plan) as (published, _ready, proc):
             proc.join(600)
@@ -188,15 +196,21 @@ def measure_throughput(
 
 
 def measure_realtime(
-    ctx: Context, workdir: Path, n: int, channels: int, workers: int, window_s: float
+    ctx: Context,
+    workdir: Path,
+    n: int,
+    channels: int,
+    workers: int,
+    window_s: float,
+    tdoa: bool = False,
 ) -> Row:
     parts = max(3, workers)
     offered = n * channels / CHUNK_S
     row = Row(receivers=n, offered_chunks_s=offered, workers=workers,
-              channels_per_receiver=channels)  # fmt: skip
+              channels_per_receiver=channels, tdoa=tdoa)  # fmt: skip
     serde = Serde()
-    plan = publisher.Plan(n, channels, realtime=True)
-    with ctx.progress() as progress, broker_with_topics(workdir, parts) as pipe:
+    plan = publisher.Plan(n, channels, realtime=True, nbfm=tdoa)
+    with ctx.progress() as progress, broker_with_topics(workdir, parts, tdoa=tdoa) as pipe:
         t = pipe.settings.topics
         task = progress.add_task(f"N={n}: real time, synthesising", total=None)
         sink = Child("sink", ["sink"], worker_env(pipe.settings), pipe.logs / "sink.log")
@@ -238,11 +252,15 @@ def measure_realtime(
                 finally:
                     sink.stop()
             locs = col.events[t.localizations]
-            lat_s = [
-                serde.decode_dict(v)[1]["processing_latency_s"]
+            window = [
+                serde.decode_dict(v)[1]
                 for ts, v in zip(locs.arrival_ns, locs.values, strict=False)
                 if t0_ns <= ts < end_ns
             ]
+            lat_s = [d["processing_latency_s"] for d in window]
+            if tdoa:
+                n_tdoa = sum(d["method"] == "tdoa" for d in window)
+                row.tdoa_fixes_s = n_tdoa / ((end_ns - t0_ns) / 1e9)
         lag_c.close()
     last = [lag for s, lag in lags if s >= 2 * window_s / 3] or [lags[-1][1]]
     row.lag_max_chunks = max(lag for _, lag in lags)
@@ -344,6 +362,7 @@ def run(ctx: Context) -> None:
     backlog = 3000 if ctx.quick else 10000
     ceiling = measure_ceiling()
     rows: list[Row] = []
+    tdoa_rows: list[Row] = []
     up: UpResult | None = None
     with tempfile.TemporaryDirectory(prefix="heimdall-bench-") as tmp:
         root = Path(tmp)
@@ -352,6 +371,12 @@ def run(ctx: Context) -> None:
                             channels, workers, backlog)  # fmt: skip
             row = _attempt(ctx, f"N={n} real time", measure_realtime, root / f"rt-{n}", n,
                            channels, workers, window_s)  # fmt: skip
+            if ctx.options.get("tdoa"):
+                with_tdoa = _attempt(ctx, f"N={n} real time, TDOA", measure_realtime,
+                                     root / f"rt-tdoa-{n}", n, channels, workers, window_s,
+                                     True)  # fmt: skip
+                if with_tdoa is not None:
+                    tdoa_rows.append(with_tdoa)
             row = row or Row(receivers=n, offered_chunks_s=n * channels / CHUNK_S,
                              workers=workers, channels_per_receiver=channels)  # fmt: skip
             row.features_chunks_s = tput
@@ -380,10 +405,43 @@ def run(ctx: Context) -> None:
             ", ".join(f"{k} {v:.2f}" for k, v in r.cpu_share.items()) or "–",
         )
     ctx.show(t)
+    if tdoa_rows:
+        ctx.show(_tdoa_table(rows, tdoa_rows, window_s))
     out = ctx.options.get("json")
     if out:
-        Path(out).write_text(json.dumps([asdict(r) for r in rows], indent=2) + "\n")
+        all_rows = [asdict(r) for r in rows + tdoa_rows]
+        Path(out).write_text(json.dumps(all_rows, indent=2) + "\n")
         ctx.console.print(f"[dim]written to {out}[/dim]")
+
+
+def _tdoa_table(rss: list[Row], tdoa: list[Row], window_s: float) -> Any:
+    """The TDOA rows beside the RSS-only rows of the same N: fixes/s and the CPU it costs."""
+    t = table(
+        "pipeline with in-stream TDOA (NBFM transmitters) beside the RSS-only path, per N",
+        ["receivers", "TDOA fixes/s", "real time held", "chunk→loc. p50 / p99 ms",
+         "workers' CPU, RSS only → with TDOA", "broker CPU", "extra CPU per receiver, ms/s"],
+        f"Real time as above, {window_s:.0f} s from the first localization; TDOA blocks of "
+        "HEIMDALL_TDOA_WINDOW_S; extra CPU per receiver = (all processes' CPU with TDOA − "
+        "without) / N, in CPU-ms per second.",
+    )  # fmt: skip
+    base = {r.receivers: r for r in rss}
+    for r in tdoa:
+        b = base.get(r.receivers)
+        w_rss = sum(v for k, v in (b.cpu_share if b else {}).items() if k.startswith("worker"))
+        w_tdoa = sum(v for k, v in r.cpu_share.items() if k.startswith("worker"))
+        extra = None
+        if b is not None and b.cpu_share and r.cpu_share:
+            extra = (sum(r.cpu_share.values()) - sum(b.cpu_share.values())) / r.receivers * 1e3
+        t.add_row(
+            str(r.receivers),
+            fmt(r.tdoa_fixes_s, 2),
+            "–" if r.realtime_held is None else ("yes" if r.realtime_held else "NO"),
+            f"{fmt(r.e2e_p50_ms, 0)} / {fmt(r.e2e_p99_ms, 0)}",
+            f"{w_rss:.2f} → {w_tdoa:.2f}",
+            f"{r.cpu_share.get('broker', 0.0):.2f}",
+            fmt(extra, 2),
+        )
+    return t
 
 
 def _caption(

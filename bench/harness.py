@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
 
@@ -68,8 +69,10 @@ def worker_env(settings: HeimdallSettings) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def broker_with_topics(workdir: Path, partitions: int = 3) -> Iterator[Pipeline]:
-    """A fresh embedded broker (memory only) with Heimdall's topics; stopped on exit."""
+def broker_with_topics(workdir: Path, partitions: int = 3, **overrides: Any) -> Iterator[Pipeline]:
+    """A fresh embedded broker (memory only) with Heimdall's topics; stopped on exit.
+
+    ``overrides`` are further settings of the pipeline (e.g. ``tdoa=False``)."""
     (workdir / "logs").mkdir(parents=True, exist_ok=True)
     t0_ns = time.time_ns()
     with EmbeddedBroker(log_path=workdir / "logs" / "broker.log") as broker:
@@ -80,6 +83,7 @@ def broker_with_topics(workdir: Path, partitions: int = 3) -> Iterator[Pipeline]
             kafka={"bootstrap_servers": broker.bootstrap_servers},
             clickhouse={"url": None},
             schema_registry={"url": None},
+            **overrides,
         )
         ensure_topics(kafka.admin(settings), heimdall_topics(settings))
         yield Pipeline(settings, workdir, t0_ns, ready_ns, broker_pid=broker.pid)

@@ -25,7 +25,7 @@ from bench.scenarios import receivers
 from heimdall.core.ids import new_event_id
 from heimdall.core.settings import load_settings
 from heimdall.producers.publisher import Publisher
-from heimdall.producers.sim import CarrierSpec, Scenario, Simulator, TransmitterSpec
+from heimdall.producers.sim import CarrierSpec, NbfmSpec, Scenario, Simulator, TransmitterSpec
 from heimdall.producers.sim.stream import StreamGain, to_iq_chunk
 from heimdall.schemas.models import IqChunk
 
@@ -45,9 +45,13 @@ class Plan:
     realtime: bool = True
     steps: int | None = None  # None: until stopped
     seed: int = 1
+    nbfm: bool = False
+    """NBFM voice transmitters (a lag to correlate: TDOA) instead of carriers."""
 
 
-def network_groups(n: int, channels_per_receiver: int = 1, seed: int = 1) -> list[Scenario]:
+def network_groups(
+    n: int, channels_per_receiver: int = 1, seed: int = 1, nbfm: bool = False
+) -> list[Scenario]:
     """``ceil(n / 25)`` transmitters spread over the region, each receiver tuned to the
     channel(s) of the transmitter nearest to it: every channel is heard by ~25 receivers.
 
@@ -78,7 +82,7 @@ def network_groups(n: int, channels_per_receiver: int = 1, seed: int = 1) -> lis
                 channel_freq_hz=CHANNEL_BASE_HZ + (channels_per_receiver * k + c) * CHANNEL_STEP_HZ,
                 freq_offset_hz=200.0,
                 tx_power_dbm=40.0,
-                waveform=CarrierSpec(),
+                waveform=NbfmSpec() if nbfm else CarrierSpec(),
             )
             for c in range(channels_per_receiver)
         ]
@@ -90,7 +94,7 @@ def synthesise(plan: Plan) -> list[list[tuple[bytes, dict[str, Any]]]]:
     """Per pool step, every (key, wire dict) of that step's chunks."""
     pool: list[list[tuple[bytes, dict[str, Any]]]] = [[] for _ in range(POOL_STEPS)]
     t0 = 1_800_000_000_000_000_000
-    for sc in network_groups(plan.n_receivers, plan.channels_per_receiver, plan.seed):
+    for sc in network_groups(plan.n_receivers, plan.channels_per_receiver, plan.seed, plan.nbfm):
         sim = Simulator(sc, seed=plan.seed)
         gain = StreamGain()
         for s in range(POOL_STEPS):
