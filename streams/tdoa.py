@@ -252,19 +252,32 @@ def tdoa_observation(block: TdoaBlock, method: TdoaMethod = "xcorr") -> Observat
                 lon_deg=last.position.lon_deg,
             )
         )
+    # first which pairs can resolve a lag at all (cheap): a narrowband emission costs nothing
+    problems: dict[str, str] = {}
+    resolvable = {
+        (a.name, b.name)
+        for i, a in enumerate(recordings)
+        for b in recordings[i + 1 :]
+        if _resolves(a, b, problems)
+    }
+    candidates = [r for r in recordings if any(r.name in k for k in resolvable)]
+    if len(candidates) < MIN_TDOA_RECEIVERS:
+        why = "; ".join(f"{k}: {v}" for k, v in problems.items()) or "no usable pair"
+        raise EstimationError(f"{len(candidates)} receivers with resolvable lags ({why})")
     # dcf77-pn pairs by cross-correlation: the observation carries independent pair sigmas,
     # not the shared arrival-time errors of its toa mode
-    lags = pair_lags(recordings, method=method, options=LagOptions(pn_pair_mode="cross"))
-    problems = dict(lags.problems)
-    ok = {r.name for r in recordings} - set(problems)
-    pairs = [p for p in lags.pairs if p.a in ok and p.b in ok]
-    by_name = {r.name: r for r in recordings}
-    resolved = [p for p in pairs if _resolves(by_name[p.a], by_name[p.b], problems)]
+    lags = pair_lags(candidates, method=method, options=LagOptions(pn_pair_mode="cross"))
+    problems.update(lags.problems)
+    resolved = [
+        p
+        for p in lags.pairs
+        if (p.a, p.b) in resolvable and p.a not in lags.problems and p.b not in lags.problems
+    ]
     usable = {r for p in resolved for r in (p.a, p.b)}
     if len(usable) < MIN_TDOA_RECEIVERS:
         why = "; ".join(f"{k}: {v}" for k, v in problems.items()) or "no usable pair"
         raise EstimationError(f"{len(usable)} receivers with usable lags ({why})")
-    pairs = [p for p in resolved if p.a in usable and p.b in usable]
+    pairs = resolved
     members: dict[str, dict[str, Any]] = {}
     for rid in sorted(usable):
         agg: dict[str, Any] | None = None
