@@ -170,8 +170,18 @@ def test_two_workers_share_partitions_nothing_lost_nothing_twice(
     if missing or twice:
         at = positions(settings, missing | set(twice))
 
-        def named(ids: set[str]) -> list[str]:
-            return sorted(f"{feeder.what[k]} (partition, offset {at.get(k)})" for k in ids)[:10]
+        def named(ids: set[str]) -> str:
+            """Per rf.iq partition: the offsets, and the chunks at the first ten."""
+            by_partition: dict[int, list[tuple[int, str]]] = {}
+            for k in ids:
+                partition, offset = at.get(k, (-1, -1))
+                by_partition.setdefault(partition, []).append((offset, feeder.what[k]))
+            parts = []
+            for p, v in sorted(by_partition.items()):
+                v.sort()
+                first = [w for _, w in v[:10]]
+                parts.append(f"partition {p}: offsets {[o for o, _ in v]} ({first})")
+            return "; ".join(parts)
 
         assert not missing, f"{len(missing)} of {len(published)} never measured: {named(missing)}"
         assert not twice, f"{len(twice)} of {len(published)} measured twice: {named(set(twice))}"
