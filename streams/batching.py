@@ -11,11 +11,11 @@ Rebalances: faust-streaming 0.15 on a revocation forgets the revoked partitions'
 before it commits, and after an assignment its table recovery lets the fetcher deliver events
 while it seeks to the committed offsets, then clears the agents' queues (both handled in
 :mod:`heimdall.streams.transport`). Measured with two workers and two rebalances
-(``tests/integration/streams/test_rebalance.py``, ~5,200–8,200 chunks): 107–756 chunks
-measured twice with ``take_events`` and Faust's own commits; with the commit on revocation
-alone, 8 of 15 runs failed (1–65 chunks lost, or 2–433 measured twice: the seek race); with the
-seek before delivery too, 36 of 37 runs lost nothing and repeated nothing (one run, without
-offset traces, lost 24 chunks of one partition: cause not found).
+(``tests/integration/streams/test_rebalance.py``): 107–756 of ~1,900–5,400 chunks measured
+twice with ``take_events`` and Faust's own commits. Of ~5,200–8,200 chunks, with the commit on
+revocation alone, 8 of 16 runs failed (1–65 chunks lost, or 2–433 measured twice: the seek
+race); with the seek before delivery too, 58 of 59 runs lost nothing and repeated nothing (one
+run, without offset traces, lost 24 chunks of one partition: cause not found).
 
 Tables and the current event
 ----------------------------
