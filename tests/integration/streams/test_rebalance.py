@@ -103,8 +103,8 @@ def positions(settings: HeimdallSettings, chunk_ids: set[str]) -> dict[str, tupl
 class Reader:
     """Reads rf.features from the beginning, counting measurements per source chunk."""
 
-    def __init__(self, settings: HeimdallSettings) -> None:
-        self.consumer = kafka.consumer(settings, "rebalance-reader")
+    def __init__(self, settings: HeimdallSettings, group_id: str = "rebalance-reader") -> None:
+        self.consumer = kafka.consumer(settings, group_id)
         self.consumer.subscribe([settings.topics.features])
         self.serde = Serde()
         self.chunk_ids: Counter[str] = Counter()
@@ -183,6 +183,15 @@ def test_two_workers_share_partitions_nothing_lost_nothing_twice(
                 parts.append(f"partition {p}: offsets {[o for o, _ in v]} ({first})")
             return "; ".join(parts)
 
-        assert not missing, f"{len(missing)} of {len(published)} never measured: {named(missing)}"
+        again = Reader(settings, "rebalance-reader-again")  # did the reader miss them?
+        try:
+            again.poll(20.0)
+        finally:
+            again.consumer.close()
+        found = len(missing & set(again.chunk_ids))
+        assert not missing, (
+            f"{len(missing)} of {len(published)} never measured ({found} of them found in "
+            f"rf.features when it is read again): {named(missing)}"
+        )
         assert not twice, f"{len(twice)} of {len(published)} measured twice: {named(set(twice))}"
     assert set(reader.chunk_ids) == published
