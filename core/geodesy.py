@@ -111,17 +111,19 @@ class AzimuthalFrame:
     lat0_deg: float
     lon0_deg: float
 
-    def _crs(self) -> str:
+    @property
+    def proj(self) -> str:
+        """The projection as a PROJ string."""
         centre = f"+lat_0={self.lat0_deg:.9f} +lon_0={self.lon0_deg:.9f}"
         return f"+proj=aeqd {centre} +ellps=WGS84 +units=m"
 
     def to_en(self, lat_deg: ArrayLike, lon_deg: ArrayLike) -> tuple[Any, Any]:
         """Geodetic -> (east, north) in this projection, m."""
-        return _aeqd(self._crs(), forward=True).transform(lon_deg, lat_deg)
+        return _aeqd(self.proj, forward=True).transform(lon_deg, lat_deg)
 
     def from_en(self, e: ArrayLike, n: ArrayLike) -> tuple[Any, Any]:
         """(east, north) in this projection, m -> geodetic (lat_deg, lon_deg)."""
-        lon, lat = _aeqd(self._crs(), forward=False).transform(e, n)
+        lon, lat = _aeqd(self.proj, forward=False).transform(e, n)
         return lat, lon
 
 

@@ -66,12 +66,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from pyproj import Geod, Transformer
+from pyproj import Geod
 
 from heimdall.core.errors import EstimationError
+from heimdall.core.geodesy import AzimuthalFrame
 from heimdall.ml.estimators.ellipse import error_ellipse, mahalanobis2
 from heimdall.ml.estimators.tdoa import SPEED_OF_LIGHT_M_S, TdoaEstimate
-from heimdall.ml.tdoa.fix import aeqd, fix_from_lags
+from heimdall.ml.tdoa.fix import fix_from_lags
 from heimdall.ml.tdoa.lags import (
     LagOptions,
     PairLag,
@@ -218,7 +219,8 @@ def evaluate_tdoa(
     pairs = [dataclasses.replace(p, expected_s=expected(p.a, p.b)) for p in pl.pairs]
     lat0 = float(np.mean([v[0] for v in used.values()])) if used else 0.0
     lon0 = float(np.mean([v[1] for v in used.values()])) if used else 0.0
-    fwd, crs = aeqd(lat0, lon0)
+    report_frame = AzimuthalFrame(lat0, lon0)
+    crs = report_frame.proj
     report_base: dict[str, Any] = {
         "receivers": dict(used),
         "pairs": pairs,
@@ -245,8 +247,7 @@ def evaluate_tdoa(
         probs["_fix"] = str(exc)
         return TdoaReport(estimate=None, lat_deg=None, lon_deg=None, **report_base)
     est = fix.estimate
-    last = Transformer.from_crs(fix.projection, "EPSG:4326", always_xy=True)
-    e_c, n_c = fwd.transform(fix.lon_deg, fix.lat_deg)
+    e_c, n_c = report_frame.to_en(fix.lat_deg, fix.lon_deg)
     # express the fix and its covariance in the centroid-centred frame of the report:
     # C' = M C Mᵀ with M the Jacobian of (fix frame → report frame), by central differences
     h = 10.0
@@ -254,8 +255,8 @@ def evaluate_tdoa(
     for j in range(2):
         dp = np.zeros(2)
         dp[j] = h
-        plus = fwd.transform(*last.transform(est.east_m + dp[0], est.north_m + dp[1]))
-        minus = fwd.transform(*last.transform(est.east_m - dp[0], est.north_m - dp[1]))
+        plus = report_frame.to_en(*fix.frame.from_en(est.east_m + dp[0], est.north_m + dp[1]))
+        minus = report_frame.to_en(*fix.frame.from_en(est.east_m - dp[0], est.north_m - dp[1]))
         jac[:, j] = (np.array(plus) - np.array(minus)) / (2 * h)
     est = dataclasses.replace(
         est, east_m=float(e_c), north_m=float(n_c), cov_en=jac @ est.cov_en @ jac.T
@@ -264,7 +265,7 @@ def evaluate_tdoa(
     if truth_latlon is not None:
         _, _, d = _GEOD.inv(fix.lon_deg, fix.lat_deg, truth_latlon[1], truth_latlon[0])
         err_km = float(d) / 1e3
-        te, tn = fwd.transform(truth_latlon[1], truth_latlon[0])
+        te, tn = report_frame.to_en(truth_latlon[0], truth_latlon[1])
         m2 = mahalanobis2([te - est.east_m, tn - est.north_m], est.cov_en)
     if fix.ambiguous:
         notes.append(

@@ -42,9 +42,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from pyproj import Transformer
 
 from heimdall.core.errors import EstimationError
+from heimdall.core.geodesy import AzimuthalFrame
 from heimdall.ml.estimators.tdoa import (
     SPEED_OF_LIGHT_M_S,
     TdoaEstimate,
@@ -53,15 +53,9 @@ from heimdall.ml.estimators.tdoa import (
 )
 from heimdall.ml.tdoa.lags import PairLag
 
-__all__ = ["TdoaFix", "aeqd", "fix_from_lags", "pair_covariance"]
+__all__ = ["TdoaFix", "fix_from_lags", "pair_covariance"]
 
 _RECENTRE = 3
-
-
-def aeqd(lat0: float, lon0: float) -> tuple[Transformer, str]:
-    """WGS84 → azimuthal equidistant centred at ``(lat0, lon0)`` (m), and its PROJ string."""
-    crs = f"+proj=aeqd +lat_0={lat0:.6f} +lon_0={lon0:.6f} +ellps=WGS84 +units=m"
-    return Transformer.from_crs("EPSG:4326", crs, always_xy=True), crs
 
 
 def pair_covariance(
@@ -114,6 +108,8 @@ class TdoaFix:
         The estimator's result in the frame of ``projection``.
     projection : str
         PROJ string of that frame (AEQD centred within millimetres of the fix).
+    frame : AzimuthalFrame
+        That frame.
     """
 
     lat_deg: float
@@ -128,6 +124,7 @@ class TdoaFix:
     delay_sensitivity_km_per_us: dict[str, float]
     estimate: TdoaEstimate
     projection: str
+    frame: AzimuthalFrame
 
 
 def fix_from_lags(
@@ -187,13 +184,13 @@ def fix_from_lags(
     pair_idx = [(idx[p.b], idx[p.a]) for p in pairs]
     cov_s2 = pair_covariance(pairs, toa_sigma, sigma_floor_s)
     lags_s = [p.lag_s for p in pairs]
-    fwd, crs = aeqd(float(np.mean(lats)), float(np.mean(lons)))
+    proj = AzimuthalFrame(float(np.mean(lats)), float(np.mean(lons)))
     lon_e, lat_e = float(np.mean(lons)), float(np.mean(lats))
     est: TdoaEstimate | None = None
-    frame = crs
+    frame = proj
     rx_xy = np.zeros((len(names), 2))
     for _ in range(_RECENTRE):
-        ex, ny = fwd.transform(lons, lats)
+        ex, ny = proj.to_en(lats, lons)
         rx_xy = np.c_[ex, ny]
         est = estimate_tdoa(
             rx_xy,
@@ -203,18 +200,17 @@ def fix_from_lags(
             speed_m_s=speed_m_s,
             scale_by_chi2=scale_by_chi2,
         )
-        frame = crs
-        lon_e, lat_e = fwd.transform(est.east_m, est.north_m, direction="INVERSE")
+        frame = proj
+        lat_e, lon_e = proj.from_en(est.east_m, est.north_m)
         # re-centre the projection on the fix: distances from the centre are exact geodesics
-        fwd, crs = aeqd(float(lat_e), float(lon_e))
+        proj = AzimuthalFrame(float(lat_e), float(lon_e))
     assert est is not None
     sens = tdoa_delay_sensitivity(
         rx_xy, (est.east_m, est.north_m), pairs=pair_idx, cov_s2=cov_s2, speed_m_s=speed_m_s
     )
-    inv = Transformer.from_crs(frame, "EPSG:4326", always_xy=True)
     alts = tuple(
         (float(la), float(lo))
-        for lo, la in (inv.transform(float(e), float(n)) for e, n in est.alternatives)
+        for la, lo in (frame.from_en(float(e), float(n)) for e, n in est.alternatives)
     )
     return TdoaFix(
         lat_deg=float(lat_e),
@@ -230,5 +226,6 @@ def fix_from_lags(
             n: float(np.hypot(*sens[i])) * 1e-9 for i, n in enumerate(names)
         },
         estimate=est,
-        projection=frame,
+        projection=frame.proj,
+        frame=frame,
     )
