@@ -14,7 +14,7 @@ while it seeks to the committed offsets, then clears the agents' queues (both ha
 (``tests/integration/streams/test_rebalance.py``): 107–756 of ~1,900–5,400 chunks measured
 twice with ``take_events`` and Faust's own commits. Of ~5,200–8,200 chunks, with the commit on
 revocation alone, 8 of 16 runs failed (1–65 chunks lost, or 2–433 measured twice: the seek
-race); with the seek before delivery too, 58 of 59 runs lost nothing and repeated nothing (one
+race); with the seek before delivery too, 66 of 67 runs lost nothing and repeated nothing (one
 run, without offset traces, lost 24 chunks of one partition: cause not found).
 
 Tables and the current event
