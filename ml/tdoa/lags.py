@@ -51,10 +51,12 @@ from heimdall.ml.estimators.tdoa import SPEED_OF_LIGHT_M_S
 from heimdall.ml.tdoa.dcf77 import PairMode, PnChannel, pn_channel, pn_lag
 from heimdall.ml.tdoa.dispersion import passband_edges
 from heimdall.ml.tdoa.xcorr import (
+    LagMeasurement,
+    common_grid,
     contiguous_segments,
-    measure_lag,
     measure_lag_on_grid,
-    resample_with_mask,
+    measure_lags_on_grid,
+    resample_band_limited,
     union_grid,
 )
 
@@ -65,6 +67,7 @@ __all__ = [
     "TdoaMethod",
     "TdoaRecording",
     "bandpass",
+    "grid_decimation",
     "pair_lags",
 ]
 
@@ -218,37 +221,45 @@ def bandpass(
     no group delay, so the lags are not shifted as long as every recording gets the same
     filter relative to its own rate. With ``times_s``, each gap-free run
     (:func:`~.xcorr.contiguous_segments`) is filtered on its own (no filter memory across a
-    gap); a run too short for ``filtfilt`` (≤ 3 × ``numtaps`` samples) is set to 0.
+    gap); a run too short for ``filtfilt`` (≤ 3 × ``numtaps`` samples) is set to 0. Each
+    pass is an FFT convolution equal to ``scipy.signal.filtfilt`` to rounding (:func:`_filtfilt`).
     """
     lo, hi = band_hz
     taps = signal.firwin(numtaps, [lo, hi], pass_zero=False, fs=fs)
     xc = np.asarray(x, dtype=np.complex128)
-    if times_s is None:
-        return np.asarray(signal.filtfilt(taps, [1.0], xc))
-    segs = contiguous_segments(np.asarray(times_s, dtype=np.float64))
-    if len(segs) == 1:
-        return np.asarray(signal.filtfilt(taps, [1.0], xc))
-    # filtfilt run by run, its initial conditions solved once (scipy solves a
-    # (numtaps − 1)² system per call: 0.1 s each, 70 gaps in 30 s made it 28 s)
-    zi = signal.lfilter_zi(taps, [1.0])
     pad = 3 * numtaps
+    segs = (
+        [(0, xc.size)]
+        if times_s is None
+        else contiguous_segments(np.asarray(times_s, dtype=np.float64))
+    )
+    if len(segs) == 1:
+        if xc.size <= pad:
+            raise ValueError(f"{xc.size} samples: need more than {pad} for the band-pass")
+        return _filtfilt(taps, xc, pad)
     out = np.zeros_like(xc)
     for i0, i1 in segs:
         if i1 - i0 > pad:
-            out[i0:i1] = _filtfilt(taps, zi, xc[i0:i1], pad)
+            out[i0:i1] = _filtfilt(taps, xc[i0:i1], pad)
     return out
 
 
 def _filtfilt(
-    taps: npt.NDArray[np.float64],
-    zi: npt.NDArray[np.float64],
-    x: npt.NDArray[np.complex128],
-    pad: int,
+    taps: npt.NDArray[np.float64], x: npt.NDArray[np.complex128], pad: int
 ) -> npt.NDArray[np.complex128]:
-    """``scipy.signal.filtfilt(taps, [1], x)`` (odd extension by ``pad``) with a given ``zi``."""
+    """``scipy.signal.filtfilt(taps, [1], x, padlen=pad)`` (odd extension) by FFT convolution.
+
+    Each pass is ``lfilter`` started in the steady state of its first input value
+    (``lfilter_zi × ext[0]``): for an FIR that is the convolution with the input preceded by
+    ``numtaps − 1`` copies of that value, computed here by overlap-add FFT
+    (``scipy.signal.oaconvolve``) — equal to ``filtfilt`` to rounding (10⁻¹⁵ relative) at
+    a fraction of the cost of the direct form for 401 taps.
+    """
     ext = np.concatenate((2 * x[0] - x[pad:0:-1], x, 2 * x[-1] - x[-2 : -pad - 2 : -1]))
-    y, _ = signal.lfilter(taps, [1.0], ext, zi=zi * ext[0])
-    y, _ = signal.lfilter(taps, [1.0], y[::-1], zi=zi * y[-1])
+    n_pre = taps.size - 1
+    y = signal.oaconvolve(np.concatenate((np.full(n_pre, ext[0]), ext)), taps, mode="valid")
+    y = y[::-1]
+    y = signal.oaconvolve(np.concatenate((np.full(n_pre, y[0]), y)), taps, mode="valid")
     return np.asarray(y[::-1][pad:-pad])
 
 
@@ -327,41 +338,89 @@ def _xcorr_pairs(w: _Work, opt: LagOptions) -> None:
         ):
             w.probs[n] = "no overlap in time with any other recording"
             del filt[n]
-    # one grid for the emission: each receiver resampled once, N(N − 1)/2 pairs on it;
-    # per pair (measure_lag) if the union of the spans is much longer than any of them
-    grid: dict[str, tuple[npt.NDArray[np.complex128], npt.NDArray[np.bool_]]] = {}
-    times = np.empty(0)
-    fs = 0.0
+    # one grid for the emission at the analysis band's rate: each receiver resampled once,
+    # N(N − 1)/2 pairs on it sharing the receivers' spectra; per pair (measure_lag's common
+    # interval) if the union of the spans is much longer than any of them
+    names = [r.name for r in w.good if r.name in filt]
+    pairs = list(itertools.combinations(range(len(names)), 2))
+    by_name = {r.name: r for r in w.good}
+    kw: dict[str, Any] = {
+        "n_windows": opt.n_windows,
+        "subband_edges_hz": edges,
+        "band_hz": opt.band_hz,
+    }
+    results: list[LagMeasurement | ValueError] = []
+    max_lags = [w.max_lag_s(by_name[names[i]], by_name[names[j]]) for i, j in pairs]
     if len(filt) >= 2:
-        t0 = min(v[0] for k, v in span.items() if k in filt)
-        t1 = max(v[1] for k, v in span.items() if k in filt)
-        if t1 - t0 <= 2.0 * max(v[1] - v[0] for k, v in span.items() if k in filt):
-            times, fs = union_grid([t for _, t in filt.values()])
-            grid = {n: resample_with_mask(x, t, times) for n, (x, t) in filt.items()}
-    for ra, rb in itertools.combinations([r for r in w.good if r.name in filt], 2):
-        kw: dict[str, Any] = {
-            "max_lag_s": w.max_lag_s(ra, rb),
-            "n_windows": opt.n_windows,
-            "subband_edges_hz": edges,
-            "band_hz": opt.band_hz,
-        }
-        try:
-            if grid:
-                m = measure_lag_on_grid(*grid[ra.name], *grid[rb.name], times, fs, **kw)
-            else:
-                m = measure_lag(*filt[ra.name], *filt[rb.name], **kw)
-        except ValueError as exc:
-            w.notes.append(f"{ra.name}–{rb.name}: {exc}")
+        t0 = min(span[n][0] for n in names)
+        t1 = max(span[n][1] for n in names)
+        if t1 - t0 <= 2.0 * max(span[n][1] - span[n][0] for n in names):
+            times, fs = union_grid([filt[n][1] for n in names])
+            q = grid_decimation(fs, opt.band_hz)
+            kw["search_rate_hz"] = fs
+            times, fs = times[::q], fs / q
+            grid = [resample_band_limited(*filt[n], times) for n in names]
+            results = measure_lags_on_grid(
+                grid,
+                times,
+                fs,
+                [(i, j, m) for (i, j), m in zip(pairs, max_lags, strict=True)],
+                **kw,
+            )
+        else:
+            for (i, j), m in zip(pairs, max_lags, strict=True):
+                results.append(_pair_on_common_grid(filt[names[i]], filt[names[j]], opt, m, kw))
+    for (i, j), m in zip(pairs, results, strict=True):
+        na, nb = names[i], names[j]
+        if isinstance(m, ValueError):
+            w.notes.append(f"{na}–{nb}: {m}")
             continue
-        w.lags[(ra.name, rb.name)] = PairLag(
-            ra.name,
-            rb.name,
+        w.lags[(na, nb)] = PairLag(
+            na,
+            nb,
             m.lag_s,
             m.sigma_total_s,
             m.quality,
             sigma_stat_s=m.sigma_s,
             sigma_sys_s=m.sigma_sys_s,
         )
+
+
+def grid_decimation(fs: float, band_hz: tuple[float, float]) -> int:
+    """Integer step ``q`` of the analysis grid: ``f_s / q ≥ 2 × 1.25 × band_hz[1]`` (≥ 1).
+
+    After the band-pass nothing but the filter's stop-band leakage (−100 dB after both
+    passes) lies beyond ``band_hz[1]`` (plus its ~100 Hz transition), so a complex rate with
+    a Nyquist 25 % above the band edge loses nothing: 12 kHz → 4 kHz (q = 3) for 30–1500 Hz.
+    """
+    return max(1, math.floor(fs / (2.5 * band_hz[1])))
+
+
+def _pair_on_common_grid(
+    a: tuple[npt.NDArray[np.complex128], npt.NDArray[np.float64]],
+    b: tuple[npt.NDArray[np.complex128], npt.NDArray[np.float64]],
+    opt: LagOptions,
+    max_lag_s: float,
+    kw: dict[str, Any],
+) -> LagMeasurement | ValueError:
+    """One pair on its own common interval (:func:`~.xcorr.measure_lag`'s grid), decimated."""
+    try:
+        times, fs = common_grid(a[1], b[1])
+        q = grid_decimation(fs, opt.band_hz)
+        kw = {**kw, "search_rate_hz": fs}
+        times, fs = times[::q], fs / q
+        if times.size < 64 * opt.n_windows:
+            raise ValueError(f"common interval has {times.size} samples, need {64 * opt.n_windows}")
+        return measure_lag_on_grid(
+            *resample_band_limited(*a, times),
+            *resample_band_limited(*b, times),
+            times,
+            fs,
+            max_lag_s=max_lag_s,
+            **kw,
+        )
+    except ValueError as exc:
+        return exc
 
 
 def _pn_pairs(w: _Work, opt: LagOptions) -> None:

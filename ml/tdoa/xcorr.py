@@ -363,11 +363,11 @@ def _taylor_terms(x_max: float, tol: float = 1e-15) -> int:
 
 
 def _peaks_near(
-    spec: ComplexArray, f: FloatArray, grid: FloatArray, nfft: int
+    spec: ComplexArray, f: FloatArray, lo: float, hi: float, nfft: int, step: float = 0.25
 ) -> tuple[FloatArray, FloatArray]:
-    r"""Maximise ``|R_k(τ)| = |Σ_j S_{kj} e^{i2π f_j τ}| / N_{fft}`` of each row near ``grid``.
+    r"""Maximise ``|R_k(τ)| = |Σ_j S_{kj} e^{i2π f_j τ}| / N_{fft}`` of each row over [lo, hi].
 
-    The grid (equal steps ``h``) is evaluated for all rows at once (the phasors
+    The grid ``lo, lo + h, …`` (``h = step``) is evaluated for all rows at once (the phasors
     ``e^{i2π f (τ_0 + m h)}`` by recurrence, one product per point); around each row's best
     grid point ``c`` the maximum within ``[c − h, c + h]`` is found on the Taylor series
 
@@ -375,9 +375,9 @@ def _peaks_near(
 
     whose ``P`` terms make the remainder below 10⁻¹⁵ of ``Σ|S_j|`` for ``|2π f δ| ≤ 2π
     max|f| h`` (exact for the band-limited correlation, like the sum it replaces): a dense
-    look at 41 points of ``δ`` and Newton steps on ``|R|²`` from the best, kept inside the
-    interval. The same maximum the bounded Brent search of ``|R|`` found, without its ~20
-    evaluations of the whole sum per row.
+    look at 41 points of ``δ`` and Newton steps on ``|R|²`` from the best, kept inside
+    ``[c − h, c + h] ∩ [lo, hi]``. The same maximum the bounded Brent search of ``|R|``
+    found, without its ~20 evaluations of the whole sum per row.
 
     Returns
     -------
@@ -387,7 +387,10 @@ def _peaks_near(
         ``|R_k(τ_k)| / N_fft``.
     """
     spec = np.atleast_2d(spec)
-    h = float(grid[1] - grid[0])
+    h = step
+    grid = np.arange(lo, hi + 1e-9, h)
+    if grid.size < 2:
+        grid = np.array([lo, hi])
     z = np.exp(2j * np.pi * f * h)
     ph = np.empty((grid.size, f.size), dtype=np.complex128)
     ph[0] = np.exp(2j * np.pi * f * grid[0])
@@ -405,7 +408,10 @@ def _peaks_near(
     mom = (rot @ w.T) * (1j ** np.arange(n_terms))  # R(c + δ) = Σ_p mom_p δ^p
     dense = np.linspace(-h, h, 41)
     vals_d = np.abs(mom @ (dense[None, :] ** np.arange(n_terms)[:, None]))
-    d = dense[np.argmax(vals_d, axis=1)]
+    d_lo = np.maximum(lo - centre, -h)
+    d_hi = np.minimum(hi - centre, h)
+    vals_d = np.where((dense >= d_lo[:, None]) & (dense <= d_hi[:, None]), vals_d, -1.0)
+    d = np.clip(dense[np.argmax(vals_d, axis=1)], d_lo, d_hi)
     pw = np.arange(n_terms)
     c1 = mom[:, 1:] * pw[1:]
     c2 = c1[:, 1:] * pw[1:-1]
@@ -415,8 +421,8 @@ def _peaks_near(
         r2 = np.sum(c2 * d[:, None] ** pw[:-2], axis=1)
         g = np.real(np.conj(r0) * r1)
         curv = np.abs(r1) ** 2 + np.real(np.conj(r0) * r2)
-        step = np.where(curv < 0, -g / np.where(curv < 0, curv, -1.0), 0.0)
-        d = np.clip(d + step, -h, h)
+        newton = np.where(curv < 0, -g / np.where(curv < 0, curv, -1.0), 0.0)
+        d = np.clip(d + newton, d_lo, d_hi)
     peak = np.abs(np.sum(mom * d[:, None] ** pw, axis=1)) / nfft
     return centre + d, peak
 
@@ -480,6 +486,7 @@ def measure_lags_on_grid(
     remove_mean: bool = True,
     subband_edges_hz: Sequence[tuple[float, float]] | None = None,
     band_hz: tuple[float, float] | None = None,
+    search_rate_hz: float | None = None,
 ) -> list[LagMeasurement | ValueError]:
     """:func:`measure_lag_on_grid` of many pairs of N recordings on one grid, sharing spectra.
 
@@ -509,6 +516,7 @@ def measure_lags_on_grid(
                     remove_mean=remove_mean,
                     subband_edges_hz=subband_edges_hz,
                     band_hz=band_hz,
+                    search_rate_hz=search_rate_hz,
                 )
             )
         except ValueError as exc:
@@ -529,6 +537,7 @@ def _pair_on_grid(
     remove_mean: bool,
     subband_edges_hz: Sequence[tuple[float, float]] | None,
     band_hz: tuple[float, float] | None,
+    search_rate_hz: float | None,
 ) -> LagMeasurement:
     va = spectra.signals[a][1]
     vb = spectra.signals[b][1]
@@ -550,7 +559,13 @@ def _pair_on_grid(
     gapped = n_valid < n
     sa = spectra.side(a, i0, i1, valid if gapped else None, remove_mean)
     sb = spectra.side(b, i0, i1, valid if gapped else None, remove_mean)
-    max_lag = n // 4 if max_lag_s is None else min(math.ceil(max_lag_s * fs) + 1, n - 1)
+    # search limits as the sample-rate-``ref`` search had them: integer lags within ±M samples
+    # at ``ref``, then ±1.25 samples around the best (grid ±1, refinement ±0.25)
+    ref = fs if search_rate_hz is None else search_rate_hz
+    n_ref = math.floor((n - 1) * ref / fs) + 1
+    m_ref = n_ref // 4 if max_lag_s is None else min(math.ceil(max_lag_s * ref) + 1, n_ref - 1)
+    limit = (m_ref + 1.25) * fs / ref
+    max_lag = m_ref if ref == fs else min(math.ceil(limit), n - 1)
     band = None if band_hz is None else (band_hz[0] / fs, band_hz[1] / fs)
 
     # full record: integer peak of |R| within ±max_lag, then the band-limited maximum
@@ -564,7 +579,9 @@ def _pair_on_grid(
     lags_i = np.r_[np.arange(0, max_lag + 1), np.arange(-max_lag, 0)]
     k0 = int(lags_i[int(np.argmax(r[lags_i % nfft]))])
     freq, keep = _freq_keep(nfft, band)
-    tau, pk = _peaks_near(spec[keep], freq[keep], np.arange(k0 - 1.0, k0 + 1.125, 0.25), nfft)
+    tau, pk = _peaks_near(
+        spec[keep], freq[keep], max(k0 - 1.25, -limit), min(k0 + 1.25, limit), nfft
+    )
     lag = float(tau[0])
     energy = math.sqrt(sa.energy * sb.energy)
     quality = float(pk[0]) / energy if energy > 0 else 0.0
@@ -588,10 +605,8 @@ def _pair_on_grid(
         )
     wspec = np.conj(sa.win_spec[used]) * sb.win_spec[used]
     freq_w, keep_w = _freq_keep(nfft_w, band)
-    grid_w = np.arange(
-        lag - window_search_samples, lag + window_search_samples + 0.125, 0.25
-    )
-    lags_arr, _ = _peaks_near(wspec[:, keep_w], freq_w[keep_w], grid_w, nfft_w)
+    half_w = (window_search_samples + 0.25) * fs / ref
+    lags_arr, _ = _peaks_near(wspec[:, keep_w], freq_w[keep_w], lag - half_w, lag + half_w, nfft_w)
     sigma = float(np.std(lags_arr, ddof=1)) / math.sqrt(lags_arr.size)
     sys = 0.0
     d_sub = s_sub = np.empty(0)
@@ -724,6 +739,7 @@ def measure_lag_on_grid(
     remove_mean: bool = True,
     subband_edges_hz: Sequence[tuple[float, float]] | None = None,
     band_hz: tuple[float, float] | None = None,
+    search_rate_hz: float | None = None,
 ) -> LagMeasurement:
     """:func:`measure_lag` of two recordings already on one grid (``times``, rate ``fs``).
 
@@ -742,6 +758,7 @@ def measure_lag_on_grid(
         remove_mean=remove_mean,
         subband_edges_hz=subband_edges_hz,
         band_hz=band_hz,
+        search_rate_hz=search_rate_hz,
     )[0]
     if isinstance(res, ValueError):
         raise res
