@@ -368,8 +368,8 @@ def _xcorr_pairs(w: _Work, opt: LagOptions) -> None:
                 **kw,
             )
         else:
-            for (i, j), m in zip(pairs, max_lags, strict=True):
-                results.append(_pair_on_common_grid(filt[names[i]], filt[names[j]], opt, m, kw))
+            for (i, j), lim in zip(pairs, max_lags, strict=True):
+                results.append(_pair_on_common_grid(filt[names[i]], filt[names[j]], opt, lim, kw))
     for (i, j), m in zip(pairs, results, strict=True):
         na, nb = names[i], names[j]
         if isinstance(m, ValueError):
