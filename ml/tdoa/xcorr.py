@@ -361,6 +361,29 @@ def _phasor(theta: FloatArray) -> ComplexArray:
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class _Tables:
+    """What :func:`_peaks_near` needs of a frequency set and grid step, kept for reuse.
+
+    ``omega = 2π f``, ``z = e^{iωh}`` and the Taylor weights ``w[p] = ω^p / p!``.
+    """
+
+    step: float
+    omega: FloatArray
+    z: ComplexArray
+    w: FloatArray
+
+    @classmethod
+    def of(cls, f: FloatArray, step: float) -> _Tables:
+        omega = 2 * np.pi * f
+        n_terms = _taylor_terms(float(np.max(np.abs(omega), initial=0.0)) * step)
+        w = np.empty((n_terms, f.size))
+        w[0] = 1.0
+        for p in range(1, n_terms):
+            np.multiply(w[p - 1], omega / p, out=w[p])
+        return cls(step, omega, _phasor(omega * step), w)
+
+
 def _taylor_terms(x_max: float, tol: float = 1e-15) -> int:
     """Terms ``P`` of the Taylor series of ``e^{ix}``, ``|x| ≤ x_max``, with remainder < tol."""
     p, term = 0, 1.0
@@ -371,7 +394,13 @@ def _taylor_terms(x_max: float, tol: float = 1e-15) -> int:
 
 
 def _peaks_near(
-    spec: ComplexArray, f: FloatArray, lo: float, hi: float, nfft: int, step: float = 0.25
+    spec: ComplexArray,
+    f: FloatArray,
+    lo: float,
+    hi: float,
+    nfft: int,
+    step: float = 0.25,
+    tables: _Tables | None = None,
 ) -> tuple[FloatArray, FloatArray]:
     r"""Maximise ``|R_k(τ)| = |Σ_j S_{kj} e^{i2π f_j τ}| / N_{fft}`` of each row over [lo, hi].
 
@@ -399,8 +428,8 @@ def _peaks_near(
     grid = np.arange(lo, hi + 1e-9, h)
     if grid.size < 2:
         grid = np.array([lo, hi])
-    omega = 2 * np.pi * f
-    z = _phasor(omega * h)
+    tab = tables if tables is not None and tables.step == h else _Tables.of(f, h)
+    omega, z, w = tab.omega, tab.z, tab.w
     ph = np.empty((grid.size, f.size), dtype=np.complex128)
     ph[0] = _phasor(omega * grid[0])
     for m in range(1, grid.size):
@@ -409,11 +438,7 @@ def _peaks_near(
     best = np.argmax(vals, axis=1)
     centre = grid[best]
     rot = spec * ph[best]
-    n_terms = _taylor_terms(float(np.max(np.abs(omega), initial=0.0)) * h)
-    w = np.empty((n_terms, f.size))
-    w[0] = 1.0
-    for p in range(1, n_terms):
-        np.multiply(w[p - 1], omega / p, out=w[p])
+    n_terms = w.shape[0]
     # R(c + δ) = Σ_p mom_p δ^p (real products: numpy has no BLAS for complex × real)
     mom = (w @ rot.real.T + 1j * (w @ rot.imag.T)).T * (1j ** np.arange(n_terms))
     dense = np.linspace(-h, h, 41)
@@ -459,6 +484,21 @@ class _Spectra:
     def __init__(self, signals: Sequence[tuple[ComplexArray, npt.NDArray[np.bool_]]]) -> None:
         self.signals = signals
         self._cache: dict[tuple[object, ...], _Side] = {}
+        self._bands: dict[
+            tuple[object, ...], tuple[FloatArray, npt.NDArray[np.bool_], _Tables]
+        ] = {}
+
+    def band(
+        self, nfft: int, band: tuple[float, float] | None
+    ) -> tuple[FloatArray, npt.NDArray[np.bool_], _Tables]:
+        """``fftfreq(nfft)``, the analysis band's bins and their :class:`_Tables` (cached)."""
+        key = (nfft, band)
+        got = self._bands.get(key)
+        if got is None:
+            freq, keep = _freq_keep(nfft, band)
+            got = (freq, keep, _Tables.of(freq[keep], 0.25))
+            self._bands[key] = got
+        return got
 
     def side(
         self, r: int, i0: int, i1: int, valid: npt.NDArray[np.bool_] | None, remove_mean: bool
@@ -588,9 +628,9 @@ def _pair_on_grid(
     r = np.abs(sfft.ifft(spec))
     lags_i = np.r_[np.arange(0, max_lag + 1), np.arange(-max_lag, 0)]
     k0 = int(lags_i[int(np.argmax(r[lags_i % nfft]))])
-    freq, keep = _freq_keep(nfft, band)
+    freq, keep, tab = spectra.band(nfft, band)
     tau, pk = _peaks_near(
-        spec[keep], freq[keep], max(k0 - 1.25, -limit), min(k0 + 1.25, limit), nfft
+        spec[keep], freq[keep], max(k0 - 1.25, -limit), min(k0 + 1.25, limit), nfft, tables=tab
     )
     lag = float(tau[0])
     energy = math.sqrt(sa.energy * sb.energy)
@@ -614,9 +654,11 @@ def _pair_on_grid(
             "recordings, need 4"
         )
     wspec = np.conj(sa.win_spec[used]) * sb.win_spec[used]
-    freq_w, keep_w = _freq_keep(nfft_w, band)
+    freq_w, keep_w, tab_w = spectra.band(nfft_w, band)
     half_w = (window_search_samples + 0.25) * fs / ref
-    lags_arr, _ = _peaks_near(wspec[:, keep_w], freq_w[keep_w], lag - half_w, lag + half_w, nfft_w)
+    lags_arr, _ = _peaks_near(
+        wspec[:, keep_w], freq_w[keep_w], lag - half_w, lag + half_w, nfft_w, tables=tab_w
+    )
     sigma = float(np.std(lags_arr, ddof=1)) / math.sqrt(lags_arr.size)
     sys = 0.0
     d_sub = s_sub = np.empty(0)
