@@ -518,7 +518,9 @@ class _Spectra:
         return got
 
 
-def _freq_keep(nfft: int, band: tuple[float, float] | None) -> tuple[FloatArray, FloatArray]:
+def _freq_keep(
+    nfft: int, band: tuple[float, float] | None
+) -> tuple[FloatArray, npt.NDArray[np.bool_]]:
     freq = sfft.fftfreq(nfft)
     if band is None:
         return freq, np.ones(nfft, dtype=bool)
