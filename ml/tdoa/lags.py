@@ -11,12 +11,21 @@ turns them into a position.
 Methods
 -------
 ``xcorr`` (any emission): each recording is band-passed to ``band_hz`` either side of the
-tuned frequency (zero-phase FIR, per gap-free run; runs too short for the filter are
-dropped), resampled once onto one grid for the emission
-(:func:`~heimdall.ml.tdoa.xcorr.union_grid`: N resamplings instead of N(N − 1)), and each
-pair's lag comes from :func:`~heimdall.ml.tdoa.xcorr.measure_lag_on_grid` searched within
-±(baseline/c + 0.5 ms) (pair by pair with :func:`~heimdall.ml.tdoa.xcorr.measure_lag` when
-the union of the spans is more than twice the longest):
+tuned frequency (zero-phase FIR, per gap-free run, by FFT convolution; runs too short for the
+filter are dropped), resampled once onto one grid for the emission
+(:func:`~heimdall.ml.tdoa.xcorr.union_grid`: N resamplings instead of N(N − 1)) at the rate
+of the analysis band (:func:`grid_decimation`: 12 → 4 kHz for 30–1500 Hz; B-spline
+interpolation of the band-passed samples, :func:`~heimdall.ml.tdoa.xcorr.resample_band_limited`),
+and all pairs' lags come from :func:`~heimdall.ml.tdoa.xcorr.measure_lags_on_grid` (each
+receiver's spectra computed once and shared by its pairs; one validity mask for all
+receivers when that drops < 0.2 % of any pair's samples, :data:`SHARED_SUPPORT_LOSS`),
+searched within ±(baseline/c + 0.5 ms) plus the margin of a search at the recordings' rate
+(pair by pair on each pair's common interval when the union of the spans is more than twice
+the longest). Against the code before this fast path (0f20dad: 12 kHz grid, Kaiser sinc,
+Brent) the lags agree within 0.006 σ_stat and the sigmas within 0.2 % (stat) and 8 %
+(sys) on the bench's signals and the shared DCF77 recordings (golden test); on noise-free
+tonal signals, where the sub-window scatter is set by the windows' spectral leakage rather
+than by noise, σ_stat moves by up to ~13 % and σ_sys by a few µs with the grid rate.
 ``sigma_stat_s`` is the sub-window standard error, ``sigma_sys_s`` the excess spread of the
 pair's group delay over ``n_subbands`` contiguous sub-bands of the pass band
 (:mod:`.dispersion`: receiver-filter and resolvable sky-wave dispersion; not a receiver's
