@@ -182,7 +182,8 @@ def _profile_table() -> Any:
         b = PROFILE_0F20DAD[i] if i < len(PROFILE_0F20DAD) else ("", 0.0, 0)
         if i < len(rows):
             (file, _line, fn), (_, ncalls, tt, _, _) = rows[i]
-            now = (f"{Path(file).stem}.{fn}" if file != "~" else fn, f"{tt:.3f}", str(ncalls))
+            name = f"{Path(file).stem}.{fn}" if file != "~" else fn.strip("<>{}").split()[-1]
+            now = (name.strip("'"), f"{tt:.3f}", str(ncalls))
         else:
             now = ("", "", "")
         t.add_row(b[0], f"{b[1]:.3f}" if b[0] else "", str(b[2]) if b[0] else "", *now)
