@@ -242,6 +242,16 @@ def bandpass(
         if times_s is None
         else contiguous_segments(np.asarray(times_s, dtype=np.float64))
     )
+    return _bandpass_runs(xc, taps, pad, segs)
+
+
+def _bandpass_runs(
+    xc: npt.NDArray[np.complex128],
+    taps: npt.NDArray[np.float64],
+    pad: int,
+    segs: list[tuple[int, int]],
+) -> npt.NDArray[np.complex128]:
+    """:func:`bandpass` of the gap-free runs ``segs`` of ``xc``."""
     if len(segs) == 1:
         if xc.size <= pad:
             raise ValueError(f"{xc.size} samples: need more than {pad} for the band-pass")
@@ -282,12 +292,12 @@ def _filtfilt(
 def _filtfilt_direct(
     taps: npt.NDArray[np.float64], x: npt.NDArray[np.complex128], pad: int
 ) -> npt.NDArray[np.complex128]:
-    """:func:`_filtfilt` of a short record: both passes (overlap-add FFT convolutions)."""
+    """:func:`_filtfilt` of a short record: both passes (FFT convolutions)."""
     ext = np.concatenate((2 * x[0] - x[pad:0:-1], x, 2 * x[-1] - x[-2 : -pad - 2 : -1]))
     n_pre = taps.size - 1
-    y = signal.oaconvolve(np.concatenate((np.full(n_pre, ext[0]), ext)), taps, mode="valid")
+    y = signal.fftconvolve(np.concatenate((np.full(n_pre, ext[0]), ext)), taps, mode="valid")
     y = y[::-1]
-    y = signal.oaconvolve(np.concatenate((np.full(n_pre, y[0]), y)), taps, mode="valid")
+    y = signal.fftconvolve(np.concatenate((np.full(n_pre, y[0]), y)), taps, mode="valid")
     return np.asarray(y[::-1][pad:-pad])
 
 
@@ -296,17 +306,22 @@ _NUMTAPS = 401
 
 def _filtered(
     r: TdoaRecording, band_hz: tuple[float, float]
-) -> tuple[npt.NDArray[np.complex128], npt.NDArray[np.float64]]:
-    """Band-passed samples and their times, without the runs too short to filter."""
+) -> tuple[npt.NDArray[np.complex128], npt.NDArray[np.float64], bool]:
+    """Band-passed samples and their times, without the runs too short to filter; one run?"""
     t = np.asarray(r.times_s, dtype=np.float64)
-    x = bandpass(r.samples, r.sample_rate_hz, band_hz, numtaps=_NUMTAPS, times_s=t)
     segs = contiguous_segments(t)
+    lo, hi = band_hz
+    taps = signal.firwin(_NUMTAPS, [lo, hi], pass_zero=False, fs=r.sample_rate_hz)
+    xc = np.asarray(r.samples, dtype=np.complex128)
+    if len(segs) == 1 and xc.size <= 3 * _NUMTAPS:
+        return xc[:0], t[:0], True  # too short to filter: a problem, not an exception
+    x = _bandpass_runs(xc, taps, 3 * _NUMTAPS, segs)
     if len(segs) == 1:
-        return x, t
+        return x, t, True
     keep = np.zeros(t.size, dtype=bool)
     for i0, i1 in segs:
         keep[i0:i1] = i1 - i0 > 3 * _NUMTAPS
-    return x[keep], t[keep]
+    return x[keep], t[keep], False
 
 
 def _screen(
@@ -350,8 +365,11 @@ def _xcorr_pairs(w: _Work, opt: LagOptions) -> None:
     """Band-pass, one grid per emission, every pair by cross-correlation (module docstring)."""
     edges = passband_edges(*opt.band_hz, opt.n_subbands) if opt.n_subbands else None
     filt: dict[str, tuple[npt.NDArray[np.complex128], npt.NDArray[np.float64]]] = {}
+    runs: dict[str, list[tuple[int, int]]] = {}  # one gap-free run: no need to look again
     for r in w.good:
-        x, t = _filtered(r, opt.band_hz)
+        x, t, one_run = _filtered(r, opt.band_hz)
+        if one_run:
+            runs[r.name] = [(0, t.size)]
         if x.size < 64 * opt.n_windows:
             w.probs[r.name] = (
                 f"{x.size} samples in gap-free runs longer than {3 * _NUMTAPS}: too short "
@@ -387,7 +405,9 @@ def _xcorr_pairs(w: _Work, opt: LagOptions) -> None:
             q = grid_decimation(fs, opt.band_hz)
             kw["search_rate_hz"] = fs
             times, fs = times[::q], fs / q
-            grid = _shared_support([resample_band_limited(*filt[n], times) for n in names])
+            grid = _shared_support(
+                [resample_band_limited(*filt[n], times, segments=runs.get(n)) for n in names]
+            )
             results = measure_lags_on_grid(
                 grid,
                 times,

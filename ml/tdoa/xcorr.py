@@ -333,7 +333,11 @@ def resample_with_mask(
 
 
 def resample_band_limited(
-    x: ComplexArray, t: FloatArray, times: FloatArray, order: int = 5
+    x: ComplexArray,
+    t: FloatArray,
+    times: FloatArray,
+    order: int = 5,
+    segments: list[tuple[int, int]] | None = None,
 ) -> tuple[ComplexArray, npt.NDArray[np.bool_]]:
     r""":func:`resample_with_mask` for a recording already band-limited well below its Nyquist.
 
@@ -345,8 +349,9 @@ def resample_band_limited(
     Eden 1991) — 2·10⁻⁵ relative to the sinc's output for order 5 on a 30–1500 Hz band at
     12 kHz (ν_max = 1/8), at about 1/20 of its cost. Used by :func:`~.lags.pair_lags` after
     the band-pass, where the grid is also coarser than the recording (decimation).
+    ``segments``: :func:`contiguous_segments` of ``t`` when the caller has them.
     """
-    segs = contiguous_segments(t)
+    segs = contiguous_segments(t) if segments is None else segments
     u = np.interp(times - t[0], t - t[0], np.arange(t.size, dtype=float))
     starts = np.array([i0 for i0, _ in segs])
     ends = np.array([i1 - 1 for _, i1 in segs])
@@ -391,23 +396,43 @@ def _phasor(theta: FloatArray) -> ComplexArray:
 class _Tables:
     """What :func:`_peaks_near` needs of a frequency set and grid step, kept for reuse.
 
-    ``omega = 2π f``, ``z = e^{iωh}`` and the Taylor weights ``w[p] = ω^p / p!``.
+    ``omega = 2π f``, ``z = e^{iωh}`` and the Taylor weights ``w[p] = ω^p / p!``; for the bins
+    ``f = j / N`` of an FFT also ``j`` and the roots of unity ``e^{i2πk/N}``, so that
+    ``e^{iωτ}`` at ``τ = K + m h`` (K integer) is a table look-up and ``m`` products.
     """
 
     step: float
     omega: FloatArray
     z: ComplexArray
     w: FloatArray
+    bins: npt.NDArray[np.intp] | None = None
+    roots: ComplexArray | None = None
 
     @classmethod
-    def of(cls, f: FloatArray, step: float) -> _Tables:
+    def of(
+        cls, f: FloatArray, step: float, bins: npt.NDArray[np.intp] | None = None, nfft: int = 0
+    ) -> _Tables:
         omega = 2 * np.pi * f
         n_terms = _taylor_terms(float(np.max(np.abs(omega), initial=0.0)) * step)
         w = np.empty((n_terms, f.size))
         w[0] = 1.0
         for p in range(1, n_terms):
             np.multiply(w[p - 1], omega / p, out=w[p])
-        return cls(step, omega, _phasor(omega * step), w)
+        roots = None
+        if bins is not None and nfft > 0:
+            roots = _phasor(2 * np.pi * np.arange(nfft) / nfft)
+        return cls(step, omega, _phasor(omega * step), w, bins, roots)
+
+    def phasor(self, tau: float) -> ComplexArray:
+        """``e^{iωτ}``: from the roots of unity when ``τ`` is on the steps' grid, else computed."""
+        k = math.floor(tau)
+        m = (tau - k) / self.step
+        if self.roots is None or self.bins is None or abs(m - round(m)) > 1e-9:
+            return _phasor(self.omega * tau)
+        out = self.roots[(self.bins * k) % self.roots.size]
+        for _ in range(round(m)):
+            out = out * self.z
+        return out
 
 
 def _taylor_terms(x_max: float, tol: float = 1e-15) -> int:
@@ -455,9 +480,9 @@ def _peaks_near(
     if grid.size < 2:
         grid = np.array([lo, hi])
     tab = tables if tables is not None and tables.step == h else _Tables.of(f, h)
-    omega, z, w = tab.omega, tab.z, tab.w
+    z, w = tab.z, tab.w
     ph = np.empty((grid.size, f.size), dtype=np.complex128)
-    ph[0] = _phasor(omega * grid[0])
+    ph[0] = tab.phasor(float(grid[0]))
     for m in range(1, grid.size):
         np.multiply(ph[m - 1], z, out=ph[m])
     vals = np.abs(ph @ spec.T).T  # rows × grid
@@ -522,7 +547,7 @@ class _Spectra:
         got = self._bands.get(key)
         if got is None:
             freq, keep = _freq_keep(nfft, band)
-            got = (freq, keep, _Tables.of(freq[keep], 0.25))
+            got = (freq, keep, _Tables.of(freq[keep], 0.25, np.flatnonzero(keep), nfft))
             self._bands[key] = got
         return got
 
