@@ -49,6 +49,7 @@ BEFORE_0F20DAD: dict[tuple[str, int], tuple[float, float, int]] = {
     ("3 × 30 gaps", 4): (1.956, 2.744, 3),
     ("6 × 10", 4): (1.967, 3.077, 15),
     ("6 × 10", 0): (1.848, 2.857, 15),
+    ("7 × 30", 4): (9.219, 14.853, 21),  # one repeat
 }
 #: cProfile of one xcorr ``pair_lags`` call on 3 × 30 s at 0f20dad: (function, own s, calls),
 #: 1.96 s in all.
@@ -127,6 +128,8 @@ def run(ctx: Context) -> None:
         cases.append(("xcorr", label, recs, 4))
         if not gaps:
             cases.append(("xcorr", label, recs, 0))
+    # the seed network: 7 receivers, one channel's 30 s block (21 pairs)
+    cases.append(("xcorr", "7 × 30", _recordings(7, 30.0, False), 4))
     shared = _shared()
     if shared is not None:
         cases.append(("dcf77-pn", "3 × 30 DCF77", shared, 4))

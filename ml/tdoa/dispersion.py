@@ -188,8 +188,14 @@ def subband_delays(
     lag_s: float,
     edges: Sequence[tuple[float, float]],
 ) -> tuple[FloatArray, FloatArray]:
-    """Local group delays of ``g_sec`` in each sub-band ``[lo, hi)`` of ``edges``, and errors."""
-    out = [phase_slope_delay(freqs, g_sec, lag_s, lo, hi) for lo, hi in edges]
+    """Local group delays of ``g_sec`` in each sub-band ``[lo, hi)`` of ``edges``, and errors.
+
+    Each sub-band's fit sees only its own bins (what :func:`phase_slope_delay` would select).
+    """
+    out = []
+    for lo, hi in edges:
+        m = (freqs >= lo) & (freqs < hi)
+        out.append(phase_slope_delay(freqs[m], g_sec[:, m], lag_s, lo, hi))
     return np.array([o[0] for o in out]), np.array([o[1] for o in out])
 
 
