@@ -19,6 +19,7 @@ from bench import (
     bench_serde,
     bench_simulator,
     bench_sink,
+    bench_tdoa,
     bench_track,
 )
 from bench.common import Context, machine_line
@@ -34,6 +35,7 @@ BENCHMARKS: dict[str, tuple[Callable[[Context], None], str]] = {
     "pipeline": (bench_pipeline.run, "chunks/s, latency p50/p99, time to first localization"),
     "adapters": (bench_adapters.run, "CPU of 50 live adapter connections, Kafka included"),
     "dashboard": (bench_dashboard.run, "dashboard server CPU/memory/latency, 1/10/50 pages"),
+    "tdoa": (bench_tdoa.run, "pair_lags ms per pair (xcorr, dcf77-pn), before/after, profile"),
 }
 
 

@@ -106,22 +106,25 @@ def _binned(
 
     The mean and standard error of each bin are taken over the rows of ``g_sec``.
     """
-    cen: list[float] = []
-    val: list[complex] = []
-    err: list[float] = []
-    for b0 in np.arange(lo, hi, bin_hz):
-        m = (freqs >= b0) & (freqs < min(b0 + bin_hz, hi))
-        if not np.any(m):
-            continue
-        per = g_sec[:, m].sum(axis=1)
-        mu = complex(per.mean())
-        se = float(np.std(per, ddof=1)) / math.sqrt(per.size)
-        if mu == 0 or se == 0.0:
-            continue
-        cen.append(float(freqs[m].mean()))
-        val.append(mu)
-        err.append(se)
-    return np.asarray(cen), np.asarray(val, dtype=np.complex128), np.asarray(err)
+    starts = np.arange(lo, hi, bin_hz)
+    if starts.size == 0:
+        return np.empty(0), np.empty(0, dtype=np.complex128), np.empty(0)
+    # bin k holds starts[k] ≤ f < min(starts[k] + bin_hz, hi), as a loop over the bins would
+    k = np.searchsorted(starts, freqs, side="right") - 1
+    inside = (k >= 0) & (freqs < np.minimum(starts[np.clip(k, 0, None)] + bin_hz, hi))
+    idx = np.flatnonzero(inside)
+    if idx.size == 0:
+        return np.empty(0), np.empty(0, dtype=np.complex128), np.empty(0)
+    order = idx[np.argsort(k[idx], kind="stable")]
+    kk = k[order]
+    first = np.flatnonzero(np.r_[True, kk[1:] != kk[:-1]])
+    per = np.add.reduceat(g_sec[:, order], first, axis=1)  # rows × occupied bins
+    cnt = np.diff(np.r_[first, kk.size])
+    fc = np.add.reduceat(freqs[order], first) / cnt
+    mu = per.mean(axis=0)
+    se = np.std(per, axis=0, ddof=1) / math.sqrt(per.shape[0])
+    ok = (mu != 0) & (se != 0.0)
+    return fc[ok], mu[ok].astype(np.complex128), se[ok]
 
 
 def phase_slope_delay(
@@ -185,8 +188,14 @@ def subband_delays(
     lag_s: float,
     edges: Sequence[tuple[float, float]],
 ) -> tuple[FloatArray, FloatArray]:
-    """Local group delays of ``g_sec`` in each sub-band ``[lo, hi)`` of ``edges``, and errors."""
-    out = [phase_slope_delay(freqs, g_sec, lag_s, lo, hi) for lo, hi in edges]
+    """Local group delays of ``g_sec`` in each sub-band ``[lo, hi)`` of ``edges``, and errors.
+
+    Each sub-band's fit sees only its own bins (what :func:`phase_slope_delay` would select).
+    """
+    out = []
+    for lo, hi in edges:
+        m = (freqs >= lo) & (freqs < hi)
+        out.append(phase_slope_delay(freqs[m], g_sec[:, m], lag_s, lo, hi))
     return np.array([o[0] for o in out]), np.array([o[1] for o in out])
 
 

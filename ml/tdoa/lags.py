@@ -11,12 +11,21 @@ turns them into a position.
 Methods
 -------
 ``xcorr`` (any emission): each recording is band-passed to ``band_hz`` either side of the
-tuned frequency (zero-phase FIR, per gap-free run; runs too short for the filter are
-dropped), resampled once onto one grid for the emission
-(:func:`~heimdall.ml.tdoa.xcorr.union_grid`: N resamplings instead of N(N − 1)), and each
-pair's lag comes from :func:`~heimdall.ml.tdoa.xcorr.measure_lag_on_grid` searched within
-±(baseline/c + 0.5 ms) (pair by pair with :func:`~heimdall.ml.tdoa.xcorr.measure_lag` when
-the union of the spans is more than twice the longest):
+tuned frequency (zero-phase FIR, per gap-free run, by FFT convolution; runs too short for the
+filter are dropped), resampled once onto one grid for the emission
+(:func:`~heimdall.ml.tdoa.xcorr.union_grid`: N resamplings instead of N(N − 1)) at the rate
+of the analysis band (:func:`grid_decimation`: 12 → 4 kHz for 30–1500 Hz; B-spline
+interpolation of the band-passed samples, :func:`~heimdall.ml.tdoa.xcorr.resample_band_limited`),
+and all pairs' lags come from :func:`~heimdall.ml.tdoa.xcorr.measure_lags_on_grid` (each
+receiver's spectra computed once and shared by its pairs; one validity mask for all
+receivers when that drops < 0.2 % of any pair's samples, :data:`SHARED_SUPPORT_LOSS`),
+searched within ±(baseline/c + 0.5 ms) plus the margin of a search at the recordings' rate
+(pair by pair on each pair's common interval when the union of the spans is more than twice
+the longest). Against the code before this fast path (0f20dad: 12 kHz grid, Kaiser sinc,
+Brent) the lags agree within 0.006 σ_stat and the sigmas within 0.2 % (stat) and 8 %
+(sys) on the bench's signals and the shared DCF77 recordings (golden test); on noise-free
+tonal signals, where the sub-window scatter is set by the windows' spectral leakage rather
+than by noise, σ_stat moves by up to ~13 % and σ_sys by a few µs with the grid rate.
 ``sigma_stat_s`` is the sub-window standard error, ``sigma_sys_s`` the excess spread of the
 pair's group delay over ``n_subbands`` contiguous sub-bands of the pass band
 (:mod:`.dispersion`: receiver-filter and resolvable sky-wave dispersion; not a receiver's
@@ -51,10 +60,12 @@ from heimdall.ml.estimators.tdoa import SPEED_OF_LIGHT_M_S
 from heimdall.ml.tdoa.dcf77 import PairMode, PnChannel, pn_channel, pn_lag
 from heimdall.ml.tdoa.dispersion import passband_edges
 from heimdall.ml.tdoa.xcorr import (
+    LagMeasurement,
+    common_grid,
     contiguous_segments,
-    measure_lag,
     measure_lag_on_grid,
-    resample_with_mask,
+    measure_lags_on_grid,
+    resample_band_limited,
     union_grid,
 )
 
@@ -65,6 +76,7 @@ __all__ = [
     "TdoaMethod",
     "TdoaRecording",
     "bandpass",
+    "grid_decimation",
     "pair_lags",
 ]
 
@@ -218,37 +230,74 @@ def bandpass(
     no group delay, so the lags are not shifted as long as every recording gets the same
     filter relative to its own rate. With ``times_s``, each gap-free run
     (:func:`~.xcorr.contiguous_segments`) is filtered on its own (no filter memory across a
-    gap); a run too short for ``filtfilt`` (≤ 3 × ``numtaps`` samples) is set to 0.
+    gap); a run too short for ``filtfilt`` (≤ 3 × ``numtaps`` samples) is set to 0. Each
+    pass is an FFT convolution equal to ``scipy.signal.filtfilt`` to rounding (:func:`_filtfilt`).
     """
     lo, hi = band_hz
     taps = signal.firwin(numtaps, [lo, hi], pass_zero=False, fs=fs)
     xc = np.asarray(x, dtype=np.complex128)
-    if times_s is None:
-        return np.asarray(signal.filtfilt(taps, [1.0], xc))
-    segs = contiguous_segments(np.asarray(times_s, dtype=np.float64))
-    if len(segs) == 1:
-        return np.asarray(signal.filtfilt(taps, [1.0], xc))
-    # filtfilt run by run, its initial conditions solved once (scipy solves a
-    # (numtaps − 1)² system per call: 0.1 s each, 70 gaps in 30 s made it 28 s)
-    zi = signal.lfilter_zi(taps, [1.0])
     pad = 3 * numtaps
+    segs = (
+        [(0, xc.size)]
+        if times_s is None
+        else contiguous_segments(np.asarray(times_s, dtype=np.float64))
+    )
+    return _bandpass_runs(xc, taps, pad, segs)
+
+
+def _bandpass_runs(
+    xc: npt.NDArray[np.complex128],
+    taps: npt.NDArray[np.float64],
+    pad: int,
+    segs: list[tuple[int, int]],
+) -> npt.NDArray[np.complex128]:
+    """:func:`bandpass` of the gap-free runs ``segs`` of ``xc``."""
+    if len(segs) == 1:
+        if xc.size <= pad:
+            raise ValueError(f"{xc.size} samples: need more than {pad} for the band-pass")
+        return _filtfilt(taps, xc, pad)
     out = np.zeros_like(xc)
     for i0, i1 in segs:
         if i1 - i0 > pad:
-            out[i0:i1] = _filtfilt(taps, zi, xc[i0:i1], pad)
+            out[i0:i1] = _filtfilt(taps, xc[i0:i1], pad)
     return out
 
 
 def _filtfilt(
-    taps: npt.NDArray[np.float64],
-    zi: npt.NDArray[np.float64],
-    x: npt.NDArray[np.complex128],
-    pad: int,
+    taps: npt.NDArray[np.float64], x: npt.NDArray[np.complex128], pad: int
 ) -> npt.NDArray[np.complex128]:
-    """``scipy.signal.filtfilt(taps, [1], x)`` (odd extension by ``pad``) with a given ``zi``."""
+    """``scipy.signal.filtfilt(taps, [1], x, padlen=pad)`` (odd extension) by FFT convolution.
+
+    Each pass is ``lfilter`` started in the steady state of its first input value
+    (``lfilter_zi × ext[0]``): for an FIR that is the convolution with the input preceded by
+    ``numtaps − 1`` copies of that value. Away from the ends (``pad + numtaps`` samples) the
+    two passes are one convolution with the taps' autocorrelation (the FIR is linear
+    phase), computed by one FFT convolution; the two ends are run through both passes on a
+    piece long enough that the piece's own other end cannot reach them (an FIR forgets after
+    ``numtaps`` samples). Equal to ``filtfilt`` to rounding (10⁻¹⁵ relative).
+    """
+    n = x.size
+    edge = pad + 2 * taps.size
+    if n <= 4 * edge:
+        return _filtfilt_direct(taps, x, pad)
+    h2 = np.convolve(taps, taps[::-1])
+    half = taps.size - 1
+    y = np.empty_like(x)
+    y[edge:-edge] = signal.oaconvolve(x[edge - half : n - edge + half], h2, mode="valid")
+    y[:edge] = _filtfilt_direct(taps, x[: 3 * edge], pad)[:edge]
+    y[-edge:] = _filtfilt_direct(taps, x[-3 * edge :], pad)[-edge:]
+    return y
+
+
+def _filtfilt_direct(
+    taps: npt.NDArray[np.float64], x: npt.NDArray[np.complex128], pad: int
+) -> npt.NDArray[np.complex128]:
+    """:func:`_filtfilt` of a short record: both passes (FFT convolutions)."""
     ext = np.concatenate((2 * x[0] - x[pad:0:-1], x, 2 * x[-1] - x[-2 : -pad - 2 : -1]))
-    y, _ = signal.lfilter(taps, [1.0], ext, zi=zi * ext[0])
-    y, _ = signal.lfilter(taps, [1.0], y[::-1], zi=zi * y[-1])
+    n_pre = taps.size - 1
+    y = signal.fftconvolve(np.concatenate((np.full(n_pre, ext[0]), ext)), taps, mode="valid")
+    y = y[::-1]
+    y = signal.fftconvolve(np.concatenate((np.full(n_pre, y[0]), y)), taps, mode="valid")
     return np.asarray(y[::-1][pad:-pad])
 
 
@@ -257,17 +306,22 @@ _NUMTAPS = 401
 
 def _filtered(
     r: TdoaRecording, band_hz: tuple[float, float]
-) -> tuple[npt.NDArray[np.complex128], npt.NDArray[np.float64]]:
-    """Band-passed samples and their times, without the runs too short to filter."""
+) -> tuple[npt.NDArray[np.complex128], npt.NDArray[np.float64], bool]:
+    """Band-passed samples and their times, without the runs too short to filter; one run?"""
     t = np.asarray(r.times_s, dtype=np.float64)
-    x = bandpass(r.samples, r.sample_rate_hz, band_hz, numtaps=_NUMTAPS, times_s=t)
     segs = contiguous_segments(t)
+    lo, hi = band_hz
+    taps = signal.firwin(_NUMTAPS, [lo, hi], pass_zero=False, fs=r.sample_rate_hz)
+    xc = np.asarray(r.samples, dtype=np.complex128)
+    if len(segs) == 1 and xc.size <= 3 * _NUMTAPS:
+        return xc[:0], t[:0], True  # too short to filter: a problem, not an exception
+    x = _bandpass_runs(xc, taps, 3 * _NUMTAPS, segs)
     if len(segs) == 1:
-        return x, t
+        return x, t, True
     keep = np.zeros(t.size, dtype=bool)
     for i0, i1 in segs:
         keep[i0:i1] = i1 - i0 > 3 * _NUMTAPS
-    return x[keep], t[keep]
+    return x[keep], t[keep], False
 
 
 def _screen(
@@ -311,8 +365,11 @@ def _xcorr_pairs(w: _Work, opt: LagOptions) -> None:
     """Band-pass, one grid per emission, every pair by cross-correlation (module docstring)."""
     edges = passband_edges(*opt.band_hz, opt.n_subbands) if opt.n_subbands else None
     filt: dict[str, tuple[npt.NDArray[np.complex128], npt.NDArray[np.float64]]] = {}
+    runs: dict[str, list[tuple[int, int]]] = {}  # one gap-free run: no need to look again
     for r in w.good:
-        x, t = _filtered(r, opt.band_hz)
+        x, t, one_run = _filtered(r, opt.band_hz)
+        if one_run:
+            runs[r.name] = [(0, t.size)]
         if x.size < 64 * opt.n_windows:
             w.probs[r.name] = (
                 f"{x.size} samples in gap-free runs longer than {3 * _NUMTAPS}: too short "
@@ -327,41 +384,118 @@ def _xcorr_pairs(w: _Work, opt: LagOptions) -> None:
         ):
             w.probs[n] = "no overlap in time with any other recording"
             del filt[n]
-    # one grid for the emission: each receiver resampled once, N(N − 1)/2 pairs on it;
-    # per pair (measure_lag) if the union of the spans is much longer than any of them
-    grid: dict[str, tuple[npt.NDArray[np.complex128], npt.NDArray[np.bool_]]] = {}
-    times = np.empty(0)
-    fs = 0.0
+    # one grid for the emission at the analysis band's rate: each receiver resampled once,
+    # N(N − 1)/2 pairs on it sharing the receivers' spectra; per pair (measure_lag's common
+    # interval) if the union of the spans is much longer than any of them
+    names = [r.name for r in w.good if r.name in filt]
+    pairs = list(itertools.combinations(range(len(names)), 2))
+    by_name = {r.name: r for r in w.good}
+    kw: dict[str, Any] = {
+        "n_windows": opt.n_windows,
+        "subband_edges_hz": edges,
+        "band_hz": opt.band_hz,
+    }
+    results: list[LagMeasurement | ValueError] = []
+    max_lags = [w.max_lag_s(by_name[names[i]], by_name[names[j]]) for i, j in pairs]
     if len(filt) >= 2:
-        t0 = min(v[0] for k, v in span.items() if k in filt)
-        t1 = max(v[1] for k, v in span.items() if k in filt)
-        if t1 - t0 <= 2.0 * max(v[1] - v[0] for k, v in span.items() if k in filt):
-            times, fs = union_grid([t for _, t in filt.values()])
-            grid = {n: resample_with_mask(x, t, times) for n, (x, t) in filt.items()}
-    for ra, rb in itertools.combinations([r for r in w.good if r.name in filt], 2):
-        kw: dict[str, Any] = {
-            "max_lag_s": w.max_lag_s(ra, rb),
-            "n_windows": opt.n_windows,
-            "subband_edges_hz": edges,
-            "band_hz": opt.band_hz,
-        }
-        try:
-            if grid:
-                m = measure_lag_on_grid(*grid[ra.name], *grid[rb.name], times, fs, **kw)
-            else:
-                m = measure_lag(*filt[ra.name], *filt[rb.name], **kw)
-        except ValueError as exc:
-            w.notes.append(f"{ra.name}–{rb.name}: {exc}")
+        t0 = min(span[n][0] for n in names)
+        t1 = max(span[n][1] for n in names)
+        if t1 - t0 <= 2.0 * max(span[n][1] - span[n][0] for n in names):
+            times, fs = union_grid([filt[n][1] for n in names])
+            q = grid_decimation(fs, opt.band_hz)
+            kw["search_rate_hz"] = fs
+            times, fs = times[::q], fs / q
+            grid = _shared_support(
+                [resample_band_limited(*filt[n], times, segments=runs.get(n)) for n in names]
+            )
+            results = measure_lags_on_grid(
+                grid,
+                times,
+                fs,
+                [(i, j, m) for (i, j), m in zip(pairs, max_lags, strict=True)],
+                **kw,
+            )
+        else:
+            for (i, j), lim in zip(pairs, max_lags, strict=True):
+                results.append(_pair_on_common_grid(filt[names[i]], filt[names[j]], opt, lim, kw))
+    for (i, j), m in zip(pairs, results, strict=True):
+        na, nb = names[i], names[j]
+        if isinstance(m, ValueError):
+            w.notes.append(f"{na}–{nb}: {m}")
             continue
-        w.lags[(ra.name, rb.name)] = PairLag(
-            ra.name,
-            rb.name,
+        w.lags[(na, nb)] = PairLag(
+            na,
+            nb,
             m.lag_s,
             m.sigma_total_s,
             m.quality,
             sigma_stat_s=m.sigma_s,
             sigma_sys_s=m.sigma_sys_s,
         )
+
+
+#: Largest fraction of a pair's samples :func:`_shared_support` may drop.
+SHARED_SUPPORT_LOSS = 2e-3
+
+
+def _shared_support(
+    grid: list[tuple[npt.NDArray[np.complex128], npt.NDArray[np.bool_]]],
+) -> list[tuple[npt.NDArray[np.complex128], npt.NDArray[np.bool_]]]:
+    """One validity mask for all receivers when that costs each pair < 0.2 % of its samples.
+
+    A pair is measured where both recordings are valid; receivers whose spans end a sample
+    apart (rate errors) or whose gaps are a sample wider make every pair's span and mask a
+    little different, and then no receiver's spectra can be shared between its pairs. When
+    the intersection of all masks keeps all but :data:`SHARED_SUPPORT_LOSS` of every pair's
+    both-valid samples it is used for all (N FFTs per emission instead of 2 per pair); else
+    the masks are left as they are.
+    """
+    common = np.logical_and.reduce([v for _, v in grid])
+    n_common = int(common.sum())
+    if n_common == 0:
+        return grid
+    for i, j in itertools.combinations(range(len(grid)), 2):
+        n_pair = int(np.count_nonzero(grid[i][1] & grid[j][1]))
+        if n_common < (1.0 - SHARED_SUPPORT_LOSS) * n_pair:
+            return grid
+    return [(g, common) for g, _ in grid]
+
+
+def grid_decimation(fs: float, band_hz: tuple[float, float]) -> int:
+    """Integer step ``q`` of the analysis grid: ``f_s / q ≥ 2 × 1.25 × band_hz[1]`` (≥ 1).
+
+    After the band-pass nothing but the filter's stop-band leakage (−100 dB after both
+    passes) lies beyond ``band_hz[1]`` (plus its ~100 Hz transition), so a complex rate with
+    a Nyquist 25 % above the band edge loses nothing: 12 kHz → 4 kHz (q = 3) for 30–1500 Hz.
+    """
+    return max(1, math.floor(fs / (2.5 * band_hz[1])))
+
+
+def _pair_on_common_grid(
+    a: tuple[npt.NDArray[np.complex128], npt.NDArray[np.float64]],
+    b: tuple[npt.NDArray[np.complex128], npt.NDArray[np.float64]],
+    opt: LagOptions,
+    max_lag_s: float,
+    kw: dict[str, Any],
+) -> LagMeasurement | ValueError:
+    """One pair on its own common interval (:func:`~.xcorr.measure_lag`'s grid), decimated."""
+    try:
+        times, fs = common_grid(a[1], b[1])
+        q = grid_decimation(fs, opt.band_hz)
+        kw = {**kw, "search_rate_hz": fs}
+        times, fs = times[::q], fs / q
+        if times.size < 64 * opt.n_windows:
+            raise ValueError(f"common interval has {times.size} samples, need {64 * opt.n_windows}")
+        return measure_lag_on_grid(
+            *resample_band_limited(*a, times),
+            *resample_band_limited(*b, times),
+            times,
+            fs,
+            max_lag_s=max_lag_s,
+            **kw,
+        )
+    except ValueError as exc:
+        return exc
 
 
 def _pn_pairs(w: _Work, opt: LagOptions) -> None:

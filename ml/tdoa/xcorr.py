@@ -43,13 +43,39 @@ continuation of the correlation
 
 .. math:: R(τ) = \frac1{N_{fft}} \sum_j X_a^*(ν_j) X_b(ν_j)\, e^{i 2π ν_j τ},
 
-over τ within ±1 sample of it (bounded Brent). This is exact for band-limited signals —
+over τ within ±1.25 samples of it: on a grid of quarter samples, then within ±¼ sample of the
+best grid point on the Taylor series of ``R`` about it (``Σ_p δ^p/p! Σ_j S_j e^{i2πν_j c}
+(i2πν_j)^p``, truncated where the remainder is below 10⁻¹⁵ of ``Σ|S_j|``: exact to rounding)
+by a dense look and Newton steps on ``|R|²`` — vectorised over the sub-windows, one set of
+moments per row instead of the ~20 full sums per row of a bounded Brent search (which the
+code used before; same maximum). This is exact for band-limited signals —
 unlike a parabola through three samples of ``|R|``, which is biased towards the nearest
 integer by up to ~0.05 sample for a peak as narrow as the sample spacing. The modulus is
 used: the carrier phases of independent receivers' local oscillators are unrelated, so only
 the envelope of the correlation carries the delay. With ``band_hz`` (the pass band the
 recordings were filtered to) the sum runs over that band's bins only; the others hold the
 filter's stop-band leakage.
+
+Many pairs on one grid
+----------------------
+:func:`measure_lags_on_grid` measures every pair of N recordings on one grid with the
+spectra shared: a receiver's signal over a pair's span (mean removed, zero where the pair is
+not both valid) is Fourier transformed once — the full record zero-padded to
+``next_fast_len(2n)``, the sub-windows in one 2-D FFT — and reused by every pair with the
+same span and mask, so a pair costs the products of spectra, one inverse FFT for the integer
+peak and the refinements. :func:`measure_lag_on_grid` is the one-pair case. With
+``search_rate_hz`` the search limits (±M integer lags then ±1.25 samples, and the
+sub-windows' ±``window_search_samples``) are those of a grid at that rate, in time, so a
+coarser grid (below) searches the same lags.
+
+Band-limited input, coarser grid
+--------------------------------
+For recordings already band-passed well inside their Nyquist band (:func:`~.lags.pair_lags`),
+:func:`resample_band_limited` interpolates with a B-spline of order 5 instead of the sinc
+(same time base and validity) and the grid may be coarser than the recordings: after a
+30–1500 Hz band-pass at 12 kHz a 4 kHz complex grid holds the whole band
+(:func:`~.lags.grid_decimation`), with 3× fewer samples for every FFT. The number of bins in
+the band — hence the refinement's cost — does not change (same resolution ``1/(2T)``).
 
 Uncertainty
 -----------
@@ -110,8 +136,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 from scipy import fft as sfft
-from scipy import special
-from scipy.optimize import minimize_scalar
+from scipy import ndimage, special
 
 from heimdall.ml.tdoa.dispersion import excess_spread, subband_delays
 
@@ -122,6 +147,8 @@ __all__ = [
     "mean_rate_hz",
     "measure_lag",
     "measure_lag_on_grid",
+    "measure_lags_on_grid",
+    "resample_band_limited",
     "resample_to_times",
     "resample_with_mask",
     "union_grid",
@@ -305,50 +332,414 @@ def resample_with_mask(
     return out, valid & ~in_gap
 
 
-class _Correlator:
-    """Cross-spectrum of two equal-length sequences and the band-limited |R(τ)|."""
+def resample_band_limited(
+    x: ComplexArray,
+    t: FloatArray,
+    times: FloatArray,
+    order: int = 5,
+    segments: list[tuple[int, int]] | None = None,
+) -> tuple[ComplexArray, npt.NDArray[np.bool_]]:
+    r""":func:`resample_with_mask` for a recording already band-limited well below its Nyquist.
 
-    def __init__(
-        self, a: ComplexArray, b: ComplexArray, band: tuple[float, float] | None = None
-    ) -> None:
-        n = a.size
-        self.nfft = sfft.next_fast_len(2 * n)
-        fa = sfft.fft(a, self.nfft)
-        fb = sfft.fft(b, self.nfft)
-        self.spec = np.conj(fa) * fb
-        self.freq = sfft.fftfreq(self.nfft)
-        self.energy = math.sqrt(float(np.vdot(a, a).real) * float(np.vdot(b, b).real))
-        # the band-limited continuation R(τ) over the analysis band only (``band``, cycles per
-        # sample, lo ≤ |ν| ≤ hi): outside it is only the band-pass filter's stop-band leakage
-        if band is None:
-            keep = np.ones(self.nfft, dtype=bool)
-        else:
-            keep = (np.abs(self.freq) >= band[0]) & (np.abs(self.freq) <= band[1])
-        self._f = self.freq[keep]
-        self._s = self.spec[keep]
+    The same time-base interpolation ``u(t_k)`` and the same validity (gaps, ends), but the
+    signal is interpolated with a B-spline of ``order`` (``scipy.ndimage.map_coordinates``,
+    run by run, mirror boundaries) instead of the 32-tap Kaiser sinc: for a signal confined to
+    ``|ν| ≤ ν_max`` cycles per sample the cardinal spline of order ``n`` approximates the ideal
+    interpolator with an error of order ``(ν_max/(1 − ν_max))^{n+1}`` (Unser, Aldroubi &
+    Eden 1991) — 2·10⁻⁵ relative to the sinc's output for order 5 on a 30–1500 Hz band at
+    12 kHz (ν_max = 1/8), at about 1/20 of its cost. Used by :func:`~.lags.pair_lags` after
+    the band-pass, where the grid is also coarser than the recording (decimation).
+    ``segments``: :func:`contiguous_segments` of ``t`` when the caller has them.
+    """
+    segs = contiguous_segments(t) if segments is None else segments
+    u = np.interp(times - t[0], t - t[0], np.arange(t.size, dtype=float))
+    starts = np.array([i0 for i0, _ in segs])
+    ends = np.array([i1 - 1 for _, i1 in segs])
+    half = 0.5 * (t[ends] - t[starts]) / np.maximum(ends - starts, 1)
+    k = np.clip(np.searchsorted(t[starts] - half, times, side="right") - 1, 0, len(segs) - 1)
+    valid = (times >= t[starts][k] - half[k]) & (times <= t[ends][k] + half[k])
+    seg_id = np.repeat(np.arange(len(segs)), [i1 - i0 for i0, i1 in segs])
+    base = np.clip(np.floor(u).astype(np.intp), 0, t.size - 1)
+    in_gap = np.zeros(times.size, dtype=bool)
+    if len(segs) > 1:
+        nxt = np.clip(base + 1, 0, t.size - 1)
+        in_gap = (seg_id[nxt] != seg_id[base]) & (u - base > 1e-9)
+    out = np.zeros(u.size, dtype=np.complex128)
+    own = seg_id[base]
+    for s, (i0, i1) in enumerate(segs):
+        rows = np.flatnonzero((own == s) & ~in_gap)
+        if rows.size == 0:
+            continue
+        seg = x[i0:i1]
+        coords = np.clip(u[rows] - i0, 0.0, i1 - i0 - 1.0)[None, :]
+        if seg.size <= order:
+            # too short for the spline: nearest sample (such runs are filter edges anyway)
+            out[rows] = seg[np.rint(coords[0]).astype(np.intp)]
+            continue
+        for part, sign in ((seg.real, 1.0), (seg.imag, 1j)):
+            c = ndimage.spline_filter1d(part, order=order, mode="mirror")
+            out[rows] += sign * ndimage.map_coordinates(
+                c, coords, order=order, prefilter=False, mode="mirror"
+            )
+    return out, valid & ~in_gap
 
-    def integer(self, max_lag: int) -> tuple[int, float]:
-        r = np.abs(sfft.ifft(self.spec))
-        lags = np.r_[np.arange(0, max_lag + 1), np.arange(-max_lag, 0)]
-        vals = r[lags % self.nfft]
-        k = int(np.argmax(vals))
-        return int(lags[k]), float(vals[k])
 
-    def at(self, tau: float) -> float:
-        return float(abs(np.sum(self._s * np.exp(2j * np.pi * self._f * tau))) / self.nfft)
+def _phasor(theta: FloatArray) -> ComplexArray:
+    """``e^{iθ}`` from ``cos`` and ``sin`` (faster than the complex ``exp``)."""
+    out = np.empty(theta.shape, dtype=np.complex128)
+    out.real = np.cos(theta)
+    out.imag = np.sin(theta)
+    return out
 
-    def refine(self, lo: float, hi: float, step: float = 0.25) -> tuple[float, float]:
-        grid = np.arange(lo, hi + 0.5 * step, step)
-        vals = np.abs(np.exp(2j * np.pi * np.outer(grid, self._f)) @ self._s)
-        k = int(np.argmax(vals))
-        c = float(grid[k])
-        res = minimize_scalar(
-            lambda v: -self.at(float(v)),
-            bounds=(c - step, c + step),
-            method="bounded",
-            options={"xatol": 1e-5},
+
+@dataclass(frozen=True, slots=True)
+class _Tables:
+    """What :func:`_peaks_near` needs of a frequency set and grid step, kept for reuse.
+
+    ``omega = 2π f``, ``z = e^{iωh}`` and the Taylor weights ``w[p] = ω^p / p!``; for the bins
+    ``f = j / N`` of an FFT also ``j`` and the roots of unity ``e^{i2πk/N}``, so that
+    ``e^{iωτ}`` at ``τ = K + m h`` (K integer) is a table look-up and ``m`` products.
+    """
+
+    step: float
+    omega: FloatArray
+    z: ComplexArray
+    w: FloatArray
+    bins: npt.NDArray[np.intp] | None = None
+    roots: ComplexArray | None = None
+
+    @classmethod
+    def of(
+        cls, f: FloatArray, step: float, bins: npt.NDArray[np.intp] | None = None, nfft: int = 0
+    ) -> _Tables:
+        omega = 2 * np.pi * f
+        n_terms = _taylor_terms(float(np.max(np.abs(omega), initial=0.0)) * step)
+        w = np.empty((n_terms, f.size))
+        w[0] = 1.0
+        for p in range(1, n_terms):
+            np.multiply(w[p - 1], omega / p, out=w[p])
+        roots = None
+        if bins is not None and nfft > 0:
+            roots = _phasor(2 * np.pi * np.arange(nfft) / nfft)
+        return cls(step, omega, _phasor(omega * step), w, bins, roots)
+
+    def phasor(self, tau: float) -> ComplexArray:
+        """``e^{iωτ}``: from the roots of unity when ``τ`` is on the steps' grid, else computed."""
+        k = math.floor(tau)
+        m = (tau - k) / self.step
+        if self.roots is None or self.bins is None or abs(m - round(m)) > 1e-9:
+            return _phasor(self.omega * tau)
+        out = self.roots[(self.bins * k) % self.roots.size]
+        for _ in range(round(m)):
+            out = out * self.z
+        return out
+
+
+def _taylor_terms(x_max: float, tol: float = 1e-15) -> int:
+    """Terms ``P`` of the Taylor series of ``e^{ix}``, ``|x| ≤ x_max``, with remainder < tol."""
+    p, term = 0, 1.0
+    while term > tol or p < 2:
+        p += 1
+        term *= x_max / p
+    return p + 1
+
+
+def _peaks_near(
+    spec: ComplexArray,
+    f: FloatArray,
+    lo: float,
+    hi: float,
+    nfft: int,
+    step: float = 0.25,
+    tables: _Tables | None = None,
+) -> tuple[FloatArray, FloatArray]:
+    r"""Maximise ``|R_k(τ)| = |Σ_j S_{kj} e^{i2π f_j τ}| / N_{fft}`` of each row over [lo, hi].
+
+    The grid ``lo, lo + h, …`` (``h = step``) is evaluated for all rows at once (the phasors
+    ``e^{i2π f (τ_0 + m h)}`` by recurrence, one product per point); around each row's best
+    grid point ``c`` the maximum within ``[c − h, c + h]`` is found on the Taylor series
+
+    .. math:: R(c + δ) = \sum_{p < P} \frac{δ^p}{p!} \sum_j S_j e^{i2π f_j c} (i2π f_j)^p,
+
+    whose ``P`` terms make the remainder below 10⁻¹⁵ of ``Σ|S_j|`` for ``|2π f δ| ≤ 2π
+    max|f| h`` (exact for the band-limited correlation, like the sum it replaces): a dense
+    look at 41 points of ``δ`` and Newton steps on ``|R|²`` from the best, kept inside
+    ``[c − h, c + h] ∩ [lo, hi]``. The same maximum the bounded Brent search of ``|R|``
+    found, without its ~20 evaluations of the whole sum per row.
+
+    Returns
+    -------
+    tau : numpy.ndarray
+        Argmax of each row, samples.
+    peak : numpy.ndarray
+        ``|R_k(τ_k)| / N_fft``.
+    """
+    spec = np.atleast_2d(spec)
+    h = step
+    grid = np.arange(lo, hi + 1e-9, h)
+    if grid.size < 2:
+        grid = np.array([lo, hi])
+    tab = tables if tables is not None and tables.step == h else _Tables.of(f, h)
+    z, w = tab.z, tab.w
+    ph = np.empty((grid.size, f.size), dtype=np.complex128)
+    ph[0] = tab.phasor(float(grid[0]))
+    for m in range(1, grid.size):
+        np.multiply(ph[m - 1], z, out=ph[m])
+    vals = np.abs(ph @ spec.T).T  # rows × grid
+    best = np.argmax(vals, axis=1)
+    centre = grid[best]
+    rot = spec * ph[best]
+    n_terms = w.shape[0]
+    # R(c + δ) = Σ_p mom_p δ^p (real products: numpy has no BLAS for complex × real)
+    mom = (w @ rot.real.T + 1j * (w @ rot.imag.T)).T * (1j ** np.arange(n_terms))
+    dense = np.linspace(-h, h, 41)
+    vals_d = np.abs(mom @ (dense[None, :] ** np.arange(n_terms)[:, None]).astype(complex))
+    d_lo = np.maximum(lo - centre, -h)
+    d_hi = np.minimum(hi - centre, h)
+    vals_d = np.where((dense >= d_lo[:, None]) & (dense <= d_hi[:, None]), vals_d, -1.0)
+    d = np.clip(dense[np.argmax(vals_d, axis=1)], d_lo, d_hi)
+    pw = np.arange(n_terms)
+    c1 = mom[:, 1:] * pw[1:]
+    c2 = c1[:, 1:] * pw[1:-1]
+    for _ in range(4):
+        r0 = np.sum(mom * d[:, None] ** pw, axis=1)
+        r1 = np.sum(c1 * d[:, None] ** pw[:-1], axis=1)
+        r2 = np.sum(c2 * d[:, None] ** pw[:-2], axis=1)
+        g = np.real(np.conj(r0) * r1)
+        curv = np.abs(r1) ** 2 + np.real(np.conj(r0) * r2)
+        newton = np.where(curv < 0, -g / np.where(curv < 0, curv, -1.0), 0.0)
+        d = np.clip(d + newton, d_lo, d_hi)
+    peak = np.abs(np.sum(mom * d[:, None] ** pw, axis=1)) / nfft
+    return centre + d, peak
+
+
+@dataclass(slots=True)
+class _Side:
+    """One receiver's signal over a pair's span, prepared once for every pair that shares it."""
+
+    x: ComplexArray
+    energy: float
+    spec: ComplexArray | None = None
+    win_spec: ComplexArray | None = None
+
+
+class _Spectra:
+    """Spectra of the receivers on one grid, kept for the pairs that share a span and mask.
+
+    A receiver's signal over a pair's span (mean removed, zero where the pair is not both
+    valid) depends on the pair only through the span and, across gaps, the mask: pairs with
+    the same span and mask (all pairs of an emission when the receivers' spans coincide) share
+    its full-record FFT and its sub-windows' FFT (one 2-D FFT over the windows).
+    """
+
+    def __init__(self, signals: Sequence[tuple[ComplexArray, npt.NDArray[np.bool_]]]) -> None:
+        self.signals = signals
+        self._cache: dict[tuple[object, ...], _Side] = {}
+        self._bands: dict[
+            tuple[object, ...], tuple[FloatArray, npt.NDArray[np.bool_], _Tables]
+        ] = {}
+
+    def band(
+        self, nfft: int, band: tuple[float, float] | None
+    ) -> tuple[FloatArray, npt.NDArray[np.bool_], _Tables]:
+        """``fftfreq(nfft)``, the analysis band's bins and their :class:`_Tables` (cached)."""
+        key = (nfft, band)
+        got = self._bands.get(key)
+        if got is None:
+            freq, keep = _freq_keep(nfft, band)
+            got = (freq, keep, _Tables.of(freq[keep], 0.25, np.flatnonzero(keep), nfft))
+            self._bands[key] = got
+        return got
+
+    def side(
+        self, r: int, i0: int, i1: int, valid: npt.NDArray[np.bool_] | None, remove_mean: bool
+    ) -> _Side:
+        key: tuple[object, ...] = (r, i0, i1, remove_mean)
+        if valid is not None:
+            key += (np.packbits(valid).tobytes(),)
+        got = self._cache.get(key)
+        if got is None:
+            g = self.signals[r][0][i0:i1]
+            if remove_mean:
+                g = g - (g[valid].mean() if valid is not None else g.mean())
+            if valid is not None:
+                g = np.where(valid, g, 0.0)
+            got = _Side(x=g, energy=float(np.vdot(g, g).real))
+            self._cache[key] = got
+        return got
+
+
+def _freq_keep(
+    nfft: int, band: tuple[float, float] | None
+) -> tuple[FloatArray, npt.NDArray[np.bool_]]:
+    freq = sfft.fftfreq(nfft)
+    if band is None:
+        return freq, np.ones(nfft, dtype=bool)
+    return freq, (np.abs(freq) >= band[0]) & (np.abs(freq) <= band[1])
+
+
+def measure_lags_on_grid(
+    signals: Sequence[tuple[ComplexArray, npt.NDArray[np.bool_]]],
+    times: FloatArray,
+    fs: float,
+    pairs: Sequence[tuple[int, int, float | None]],
+    *,
+    n_windows: int = 16,
+    window_search_samples: float = 3.0,
+    remove_mean: bool = True,
+    subband_edges_hz: Sequence[tuple[float, float]] | None = None,
+    band_hz: tuple[float, float] | None = None,
+    search_rate_hz: float | None = None,
+) -> list[LagMeasurement | ValueError]:
+    """:func:`measure_lag_on_grid` of many pairs of N recordings on one grid, sharing spectra.
+
+    ``signals`` are the receivers' ``(values, valid)`` on ``times`` (rate ``fs``); ``pairs``
+    are ``(a, b, max_lag_s)`` indices into it. Each receiver's full-record and sub-window
+    spectra are computed once per span and mask (:class:`_Spectra`: N FFTs instead of 2 per
+    pair when the spans coincide) and each pair is the product of its two sides' spectra.
+    ``search_rate_hz`` as in :func:`measure_lag_on_grid`. Returns, per pair, its
+    :class:`LagMeasurement` or the ValueError :func:`measure_lag_on_grid` would raise.
+    """
+    if n_windows < 4:
+        raise ValueError("n_windows must be at least 4")
+    spectra = _Spectra(signals)
+    out: list[LagMeasurement | ValueError] = []
+    for a, b, max_lag_s in pairs:
+        try:
+            out.append(
+                _pair_on_grid(
+                    spectra,
+                    a,
+                    b,
+                    times,
+                    fs,
+                    max_lag_s=max_lag_s,
+                    n_windows=n_windows,
+                    window_search_samples=window_search_samples,
+                    remove_mean=remove_mean,
+                    subband_edges_hz=subband_edges_hz,
+                    band_hz=band_hz,
+                    search_rate_hz=search_rate_hz,
+                )
+            )
+        except ValueError as exc:
+            out.append(exc)
+    return out
+
+
+def _pair_on_grid(
+    spectra: _Spectra,
+    a: int,
+    b: int,
+    times: FloatArray,
+    fs: float,
+    *,
+    max_lag_s: float | None,
+    n_windows: int,
+    window_search_samples: float,
+    remove_mean: bool,
+    subband_edges_hz: Sequence[tuple[float, float]] | None,
+    band_hz: tuple[float, float] | None,
+    search_rate_hz: float | None,
+) -> LagMeasurement:
+    va = spectra.signals[a][1]
+    vb = spectra.signals[b][1]
+    both_mask = va & vb
+    both = np.flatnonzero(both_mask)
+    if both.size == 0:
+        raise ValueError("the recordings do not overlap in time")
+    i0, i1 = int(both[0]), int(both[-1]) + 1
+    n = i1 - i0
+    if n < 64 * n_windows:
+        raise ValueError(f"common interval has {n} samples, need {64 * n_windows}")
+    valid = both_mask[i0:i1]
+    n_valid = int(both.size)
+    if n_valid < 64 * n_windows:
+        raise ValueError(
+            f"the recordings have data at the same time for {n_valid} samples, "
+            f"need {64 * n_windows}"
         )
-        return float(res.x), -float(res.fun)
+    gapped = n_valid < n
+    sa = spectra.side(a, i0, i1, valid if gapped else None, remove_mean)
+    sb = spectra.side(b, i0, i1, valid if gapped else None, remove_mean)
+    # search limits as the sample-rate-``ref`` search had them: integer lags within ±M samples
+    # at ``ref``, then ±1.25 samples around the best (grid ±1, refinement ±0.25)
+    ref = fs if search_rate_hz is None else search_rate_hz
+    n_ref = math.floor((n - 1) * ref / fs) + 1
+    m_ref = n_ref // 4 if max_lag_s is None else min(math.ceil(max_lag_s * ref) + 1, n_ref - 1)
+    limit = (m_ref + 1.25) * fs / ref
+    max_lag = m_ref if ref == fs else min(math.ceil(limit), n - 1)
+    band = None if band_hz is None else (band_hz[0] / fs, band_hz[1] / fs)
+
+    # full record: integer peak of |R| within ±max_lag, then the band-limited maximum
+    nfft = sfft.next_fast_len(2 * n)
+    for s in (sa, sb):
+        if s.spec is None:
+            s.spec = sfft.fft(s.x, nfft)
+    assert sa.spec is not None and sb.spec is not None
+    spec = np.conj(sa.spec) * sb.spec
+    r = np.abs(sfft.ifft(spec))
+    lags_i = np.r_[np.arange(0, max_lag + 1), np.arange(-max_lag, 0)]
+    k0 = int(lags_i[int(np.argmax(r[lags_i % nfft]))])
+    freq, keep, tab = spectra.band(nfft, band)
+    tau, pk = _peaks_near(
+        spec[keep], freq[keep], max(k0 - 1.25, -limit), min(k0 + 1.25, limit), nfft, tables=tab
+    )
+    lag = float(tau[0])
+    energy = math.sqrt(sa.energy * sb.energy)
+    quality = float(pk[0]) / energy if energy > 0 else 0.0
+
+    # sub-windows: one 2-D FFT per side, the pairs' window spectra as products
+    w = n // n_windows
+    nfft_w = sfft.next_fast_len(2 * w)
+    for s in (sa, sb):
+        if s.win_spec is None:
+            s.win_spec = sfft.fft(s.x[: n_windows * w].reshape(n_windows, w), nfft_w, axis=1)
+    assert sa.win_spec is not None and sb.win_spec is not None
+    if gapped:
+        counts = valid[: n_windows * w].reshape(n_windows, w).sum(axis=1)
+        used = np.flatnonzero(counts >= w // 2)
+    else:
+        used = np.arange(n_windows)
+    if used.size < 4:
+        raise ValueError(
+            f"only {used.size} of {n_windows} windows are at least half covered by both "
+            "recordings, need 4"
+        )
+    wspec = np.conj(sa.win_spec[used]) * sb.win_spec[used]
+    freq_w, keep_w, tab_w = spectra.band(nfft_w, band)
+    half_w = (window_search_samples + 0.25) * fs / ref
+    lags_arr, _ = _peaks_near(
+        wspec[:, keep_w], freq_w[keep_w], lag - half_w, lag + half_w, nfft_w, tables=tab_w
+    )
+    sigma = float(np.std(lags_arr, ddof=1)) / math.sqrt(lags_arr.size)
+    sys = 0.0
+    d_sub = s_sub = np.empty(0)
+    if subband_edges_hz is not None:
+        # turn each window by the phase of its correlation at the lag (LO phase: nuisance)
+        rw = wspec @ np.exp(2j * np.pi * freq_w * lag)
+        turn = np.where(rw != 0, np.conj(rw) / np.where(rw != 0, np.abs(rw), 1.0), 1.0)
+        f_hz = freq_w * fs
+        lo = min(e[0] for e in subband_edges_hz)
+        hi = max(e[1] for e in subband_edges_hz)
+        sel = (f_hz >= lo) & (f_hz < hi)
+        g_sec = wspec[:, sel] * turn[:, None]
+        d_sub, s_sub = subband_delays(f_hz[sel], g_sec, lag / fs, subband_edges_hz)
+        sys = excess_spread(d_sub, s_sub)
+    return LagMeasurement(
+        lag_s=lag / fs,
+        sigma_s=sigma / fs,
+        quality=float(quality),
+        n_windows=int(lags_arr.size),
+        window_lags_s=lags_arr / fs,
+        sample_rate_hz=fs,
+        start_s=float(times[i0]),
+        duration_s=float(times[i1 - 1] - times[i0]),
+        sigma_sys_s=sys,
+        subband_delays_s=d_sub,
+        subband_sigmas_s=s_sub,
+        valid_fraction=n_valid / n,
+    )
 
 
 def measure_lag(
@@ -453,88 +844,29 @@ def measure_lag_on_grid(
     remove_mean: bool = True,
     subband_edges_hz: Sequence[tuple[float, float]] | None = None,
     band_hz: tuple[float, float] | None = None,
+    search_rate_hz: float | None = None,
 ) -> LagMeasurement:
     """:func:`measure_lag` of two recordings already on one grid (``times``, rate ``fs``).
 
     ``ga``, ``gb`` are the resampled values and ``va``, ``vb`` their validity
     (:func:`resample_with_mask`); the pair is measured over the span from its first to its
-    last grid time valid in both (the common interval of :func:`measure_lag`). Raises
-    ValueError as :func:`measure_lag` does.
+    last grid time valid in both (the common interval of :func:`measure_lag`). With
+    ``search_rate_hz`` the lag search has the limits, in time, of a grid at that rate (module
+    docstring: a decimated grid searches what the recordings' rate would). Raises ValueError
+    as :func:`measure_lag` does.
     """
-    if n_windows < 4:
-        raise ValueError("n_windows must be at least 4")
-    both = np.flatnonzero(va & vb)
-    if both.size == 0:
-        raise ValueError("the recordings do not overlap in time")
-    i0, i1 = int(both[0]), int(both[-1]) + 1
-    if i0 > 0 or i1 < times.size:
-        ga, va, gb, vb, times = ga[i0:i1], va[i0:i1], gb[i0:i1], vb[i0:i1], times[i0:i1]
-    if times.size < 64 * n_windows:
-        raise ValueError(f"common interval has {times.size} samples, need {64 * n_windows}")
-    valid = va & vb
-    n_valid = int(valid.sum())
-    if n_valid < 64 * n_windows:
-        raise ValueError(
-            f"the recordings have data at the same time for {n_valid} samples, "
-            f"need {64 * n_windows}"
-        )
-    gapped = n_valid < valid.size
-    if remove_mean:
-        ga = ga - (ga[valid].mean() if gapped else ga.mean())
-        gb = gb - (gb[valid].mean() if gapped else gb.mean())
-    if gapped:
-        ga = np.where(valid, ga, 0.0)
-        gb = np.where(valid, gb, 0.0)
-    n = times.size
-    max_lag = n // 4 if max_lag_s is None else min(math.ceil(max_lag_s * fs) + 1, n - 1)
-
-    band = None if band_hz is None else (band_hz[0] / fs, band_hz[1] / fs)
-    full = _Correlator(ga, gb, band)
-    k0, _ = full.integer(max_lag)
-    lag, peak = full.refine(k0 - 1.0, k0 + 1.0)
-    quality = peak / full.energy if full.energy > 0 else 0.0
-
-    w = n // n_windows
-    lags: list[float] = []
-    specs: list[ComplexArray] = []
-    sub: _Correlator | None = None
-    for j in range(n_windows):
-        if gapped and np.count_nonzero(valid[j * w : (j + 1) * w]) < w // 2:
-            continue
-        sub = _Correlator(ga[j * w : (j + 1) * w], gb[j * w : (j + 1) * w], band)
-        lags.append(sub.refine(lag - window_search_samples, lag + window_search_samples)[0])
-        if subband_edges_hz is not None:
-            # turn each window by the phase of its correlation at the lag (LO phase: nuisance)
-            r = np.sum(sub.spec * np.exp(2j * np.pi * sub.freq * lag))
-            specs.append(sub.spec * (np.conj(r) / abs(r) if r != 0 else 1.0))
-    if len(lags) < 4:
-        raise ValueError(
-            f"only {len(lags)} of {n_windows} windows are at least half covered by both "
-            "recordings, need 4"
-        )
-    lags_arr = np.asarray(lags)
-    sigma = float(np.std(lags_arr, ddof=1)) / math.sqrt(lags_arr.size)
-    sys = 0.0
-    d_sub = s_sub = np.empty(0)
-    if subband_edges_hz is not None and sub is not None:
-        f_hz = sub.freq * fs
-        lo = min(e[0] for e in subband_edges_hz)
-        hi = max(e[1] for e in subband_edges_hz)
-        keep = (f_hz >= lo) & (f_hz < hi)
-        g_sec = np.array(specs)[:, keep]
-        d_sub, s_sub = subband_delays(f_hz[keep], g_sec, lag / fs, subband_edges_hz)
-        sys = excess_spread(d_sub, s_sub)
-    return LagMeasurement(
-        lag_s=lag / fs,
-        sigma_s=sigma / fs,
-        quality=float(quality),
-        n_windows=int(lags_arr.size),
-        window_lags_s=lags_arr / fs,
-        sample_rate_hz=fs,
-        start_s=float(times[0]),
-        duration_s=float(times[-1] - times[0]),
-        sigma_sys_s=sys,
-        subband_delays_s=d_sub,
-        subband_sigmas_s=s_sub,
-        valid_fraction=n_valid / valid.size,
-    )
+    res = measure_lags_on_grid(
+        [(ga, va), (gb, vb)],
+        times,
+        fs,
+        [(0, 1, max_lag_s)],
+        n_windows=n_windows,
+        window_search_samples=window_search_samples,
+        remove_mean=remove_mean,
+        subband_edges_hz=subband_edges_hz,
+        band_hz=band_hz,
+        search_rate_hz=search_rate_hz,
+    )[0]
+    if isinstance(res, ValueError):
+        raise res
+    return res

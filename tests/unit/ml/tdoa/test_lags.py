@@ -111,9 +111,13 @@ def test_bandpass_by_run_equals_filtfilt_of_each_run() -> None:
 
 def test_one_grid_per_emission_matches_pair_by_pair() -> None:
     """The union grid (one resampling per receiver) gives the pair-by-pair lags, and a
-    receiver with a wrong clock (a day off) is left out, not put on a day-long grid."""
-    from heimdall.ml.tdoa.lags import bandpass
-    from heimdall.ml.tdoa.xcorr import measure_lag
+    receiver with a wrong clock (a day off) is left out, not put on a day-long grid.
+
+    Pair by pair is each pair on its own common interval (measure_lag's grid) at the same
+    analysis rate (``grid_decimation``) with the same resampler, as ``pair_lags`` falls back
+    to when the spans are far apart."""
+    from heimdall.ml.tdoa.lags import bandpass, grid_decimation
+    from heimdall.ml.tdoa.xcorr import common_grid, measure_lag_on_grid, resample_band_limited
 
     recs = [_recording(k, *v, i) for i, (k, v) in enumerate(STATIONS.items())]
     off = _recording("OFF", 48.0, 12.0, 7)
@@ -123,14 +127,22 @@ def test_one_grid_per_emission_matches_pair_by_pair() -> None:
     by = {r.name: r for r in recs}
     for p in pl.pairs:
         ra, rb = by[p.a], by[p.b]
-        m = measure_lag(
-            bandpass(ra.samples, FS, (30.0, 1500.0)),
-            ra.times_s,
-            bandpass(rb.samples, FS, (30.0, 1500.0)),
-            rb.times_s,
+        times, fs = common_grid(ra.times_s, rb.times_s)
+        q = grid_decimation(fs, (30.0, 1500.0))
+        assert q == 3
+        m = measure_lag_on_grid(
+            *resample_band_limited(
+                bandpass(ra.samples, FS, (30.0, 1500.0)), ra.times_s, times[::q]
+            ),
+            *resample_band_limited(
+                bandpass(rb.samples, FS, (30.0, 1500.0)), rb.times_s, times[::q]
+            ),
+            times[::q],
+            fs / q,
             max_lag_s=0.01,
             band_hz=(30.0, 1500.0),
             subband_edges_hz=[(-1500.0, -765.0), (-765.0, -30.0), (30.0, 765.0), (765.0, 1500.0)],
+            search_rate_hz=fs,
         )
         assert abs(p.lag_s - m.lag_s) < 0.02e-6
         assert p.sigma_stat_s == pytest.approx(m.sigma_s, rel=0.05)
