@@ -85,9 +85,7 @@ def test_dcf77_recordings_give_a_live_tdoa_fix_as_eval_tdoa_does(
         assert sum(stats.chunks.values()) == 138 + 136 + 139
 
         def has_tdoa(msgs: list) -> bool:
-            return any(
-                serde.decode(m.value(), expect=Localization).method == "tdoa" for m in msgs
-            )
+            return any(serde.decode(m.value(), expect=Localization).method == "tdoa" for m in msgs)
 
         locs = _read_until(settings, settings.topics.localizations, has_tdoa, timeout_s=120)
         obs = _read_until(
