@@ -252,23 +252,9 @@ def create_app(settings: HeimdallSettings) -> faust.App:
     @app.agent(raw_topic(t.snippets), name="tdoa")
     async def tdoa(stream: faust.StreamT[bytes]) -> None:
         async for batch in batches(stream, batch_max):
-            dead: list[DeadLetter] = []
-            events: list[faust.types.EventT] = []
-            chunks: list[IqChunk] = []
-            for event in batch:
-                try:
-                    chunk = serde.decode(event.value, expect=IqChunk)
-                    chunk.validate(max_samples)
-                except (SchemaError, InvalidEventError) as exc:
-                    dead.append(DeadLetter(event, str(exc)))
-                    continue
-                events.append(event)
-                chunks.append(chunk)
+            measured, dead = measure_batch(batch.events, serde, max_samples)
             closed: list[TdoaBlock] = []
-            for event, chunk, m in zip(events, chunks, measure_chunks(chunks), strict=True):
-                if isinstance(m, InvalidEventError):
-                    dead.append(DeadLetter(event, str(m)))
-                    continue
+            for event, chunk, m in measured:
                 tdoa_channel_events[m.channel_id] = event
                 blocks, late = sessions.add(chunk, m)
                 if late:
@@ -359,17 +345,13 @@ def create_app(settings: HeimdallSettings) -> faust.App:
     return app
 
 
-def features_batch(
-    events: Sequence[faust.types.EventT],
-    serde: Serde,
-    max_samples: int,
-    topic: str,
-    snippets_topic: str | None = None,
-) -> tuple[list[Record], list[DeadLetter]]:
-    """Decode, validate and measure a batch of IQ chunks; the measurements keyed by channel.
+def measure_batch(
+    events: Sequence[faust.types.EventT], serde: Serde, max_samples: int
+) -> tuple[list[tuple[faust.types.EventT, IqChunk, Measurement]], list[DeadLetter]]:
+    """Decode, validate and measure a batch of IQ chunks (the DSP vectorised over the batch).
 
-    With ``snippets_topic``, a GPS-timed chunk whose channel is detected is also forwarded
-    there untouched, keyed by channel, for the TDOA stage (:mod:`heimdall.streams.tdoa`).
+    Returns each good event with its chunk and measurement, and a dead letter (with the
+    one-line reason) for each event that is undecodable, invalid or cannot be measured.
     """
     dead: list[DeadLetter] = []
     chunks: list[IqChunk] = []
@@ -383,11 +365,30 @@ def features_batch(
             continue
         chunks.append(chunk)
         sources.append(event)
-    records = []
+    measured = []
     for event, chunk, m in zip(sources, chunks, measure_chunks(chunks), strict=True):
         if isinstance(m, InvalidEventError):
             dead.append(DeadLetter(event, str(m)))
-            continue
+        else:
+            measured.append((event, chunk, m))
+    return measured, dead
+
+
+def features_batch(
+    events: Sequence[faust.types.EventT],
+    serde: Serde,
+    max_samples: int,
+    topic: str,
+    snippets_topic: str | None = None,
+) -> tuple[list[Record], list[DeadLetter]]:
+    """Decode, validate and measure a batch of IQ chunks; the measurements keyed by channel.
+
+    With ``snippets_topic``, a GPS-timed chunk whose channel is detected is also forwarded
+    there untouched, keyed by channel, for the TDOA stage (:mod:`heimdall.streams.tdoa`).
+    """
+    measured, dead = measure_batch(events, serde, max_samples)
+    records = []
+    for event, chunk, m in measured:
         key = m.channel_id.encode()
         records.append(Record(topic, key, serde.encode(m), m.t_ns / 1e9))
         if snippets_topic is not None and is_tdoa_snippet(chunk, m):
