@@ -240,6 +240,7 @@ def evaluate_tdoa(
             used,
             pairs,
             toa_sigma=pl.toa_sigma_s,
+            shared_receivers=True,
             sigma_floor_s=sigma_floor_s,
             speed_m_s=speed_m_s,
         )
