@@ -135,7 +135,13 @@ which is also why the peak of ``|R|`` is used) give a local group delay per sub-
 its standard error, and ``sigma_sys_s`` is their spread in excess of those errors
 (:mod:`.dispersion`, the same estimator as the DCF77 matched filter's): different receiver
 filter phase responses or a sky wave that the band resolves make the sub-bands disagree, and
-the full-band lag is biased by up to about that spread. It cannot see what is a pure delay
+the full-band lag is biased by up to about that spread. Only sub-bands that hold at least
+:data:`MIN_SUBBAND_SHARE` of the coherent cross-spectrum count: a narrowband emission (the
+``hf-tdoa`` 2FSK fills one sub-band of four) leaves the others with spectral leakage and noise
+whose phase slopes are far from their linearised errors, and the DerSimonian–Laird
+denominator ``Σw − Σw²/Σw`` is then about those sub-bands' weight alone, so that σ_sys came
+out as 0 or as hundreds of µs at random (lags good to ~1 µs); with one usable sub-band the
+term is 0 (the band resolves no dispersion). It cannot see what is a pure delay
 to first order over the band (a receiver's constant group delay, an echo much shorter than
 the inverse bandwidth): :mod:`.dispersion` gives the coverage of a two-path bias.
 
@@ -178,6 +184,9 @@ __all__ = [
 FloatArray = npt.NDArray[np.float64]
 ComplexArray = npt.NDArray[np.complex128]
 
+#: A sub-band with less than this share of the pair's coherent cross-spectrum (``|mean|``
+#: over the sub-windows, summed over its bins) is left out of the systematic term.
+MIN_SUBBAND_SHARE = 0.02
 _HALF_TAPS = 16
 _KAISER_BETA = 8.0
 _CHUNK = 1 << 15
@@ -782,7 +791,13 @@ def _pair_on_grid(
         sel = (f_hz >= lo) & (f_hz < hi)
         g_sec = wspec[:, sel] * turn[:, None]
         d_sub, s_sub = subband_delays(f_hz[sel], g_sec, lag / fs, subband_edges_hz)
-        sys = excess_spread(d_sub, s_sub)
+        # only the sub-bands that hold the signal (module docstring, *Systematic term*)
+        coherent = np.abs(g_sec.mean(axis=0))
+        share = np.array(
+            [coherent[(f_hz[sel] >= a) & (f_hz[sel] < b)].sum() for a, b in subband_edges_hz]
+        ) / max(float(coherent.sum()), 1e-300)
+        d_use = np.where(share >= MIN_SUBBAND_SHARE, d_sub, np.nan)
+        sys = excess_spread(d_use, s_sub)
     return LagMeasurement(
         lag_s=lag / fs,
         sigma_s=sigma / fs,
