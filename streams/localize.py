@@ -85,7 +85,12 @@ def localize_tdoa(obs: Observation) -> Localization:
     """The TDOA fix of an observation with ``tdoa_pairs`` (method ``tdoa``).
 
     The lags, their sigmas (statistical and systematic in quadrature) and the receivers'
-    positions go to :func:`heimdall.ml.tdoa.fix.fix_from_lags`, the same fix as
+    positions go to :func:`heimdall.ml.tdoa.fix.fix_from_lags` with the pairs' statistical
+    variances decomposed into per-receiver arrival sigmas (``shared_receivers``: the pairs
+    of N receivers hold N − 1 independent differences) and, with four receivers or more, the
+    covariance scaled by the fit's reduced χ² (``scale_by_chi2``: on the ``hf-tdoa``
+    scenario the lags carry per-receiver biases of ~1 µs, 10× their statistical sigma, that
+    only the redundancy of six receivers reveals), the same fix as
     ``heimdall eval tdoa`` makes from recordings (azimuthal-equidistant frame re-centred on
     the fix, so that ranges of hundreds of km are exact geodesics); the covariance is in the
     east/north axes at the fix.
@@ -104,7 +109,11 @@ def localize_tdoa(obs: Observation) -> Localization:
         )
         for p in obs.tdoa_pairs
     ]
-    fix = fix_from_lags(receivers, pairs)
+    # cross-correlation lags share their receivers' noise: per-receiver arrival sigmas
+    # (:func:`~heimdall.ml.tdoa.fix.arrival_sigmas`), as ``heimdall eval tdoa`` does
+    # with more receivers than unknowns the residual shows per-receiver delays that no pair
+    # statistic sees: the covariance is scaled by the reduced χ² (as ``heimdall eval tdoa``)
+    fix = fix_from_lags(receivers, pairs, shared_receivers=True, scale_by_chi2=True)
     now = time.time_ns()
     cov = np.asarray(fix.cov_en_m2, dtype=float)
     return Localization(

@@ -16,10 +16,12 @@ Pipeline
    (:mod:`.dispersion`). ``dcf77-pn``: the DCF77 matched filter (:mod:`.dcf77`).
 2. :func:`~heimdall.ml.tdoa.fix.fix_from_lags` — the fix on the ellipsoid (AEQD re-centred
    on the fix) with its covariance in the local east/north frame at the fix, built from the
-   pairs' sigmas (and, for arrival-time differences, their shared receiver terms) plus
-   ``sigma_floor_s`` in quadrature. With three receivers the three lags have one redundancy
-   (the closure ``lag_ab + lag_bc + lag_ca`` should be 0): the GLS reduction turns them into
-   two differences, which fix the position exactly.
+   pairs' sigmas (and, for arrival-time differences, their shared receiver terms; for
+   cross-correlation lags the per-receiver sigmas of ``shared_receivers``) plus
+   ``sigma_floor_s`` in quadrature, scaled by the fit's reduced χ² with four receivers or
+   more (``scale_by_chi2``; the stream's fix does the same). With three receivers the
+   three lags have one redundancy (the closure ``lag_ab + lag_bc + lag_ca`` should be 0):
+   the GLS reduction turns them into two differences, which fix the position exactly.
 3. The report: the fix and covariance re-expressed in the receivers' centroid-centred AEQD
    frame (the map's frame; the covariance mapped with the Jacobian between the two
    projections: mostly a rotation by the meridian convergence, ~3° for the DCF77 example),
@@ -240,6 +242,8 @@ def evaluate_tdoa(
             used,
             pairs,
             toa_sigma=pl.toa_sigma_s,
+            shared_receivers=True,
+            scale_by_chi2=True,
             sigma_floor_s=sigma_floor_s,
             speed_m_s=speed_m_s,
         )

@@ -27,6 +27,18 @@ pair/receiver incidence: pairs sharing a receiver are correlated) and each pair'
 part ``σ_sys² + σ_floor²`` is added on the diagonal. The estimator's covariance is that lag
 covariance mapped through the inverse Jacobian, so the ellipse is as good as the lag sigmas.
 
+Pairs that share receivers
+--------------------------
+A cross-correlation lag's noise is the sum of its two receivers' contributions (at high
+SNR, ``δτ_ab ≈ ε_b − ε_a`` with ``ε_i`` set by receiver i's noise), so the N(N − 1)/2 pairs of
+N receivers carry only N − 1 independent differences: treating them as independent overstates
+the information by about N/2 (6 receivers: ×3, the ellipse ~1.7× too small). With
+``shared_receivers=True`` (and no ``toa_sigma``) :func:`arrival_sigmas` decomposes the pairs'
+statistical variances ``σ_ab² ≈ s_a² + s_b²`` into per-receiver variances by non-negative least
+squares; the model covariance ``A diag(s²) Aᵀ`` is used, and the part of a pair's variance
+the decomposition does not explain (``σ_ab² − s_a² − s_b²`` when positive) is kept on its
+diagonal with its systematic term, so no pair is given a smaller variance than it reported.
+
 Delay sensitivity
 -----------------
 ``delay_sensitivity_km_per_us`` is how far 1 µs of unmodelled delay at each receiver moves the
@@ -37,6 +49,8 @@ calibrated.
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -53,7 +67,7 @@ from heimdall.ml.estimators.tdoa import (
 )
 from heimdall.ml.tdoa.lags import PairLag
 
-__all__ = ["TdoaFix", "fix_from_lags", "pair_covariance"]
+__all__ = ["TdoaFix", "arrival_sigmas", "fix_from_lags", "pair_covariance"]
 
 _RECENTRE = 3
 
@@ -76,6 +90,54 @@ def pair_covariance(
                     if name == other:
                         cov[i, q_j] += sign_p * sign_q * toa_sigma[name] ** 2
     return cov
+
+
+#: Smallest per-receiver arrival variance of :func:`arrival_sigmas`, × the median pair variance.
+ARRIVAL_VAR_FLOOR = 0.05
+
+
+def _stat_var(p: PairLag) -> float:
+    """A pair's statistical variance: ``σ_stat²``, else ``σ² − σ_sys²`` (≥ 0), s²."""
+    if p.sigma_stat_s is not None:
+        return float(p.sigma_stat_s) ** 2
+    return max(p.sigma_s**2 - (p.sigma_sys_s or 0.0) ** 2, 0.0)
+
+
+def arrival_sigmas(pairs: Sequence[PairLag]) -> tuple[dict[str, float], list[PairLag]]:
+    r"""Per-receiver arrival sigmas from the pairs' statistical variances (module docstring).
+
+    Solves :math:`\min_{s^2 \ge 0} \lVert |A| s^2 - v \rVert_2` (``scipy.optimize.nnls``;
+    ``|A|`` the pair/receiver incidence, ``v_ab = σ_{stat,ab}²``) in units of the median
+    variance (each ``s²`` at least :data:`ARRIVAL_VAR_FLOOR` of it), then returns each pair
+    with the unexplained part ``max(0, v_ab − s_a² − s_b²)`` moved into its systematic
+    sigma, so that :func:`pair_covariance` with the returned sigmas
+    is ``A diag(s²) Aᵀ + diag(residual + σ_sys² + σ_floor²)``.
+
+    Returns
+    -------
+    toa_sigma : dict
+        Receiver → arrival sigma, s.
+    pairs : list of PairLag
+        The pairs, ``sigma_sys_s`` widened by the unexplained statistical variance.
+    """
+    from scipy.optimize import nnls
+
+    names = sorted({n for p in pairs for n in (p.a, p.b)})
+    idx = {n: i for i, n in enumerate(names)}
+    v = np.array([_stat_var(p) for p in pairs])
+    scale = float(np.median(v[v > 0])) if np.any(v > 0) else 1.0
+    a = np.zeros((len(pairs), len(names)))
+    for k, p in enumerate(pairs):
+        a[k, idx[p.a]] = a[k, idx[p.b]] = 1.0
+    s2, _ = nnls(a, v / scale)
+    # a receiver with no arrival variance at all would make the lag covariance singular
+    s2 = np.maximum(s2, ARRIVAL_VAR_FLOOR) * scale
+    resid = np.maximum(v - a @ s2, 0.0)
+    out = [
+        dataclasses.replace(p, sigma_sys_s=math.sqrt((p.sigma_sys_s or 0.0) ** 2 + r))
+        for p, r in zip(pairs, resid, strict=True)
+    ]
+    return {n: math.sqrt(float(s2[idx[n]])) for n in names}, out
 
 
 @dataclass(frozen=True)
@@ -135,6 +197,7 @@ def fix_from_lags(
     sigma_floor_s: float = 0.0,
     speed_m_s: float = SPEED_OF_LIGHT_M_S,
     scale_by_chi2: bool = False,
+    shared_receivers: bool = False,
 ) -> TdoaFix:
     """Position of the emitter from pair lags ``t_b − t_a`` (module docstring).
 
@@ -156,6 +219,10 @@ def fix_from_lags(
         the fit's reduced χ² (:func:`~heimdall.ml.estimators.tdoa.estimate_tdoa`): the
         residual then carries delays common to a receiver that no pair's spectrum shows. Off
         by default: with few degrees of freedom the reduced χ² is itself very noisy.
+    shared_receivers : bool
+        Without ``toa_sigma``: the pairs' statistical errors are sums of per-receiver errors
+        (cross-correlation lags), decomposed by :func:`arrival_sigmas` (module docstring,
+        *Pairs that share receivers*). False: the pairs are independent.
 
     Returns
     -------
@@ -173,6 +240,8 @@ def fix_from_lags(
                 raise EstimationError(f"pair {p.a}–{p.b}: no position for receiver {name!r}")
             if toa_sigma is not None and name not in toa_sigma:
                 raise EstimationError(f"pair {p.a}–{p.b}: no arrival sigma for {name!r}")
+    if shared_receivers and toa_sigma is None and pairs:
+        toa_sigma, pairs = arrival_sigmas(pairs)
     named = {n for p in pairs for n in (p.a, p.b)}
     used = {k: (float(v[0]), float(v[1])) for k, v in receivers.items() if k in named}
     if len(used) < 3:

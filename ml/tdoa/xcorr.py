@@ -56,6 +56,27 @@ the envelope of the correlation carries the delay. With ``band_hz`` (the pass ba
 recordings were filtered to) the sum runs over that band's bins only; the others hold the
 filter's stop-band leakage.
 
+Unbiased correlation (valid mode)
+---------------------------------
+The linear correlation of two records of ``L`` samples sums ``L − |ℓ|`` products at lag ``ℓ``:
+``|R|`` is the true correlation tapered by ``(L − |ℓ|)/L``, a kink at zero lag that pulls a
+peak of curvature ``c`` (samples⁻², ``c ≈ (2π B_rms / f_s)²``) towards zero by ``1/(cL)``
+samples — and holds it *at* zero when the true lag is smaller. For a narrowband emission the
+pull is large: 2FSK at 50 Bd (``B_rms`` ≈ 85 Hz) over 8 s at 4 kHz is 0.44 µs on the full
+record and 16× that on a sub-window, where it also suppresses the scatter of near-zero lags
+(so ``σ_stat`` came out 3–10× too small on the ``hf-tdoa`` scenario). Dividing by the overlap
+does not cure it when the signal does not fill the record (a burst: then it biases *away*
+from zero by the same amount). With ``max_lag_s`` the correlation is therefore taken in
+*valid mode*: side ``a`` of each pair (full record and every sub-window) has its first and
+last ``T`` samples set to zero, ``T`` the search half-width (integer search, refinement and
+the sub-windows' search) rounded up to a power of two, so every searched lag sums the same
+samples of ``a`` against real samples of ``b``; noise-free, Cauchy–Schwarz puts the maximum
+of ``|R|`` at the true lag wherever the energy of ``b`` over the shifted span does not
+change (a constant-envelope signal, a burst inside the record). Cost: ``2T`` samples of each
+window of ``a`` (< 2 % for baselines of 1000 km and 0.5 s windows) and a second spectrum per
+receiver for its ``a`` sides (shared by pairs with the same ``T``). Without ``max_lag_s``
+(search a quarter of the record) the tapered estimate is kept.
+
 Many pairs on one grid
 ----------------------
 :func:`measure_lags_on_grid` measures every pair of N recordings on one grid with the
@@ -114,7 +135,13 @@ which is also why the peak of ``|R|`` is used) give a local group delay per sub-
 its standard error, and ``sigma_sys_s`` is their spread in excess of those errors
 (:mod:`.dispersion`, the same estimator as the DCF77 matched filter's): different receiver
 filter phase responses or a sky wave that the band resolves make the sub-bands disagree, and
-the full-band lag is biased by up to about that spread. It cannot see what is a pure delay
+the full-band lag is biased by up to about that spread. Only sub-bands that hold at least
+:data:`MIN_SUBBAND_SHARE` of the coherent cross-spectrum count: a narrowband emission (the
+``hf-tdoa`` 2FSK fills one sub-band of four) leaves the others with spectral leakage and noise
+whose phase slopes are far from their linearised errors, and the DerSimonian–Laird
+denominator ``Σw − Σw²/Σw`` is then about those sub-bands' weight alone, so that σ_sys came
+out as 0 or as hundreds of µs at random (lags good to ~1 µs); with one usable sub-band the
+term is 0 (the band resolves no dispersion). It cannot see what is a pure delay
 to first order over the band (a receiver's constant group delay, an echo much shorter than
 the inverse bandwidth): :mod:`.dispersion` gives the coverage of a two-path bias.
 
@@ -157,6 +184,9 @@ __all__ = [
 FloatArray = npt.NDArray[np.float64]
 ComplexArray = npt.NDArray[np.complex128]
 
+#: A sub-band with less than this share of the pair's coherent cross-spectrum (``|mean|``
+#: over the sub-windows, summed over its bins) is left out of the systematic term.
+MIN_SUBBAND_SHARE = 0.02
 _HALF_TAPS = 16
 _KAISER_BETA = 8.0
 _CHUNK = 1 << 15
@@ -521,6 +551,8 @@ class _Side:
     energy: float
     spec: ComplexArray | None = None
     win_spec: ComplexArray | None = None
+    #: the untrimmed signal of a trimmed side (its sub-windows are trimmed from it)
+    base: ComplexArray | None = None
 
 
 class _Spectra:
@@ -552,11 +584,30 @@ class _Spectra:
         return got
 
     def side(
-        self, r: int, i0: int, i1: int, valid: npt.NDArray[np.bool_] | None, remove_mean: bool
+        self,
+        r: int,
+        i0: int,
+        i1: int,
+        valid: npt.NDArray[np.bool_] | None,
+        remove_mean: bool,
+        trim: int = 0,
     ) -> _Side:
+        """The side of receiver ``r`` on ``[i0, i1)``; with ``trim`` its first and last
+        ``trim`` samples are zero (the leading side of a valid-mode correlation)."""
         key: tuple[object, ...] = (r, i0, i1, remove_mean)
         if valid is not None:
             key += (np.packbits(valid).tobytes(),)
+        if trim:
+            full = self.side(r, i0, i1, valid, remove_mean)
+            tkey = (*key, "trim", trim)
+            got = self._cache.get(tkey)
+            if got is None:
+                g = full.x.copy()
+                g[:trim] = 0.0
+                g[g.size - trim :] = 0.0
+                got = _Side(x=g, energy=float(np.vdot(g, g).real), base=full.x)
+                self._cache[tkey] = got
+            return got
         got = self._cache.get(key)
         if got is None:
             g = self.signals[r][0][i0:i1]
@@ -660,8 +711,6 @@ def _pair_on_grid(
             f"need {64 * n_windows}"
         )
     gapped = n_valid < n
-    sa = spectra.side(a, i0, i1, valid if gapped else None, remove_mean)
-    sb = spectra.side(b, i0, i1, valid if gapped else None, remove_mean)
     # search limits as the sample-rate-``ref`` search had them: integer lags within ±M samples
     # at ``ref``, then ±1.25 samples around the best (grid ±1, refinement ±0.25)
     ref = fs if search_rate_hz is None else search_rate_hz
@@ -669,6 +718,19 @@ def _pair_on_grid(
     m_ref = n_ref // 4 if max_lag_s is None else min(math.ceil(max_lag_s * ref) + 1, n_ref - 1)
     limit = (m_ref + 1.25) * fs / ref
     max_lag = m_ref if ref == fs else min(math.ceil(limit), n - 1)
+    half_w = (window_search_samples + 0.25) * fs / ref
+    w = n // n_windows
+    # valid mode (module docstring, *Unbiased correlation*): side a without its ends, so every
+    # searched lag sums the same samples of a against real samples of b
+    trim = 0
+    if max_lag_s is not None:
+        # rounded up to a power of two: pairs with similar searches share the trimmed
+        # spectra, and a pair measured alone (:func:`measure_lag`) gets the same trim
+        trim = 1 << math.ceil(limit + half_w).bit_length()
+        if 4 * trim >= w:
+            trim = 0  # windows too short to trim: the biased estimate (old behaviour)
+    sa = spectra.side(a, i0, i1, valid if gapped else None, remove_mean, trim)
+    sb = spectra.side(b, i0, i1, valid if gapped else None, remove_mean)
     band = None if band_hz is None else (band_hz[0] / fs, band_hz[1] / fs)
 
     # full record: integer peak of |R| within ±max_lag, then the band-limited maximum
@@ -690,11 +752,16 @@ def _pair_on_grid(
     quality = float(pk[0]) / energy if energy > 0 else 0.0
 
     # sub-windows: one 2-D FFT per side, the pairs' window spectra as products
-    w = n // n_windows
     nfft_w = sfft.next_fast_len(2 * w)
     for s in (sa, sb):
         if s.win_spec is None:
-            s.win_spec = sfft.fft(s.x[: n_windows * w].reshape(n_windows, w), nfft_w, axis=1)
+            src = s.x if s.base is None else s.base
+            xw = src[: n_windows * w].reshape(n_windows, w)
+            if s.base is not None:
+                xw = xw.copy()
+                xw[:, :trim] = 0.0
+                xw[:, w - trim :] = 0.0
+            s.win_spec = sfft.fft(xw, nfft_w, axis=1)
     assert sa.win_spec is not None and sb.win_spec is not None
     if gapped:
         counts = valid[: n_windows * w].reshape(n_windows, w).sum(axis=1)
@@ -708,7 +775,6 @@ def _pair_on_grid(
         )
     wspec = np.conj(sa.win_spec[used]) * sb.win_spec[used]
     freq_w, keep_w, tab_w = spectra.band(nfft_w, band)
-    half_w = (window_search_samples + 0.25) * fs / ref
     lags_arr, _ = _peaks_near(
         wspec[:, keep_w], freq_w[keep_w], lag - half_w, lag + half_w, nfft_w, tables=tab_w
     )
@@ -725,7 +791,13 @@ def _pair_on_grid(
         sel = (f_hz >= lo) & (f_hz < hi)
         g_sec = wspec[:, sel] * turn[:, None]
         d_sub, s_sub = subband_delays(f_hz[sel], g_sec, lag / fs, subband_edges_hz)
-        sys = excess_spread(d_sub, s_sub)
+        # only the sub-bands that hold the signal (module docstring, *Systematic term*)
+        coherent = np.abs(g_sec.mean(axis=0))
+        share = np.array(
+            [coherent[(f_hz[sel] >= a) & (f_hz[sel] < b)].sum() for a, b in subband_edges_hz]
+        ) / max(float(coherent.sum()), 1e-300)
+        d_use = np.where(share >= MIN_SUBBAND_SHARE, d_sub, np.nan)
+        sys = excess_spread(d_use, s_sub)
     return LagMeasurement(
         lag_s=lag / fs,
         sigma_s=sigma / fs,

@@ -1,0 +1,133 @@
+"""Honesty of the live TDOA fixes of the ``hf-tdoa`` scenario, offline (issue 11).
+
+The stream's own functions, no broker: :class:`~heimdall.producers.sim.simulator.Simulator`
+→ :func:`~heimdall.producers.sim.stream.to_iq_chunk` → :func:`~heimdall.streams.features.
+measure_chunks` → :class:`~heimdall.streams.tdoa.TdoaSessions` (10 s blocks) →
+:func:`~heimdall.streams.tdoa.tdoa_observation` → :func:`~heimdall.streams.localize.
+localize_tdoa`, one 8 s burst of the 2FSK transmitter per seed (seeds 0–39; the CW beacon is
+refused as unresolved). The fix error's Mahalanobis distance ``d²`` in the fix's own
+covariance is χ²₂ for an honest ellipse: 39.3 % within 1σ (``d² ≤ 1``), 86.5 % within 2σ
+(``d² ≤ 4``); required within 5 points (issue 11).
+
+The RMSE is compared with the Cramér–Rao bound of the lag covariance the fix used *before*
+its χ² scaling (:func:`~heimdall.ml.estimators.tdoa.tdoa_crlb` at the truth with the
+per-receiver arrival sigmas of :func:`~heimdall.ml.tdoa.fix.arrival_sigmas`, i.e. of the
+measured statistical sigmas, not of the signal's bandwidth and SNR). It is ~9× that bound: the
+simulated 2FSK has discontinuities evaluated at the sample instants with no band limit — a
+phase jump at every 1 s frame boundary (``FskBursts.evaluate``) and the on/off gate of its
+schedule (``Simulator._gate``) — so each receiver's transients are quantised to its 83 µs
+sample grid and its lags carry a bias set by the fractional-sample part of its delay (frame
+jumps alone, no gate: ≈ 1.9 µs × (0.5 − frac) + const, ±1 µs, the same without noise; with
+5000-symbol frames and no gate ≤ 0.13 µs; with 5000-symbol frames and the gate the RMSE is
+still 245 m). The estimator cannot remove that; the χ² scaling covers it (the coverage
+test), the RMSE test is an expected failure until the simulator band-limits both.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from pyproj import Geod
+
+from heimdall.core.errors import EstimationError
+from heimdall.core.geodesy import AzimuthalFrame
+from heimdall.ml.estimators.tdoa import tdoa_crlb
+from heimdall.ml.tdoa.fix import arrival_sigmas, pair_covariance
+from heimdall.ml.tdoa.lags import PairLag
+from heimdall.producers.sim.library import load_scenario
+from heimdall.producers.sim.simulator import Simulator
+from heimdall.producers.sim.stream import StreamGain, to_iq_chunk
+from heimdall.schemas.models import Localization, Observation
+from heimdall.streams.features import measure_chunks
+from heimdall.streams.localize import localize_tdoa
+from heimdall.streams.tdoa import TdoaSessions, is_tdoa_snippet, tdoa_observation
+
+_G = Geod(ellps="WGS84")
+#: The 30 s schedule of the 2FSK puts a burst at T0 + 10 s; simulate 9–19 s.
+T0_NS = 1_700_000_000_000_000_000
+START_NS = T0_NS + 9_000_000_000
+SECONDS = 10.0
+SEEDS = range(40)
+
+
+def _fixes(seed: int) -> list[tuple[Observation, Localization]]:
+    sc = load_scenario("hf-tdoa")
+    sim = Simulator(sc, seed=seed)
+    gain = StreamGain()
+    sessions = TdoaSessions(window_s=SECONDS, idle_s=5.0, grace_s=0.0)
+    blocks = []
+    now = 0
+    for k, step in enumerate(sim.steps(START_NS, int(SECONDS / sc.chunk_s))):
+        chunks = [to_iq_chunk(c, gain) for c in step.chunks]
+        now = k * sc.chunk_ns
+        for c, m in zip(chunks, measure_chunks(chunks), strict=True):
+            if not isinstance(m, Exception) and is_tdoa_snippet(c, m):
+                blocks += sessions.add(c, m, now_ns=now)[0]
+    blocks += sessions.close_ready(now_ns=now + 10**12)
+    out = []
+    for b in blocks:
+        if not b.channel_id.startswith("7.04"):
+            continue
+        try:
+            obs = tdoa_observation(b)
+        except EstimationError:
+            continue
+        if obs is not None:
+            out.append((obs, localize_tdoa(obs)))
+    return out
+
+
+@pytest.fixture(scope="module")
+def results() -> dict[str, np.ndarray]:
+    tx = load_scenario("hf-tdoa").transmitters[1]
+    d2, err2, crb = [], [], []
+    for seed in SEEDS:
+        for obs, loc in _fixes(seed):
+            az, _, d = _G.inv(tx.lon_deg, tx.lat_deg, loc.position.lon_deg, loc.position.lat_deg)
+            e = np.array([d * math.sin(math.radians(az)), d * math.cos(math.radians(az))])
+            cov = np.array([[loc.cov_ee_m2, loc.cov_en_m2], [loc.cov_en_m2, loc.cov_nn_m2]])
+            d2.append(float(e @ np.linalg.solve(cov, e)))
+            err2.append(float(e @ e))
+            pairs = [
+                PairLag(p.receiver_a, p.receiver_b, -p.tdoa_s, p.sigma_s, p.quality,
+                        sigma_sys_s=p.sigma_sys_s)
+                for p in obs.tdoa_pairs
+            ]  # fmt: skip
+            toa, widened = arrival_sigmas(pairs)
+            names = sorted(toa)
+            pos = {m.receiver_id: (m.position.lat_deg, m.position.lon_deg) for m in obs.members}
+            east, north = AzimuthalFrame(tx.lat_deg, tx.lon_deg).to_en(
+                [pos[n][0] for n in names], [pos[n][1] for n in names]
+            )
+            bound = tdoa_crlb(
+                np.c_[east, north],
+                (0.0, 0.0),
+                cov_s2=pair_covariance(widened, toa, 0.0),
+                pairs=[(names.index(p.b), names.index(p.a)) for p in pairs],
+            )
+            crb.append(float(np.trace(bound)))
+    out = {"d2": np.array(d2), "err2": np.array(err2), "crb": np.array(crb)}
+    print(
+        f"\nhf-tdoa: {len(d2)} fixes, 1σ {np.mean(out['d2'] <= 1):.3f} 2σ "
+        f"{np.mean(out['d2'] <= 4):.3f}, RMSE {math.sqrt(out['err2'].mean()):.0f} m, "
+        f"CRB {math.sqrt(out['crb'].mean()):.0f} m"
+    )
+    return out
+
+
+def test_live_fixes_cover_the_truth_as_stated(results: dict[str, np.ndarray]) -> None:
+    d2 = results["d2"]
+    assert d2.size >= 36  # one fix per burst, a few may be refused
+    assert abs(np.mean(d2 <= 1.0) - 0.393) <= 0.05
+    assert abs(np.mean(d2 <= 4.0) - 0.865) <= 0.05
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="simulator: 2FSK frame phase jumps and on/off gate quantised to the sample grid "
+    "bias each receiver's lags by up to ~1 µs (module docstring)",
+)
+def test_rmse_within_a_quarter_of_the_bound(results: dict[str, np.ndarray]) -> None:
+    assert math.sqrt(results["err2"].mean()) <= 1.25 * math.sqrt(results["crb"].mean())
