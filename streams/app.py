@@ -204,19 +204,27 @@ def create_app(settings: HeimdallSettings) -> faust.App:
                 with current_event(items[-1][0]):
                     windows[channel_id] = windows[channel_id]
 
+    def forget_moved(events: dict[str, faust.types.EventT]) -> list[str]:
+        """Forget, and return, the channels whose partition moved to another worker."""
+        assigned = app.consumer.assignment()
+        moved = [
+            channel_id
+            for channel_id, event in events.items()
+            if TP(event.message.topic, event.message.partition) not in assigned
+        ]
+        for channel_id in moved:
+            del events[channel_id]
+        return moved
+
     @app.timer(interval=ASSOC_TICK_S)
     async def close_quiet_windows() -> None:
         """Close windows that wall time alone made closable (every source of a channel idle)."""
         if app.rebalancing or not channel_events:
             return
-        assigned = app.consumer.assignment()
+        forget_moved(channel_events)
         records: list[Record] = []
         touched = []
         for channel_id, event in list(channel_events.items()):
-            msg = event.message
-            if TP(msg.topic, msg.partition) not in assigned:
-                del channel_events[channel_id]  # the channel moved to another worker
-                continue
             if channel_id not in windows:
                 continue
             closed = close_ready(windows[channel_id], policy)
@@ -267,13 +275,7 @@ def create_app(settings: HeimdallSettings) -> faust.App:
         """Close TDOA blocks whose receivers all went quiet (the end of a recording)."""
         if app.rebalancing or not tdoa_channel_events:
             return
-        assigned = app.consumer.assignment()
-        moved = []
-        for channel_id, event in list(tdoa_channel_events.items()):
-            if TP(event.message.topic, event.message.partition) not in assigned:
-                moved.append(channel_id)
-                del tdoa_channel_events[channel_id]
-        sessions.drop(moved)
+        sessions.drop(forget_moved(tdoa_channel_events))
         records = await tdoa_records(sessions.close_ready())
         for channel_id in [c for c in tdoa_channel_events if c not in sessions]:
             del tdoa_channel_events[channel_id]

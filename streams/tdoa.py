@@ -55,11 +55,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from pyproj import Geod
 
 from heimdall.core.errors import EstimationError
-from heimdall.ml.estimators.tdoa import SPEED_OF_LIGHT_M_S
-from heimdall.ml.tdoa.lags import LagOptions, TdoaMethod, TdoaRecording, pair_lags
+from heimdall.ml.tdoa.lags import LagOptions, TdoaMethod, TdoaRecording, max_lag_s, pair_lags
 from heimdall.ml.tdoa.resolution import gabor_bandwidth_hz, lag_resolution_s
 from heimdall.schemas.models import ClockSource, IqChunk, Measurement, Observation, TdoaPair
 from heimdall.streams.associate import aggregate_measurement, observation_of
@@ -70,9 +68,6 @@ __all__ = ["TdoaBlock", "TdoaSessions", "is_tdoa_snippet", "tdoa_observation"]
 
 #: A 2-D TDOA fix needs three receivers (two independent differences).
 MIN_TDOA_RECEIVERS = 3
-#: Lags searched beyond the baseline's travel time (as ``heimdall eval tdoa``), s.
-MAX_LAG_MARGIN_S = 5e-4
-_GEOD = Geod(ellps="WGS84")
 
 
 def is_tdoa_snippet(chunk: IqChunk, m: Measurement) -> bool:
@@ -215,9 +210,8 @@ def _resolves(a: TdoaRecording, b: TdoaRecording, problems: dict[str, str]) -> b
     t1 = min(float(a.times_s[-1]), float(b.times_s[-1]))
     xa = a.samples[(a.times_s >= t0) & (a.times_s <= t1)]
     xb = b.samples[(b.times_s >= t0) & (b.times_s <= t1)]
-    beta_hz = gabor_bandwidth_hz(xa, xb, a.sample_rate_hz)
-    _, _, baseline_m = _GEOD.inv(a.lon_deg, a.lat_deg, b.lon_deg, b.lat_deg)
-    allowed_s = float(baseline_m) / SPEED_OF_LIGHT_M_S + MAX_LAG_MARGIN_S
+    beta_hz = gabor_bandwidth_hz(xa, xb, a.sample_rate_hz, LagOptions().band_hz)
+    allowed_s = max_lag_s(a, b)
     if lag_resolution_s(beta_hz) <= allowed_s:
         return True
     problems[f"{a.name}–{b.name}"] = (

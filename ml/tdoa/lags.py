@@ -77,6 +77,7 @@ __all__ = [
     "TdoaRecording",
     "bandpass",
     "grid_decimation",
+    "max_lag_s",
     "pair_lags",
 ]
 
@@ -356,9 +357,13 @@ class _Work:
         self.toa_sigma: dict[str, float] = {}
 
     def max_lag_s(self, a: TdoaRecording, b: TdoaRecording) -> float:
-        """Baseline / speed + 0.5 ms."""
-        _, _, d = _GEOD.inv(a.lon_deg, a.lat_deg, b.lon_deg, b.lat_deg)
-        return float(d) / self.speed_m_s + 5e-4
+        return max_lag_s(a, b, self.speed_m_s)
+
+
+def max_lag_s(a: TdoaRecording, b: TdoaRecording, speed_m_s: float = SPEED_OF_LIGHT_M_S) -> float:
+    """The largest lag a pair can show: its geodesic baseline / speed + 0.5 ms, s."""
+    _, _, d = _GEOD.inv(a.lon_deg, a.lat_deg, b.lon_deg, b.lat_deg)
+    return float(d) / speed_m_s + 5e-4
 
 
 def _xcorr_pairs(w: _Work, opt: LagOptions) -> None:
