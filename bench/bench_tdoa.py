@@ -37,6 +37,7 @@ import numpy as np
 
 from bench.common import Context, fmt, table, time_per_call
 from heimdall.core.errors import EstimationError
+from heimdall.core.shared_data import shared_data_dir
 from heimdall.ml.tdoa.fix import fix_from_lags
 from heimdall.ml.tdoa.lags import LagOptions, PairLags, TdoaMethod, TdoaRecording, pair_lags
 
@@ -64,7 +65,7 @@ PROFILE_0F20DAD: list[tuple[str, float, int]] = [
     ("xcorr.measure_lag_on_grid (own)", 0.039, 3),
 ]
 PROFILE_0F20DAD_TOTAL_S = 1.961
-SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "kiwi-dcf77"
+SHARED = shared_data_dir("kiwi-dcf77")
 
 
 def _recordings(n_rx: int, duration_s: float, gaps: bool, seed: int = 0) -> list[TdoaRecording]:

@@ -21,12 +21,12 @@ from heimdall.core import kafka
 from heimdall.core.geodesy import LocalFrame
 from heimdall.core.settings import HeimdallSettings
 from heimdall.core.shared_data import shared_data_dir
+from heimdall.infra.cli_tdoa import load_kiwi_recordings
 from heimdall.infra.processes import Child, child_env
 from heimdall.infra.topics import ensure_topics, heimdall_topics
 from heimdall.ml.estimators.ellipse import mahalanobis2
-from heimdall.ml.tdoa.evaluate import TdoaRecording, evaluate_tdoa
-from heimdall.producers.recordings.kiwi_wav import read_kiwi_wav
-from heimdall.producers.recordings.replay import kiwi_position, kiwi_receiver_id, replay_kiwi_wav
+from heimdall.ml.tdoa.evaluate import evaluate_tdoa
+from heimdall.producers.recordings.replay import replay_kiwi_wav
 from heimdall.schemas.models import Localization, Observation
 from heimdall.schemas.serde import Serde
 
@@ -39,21 +39,9 @@ _GEOD = Geod(ellps="WGS84")
 
 
 def _offline(method: str) -> tuple[float, float]:
-    """``heimdall eval tdoa``'s fix on the same files (the CLI builds its recordings so)."""
-    recs = []
-    for p in WAVS:
-        r = read_kiwi_wav(p)
-        pos = kiwi_position(r)
-        recs.append(
-            TdoaRecording(
-                name=kiwi_receiver_id(r.station),
-                samples=r.samples,
-                times_s=r.sample_times_s("piecewise"),
-                sample_rate_hz=r.fitted_rate_hz,
-                lat_deg=pos.lat_deg,
-                lon_deg=pos.lon_deg,
-            )
-        )
+    """``heimdall eval tdoa``'s fix on the same files, read as the CLI reads them."""
+    recs, problems = load_kiwi_recordings(WAVS)
+    assert not problems, problems
     rep = evaluate_tdoa(recs, TRUTH, method=method)  # type: ignore[arg-type]
     assert rep.lat_deg is not None and rep.lon_deg is not None, rep.problems
     return rep.lat_deg, rep.lon_deg
