@@ -43,6 +43,40 @@ def measurement_sigma_db(obs: Observation) -> float:
     return max(float(np.sqrt(np.mean(var))), MIN_SIGMA_DB)
 
 
+def _localization(
+    obs: Observation,
+    lat_deg: float,
+    lon_deg: float,
+    cov_en: np.ndarray,
+    *,
+    method: str,
+    n_receivers: int,
+    converged: bool,
+    params: dict[str, float],
+    now_ns: int,
+    model_version: str | None = None,
+) -> Localization:
+    """A fix of ``obs``: at the window's middle, the covariance's east/north terms in m²."""
+    cov = np.asarray(cov_en, dtype=float)
+    return Localization(
+        event_id=new_event_id(),
+        observation_id=obs.event_id,
+        channel_id=obs.channel_id,
+        t_ns=(obs.window_start_ns + obs.window_end_ns) // 2,
+        position=Position(lat_deg=float(lat_deg), lon_deg=float(lon_deg), alt_m=0.0),
+        cov_ee_m2=float(cov[0, 0]),
+        cov_en_m2=float(cov[0, 1]),
+        cov_nn_m2=float(cov[1, 1]),
+        method=method,
+        model_version=model_version,
+        n_receivers=n_receivers,
+        converged=converged,
+        params=params,
+        processing_latency_s=processing_latency_s(obs, now_ns),
+        published_ns=now_ns,
+    )
+
+
 def localize_rss(obs: Observation) -> Localization:
     """RSS maximum likelihood with unknown transmit power and path-loss exponent."""
     if not obs.members:
@@ -55,20 +89,12 @@ def localize_rss(obs: Observation) -> Localization:
     power = np.array([m.power_dbm for m in obs.members])
     est = estimate_rss(np.column_stack([e, n]), power, sigma_db=measurement_sigma_db(obs))
     tx_lat, tx_lon = latlon_of_enu(frame, est.east_m, est.north_m)
-    tx_alt = 0.0
-    now = time.time_ns()
-    latency_s = processing_latency_s(obs, now)
-    return Localization(
-        event_id=new_event_id(),
-        observation_id=obs.event_id,
-        channel_id=obs.channel_id,
-        t_ns=(obs.window_start_ns + obs.window_end_ns) // 2,
-        position=Position(lat_deg=float(tx_lat), lon_deg=float(tx_lon), alt_m=float(tx_alt)),
-        cov_ee_m2=float(est.cov_en[0, 0]),
-        cov_en_m2=float(est.cov_en[0, 1]),
-        cov_nn_m2=float(est.cov_en[1, 1]),
+    return _localization(
+        obs,
+        float(tx_lat),
+        float(tx_lon),
+        est.cov_en,
         method="rss-ml",
-        model_version=None,
         n_receivers=est.n_receivers,
         converged=bool(est.converged),
         params={
@@ -76,8 +102,7 @@ def localize_rss(obs: Observation) -> Localization:
             "path_loss_exponent": float(est.path_loss_exponent),
             "residual_rms_db": float(est.residual_rms_db),
         },
-        processing_latency_s=latency_s,
-        published_ns=now,
+        now_ns=time.time_ns(),
     )
 
 
@@ -114,19 +139,12 @@ def localize_tdoa(obs: Observation) -> Localization:
     # with more receivers than unknowns the residual shows per-receiver delays that no pair
     # statistic sees: the covariance is scaled by the reduced χ² (as ``heimdall eval tdoa``)
     fix = fix_from_lags(receivers, pairs, shared_receivers=True, scale_by_chi2=True)
-    now = time.time_ns()
-    cov = np.asarray(fix.cov_en_m2, dtype=float)
-    return Localization(
-        event_id=new_event_id(),
-        observation_id=obs.event_id,
-        channel_id=obs.channel_id,
-        t_ns=(obs.window_start_ns + obs.window_end_ns) // 2,
-        position=Position(lat_deg=float(fix.lat_deg), lon_deg=float(fix.lon_deg), alt_m=0.0),
-        cov_ee_m2=float(cov[0, 0]),
-        cov_en_m2=float(cov[0, 1]),
-        cov_nn_m2=float(cov[1, 1]),
+    return _localization(
+        obs,
+        fix.lat_deg,
+        fix.lon_deg,
+        fix.cov_en_m2,
         method="tdoa",
-        model_version=None,
         n_receivers=len({r for p in obs.tdoa_pairs for r in (p.receiver_a, p.receiver_b)}),
         converged=True,
         params={
@@ -134,8 +152,7 @@ def localize_tdoa(obs: Observation) -> Localization:
             "sigma_sys_max_us": max(p.sigma_sys_s for p in obs.tdoa_pairs) * 1e6,
             "ambiguous": float(bool(fix.ambiguous)),
         },
-        processing_latency_s=processing_latency_s(obs, now),
-        published_ns=now,
+        now_ns=time.time_ns(),
     )
 
 
@@ -176,18 +193,12 @@ def localize_hybrid(obs: Observation, tdoa_fix: Localization) -> Localization:
         sigma_db=sigma_db,
     )
     lat, lon = frame.from_en(est.east_m, est.north_m)
-    now = time.time_ns()
-    return Localization(
-        event_id=new_event_id(),
-        observation_id=obs.event_id,
-        channel_id=obs.channel_id,
-        t_ns=(obs.window_start_ns + obs.window_end_ns) // 2,
-        position=Position(lat_deg=float(lat), lon_deg=float(lon), alt_m=0.0),
-        cov_ee_m2=float(est.cov_en[0, 0]),
-        cov_en_m2=float(est.cov_en[0, 1]),
-        cov_nn_m2=float(est.cov_en[1, 1]),
+    return _localization(
+        obs,
+        lat,
+        lon,
+        est.cov_en,
         method="hybrid",
-        model_version=None,
         n_receivers=len(members),
         converged=bool(est.converged),
         params={
@@ -196,8 +207,7 @@ def localize_hybrid(obs: Observation, tdoa_fix: Localization) -> Localization:
             "residual_rms_db": float(est.residual_rms_db),
             "residual_rms_m": float(est.residual_rms_m),
         },
-        processing_latency_s=processing_latency_s(obs, now),
-        published_ns=now,
+        now_ns=time.time_ns(),
     )
 
 
@@ -205,25 +215,18 @@ def localize_onnx(observations: Sequence[Observation], model: OnnxLocalizer) -> 
     """The active ONNX model's estimates for a batch of observations (one ONNX run)."""
     preds = model.predict(observations)
     now = time.time_ns()
-    out = []
-    for obs, pred in zip(observations, preds, strict=True):
-        cov = pred.cov_m2
-        out.append(
-            Localization(
-                observation_id=obs.event_id,
-                channel_id=obs.channel_id,
-                t_ns=(obs.window_start_ns + obs.window_end_ns) // 2,
-                position=Position(lat_deg=pred.lat_deg, lon_deg=pred.lon_deg, alt_m=0.0),
-                cov_ee_m2=float(cov[0, 0]),
-                cov_en_m2=float(cov[0, 1]),
-                cov_nn_m2=float(cov[1, 1]),
-                method="onnx",
-                model_version=model.version,
-                n_receivers=len(obs.members),
-                converged=True,
-                params={},
-                processing_latency_s=processing_latency_s(obs, now),
-                published_ns=now,
-            )
+    return [
+        _localization(
+            obs,
+            pred.lat_deg,
+            pred.lon_deg,
+            pred.cov_m2,
+            method="onnx",
+            n_receivers=len(obs.members),
+            converged=True,
+            params={},
+            now_ns=now,
+            model_version=model.version,
         )
-    return out
+        for obs, pred in zip(observations, preds, strict=True)
+    ]
