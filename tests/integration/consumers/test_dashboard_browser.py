@@ -145,14 +145,25 @@ def _publish_scene(settings: HeimdallSettings, t_early_ns: int, t_late_ns: int) 
     assert pub.flush() == 0
 
 
-def _drawn_fix_times(driver: Any) -> list[int]:
-    from selenium.webdriver.common.by import By
+def _attrs(driver: Any, selector: str, *names: str) -> list[list[str | None]]:
+    """Attributes of every element matching ``selector``, read in one script.
 
-    return [
-        int(g.get_attribute("data-t"))
-        for g in driver.find_elements(By.CSS_SELECTOR, "#fixes g.fix")
-        if g.find_elements(By.CSS_SELECTOR, "path.ellipse-1")
-    ]
+    The page redraws its SVG on every push, so element handles go stale between two WebDriver
+    calls; one ``execute_script`` reads a consistent snapshot.
+    """
+    script = (
+        "return [...document.querySelectorAll(arguments[0])]"
+        ".map(e => arguments[1].map(n => e.getAttribute(n)))"
+    )
+    return list(driver.execute_script(script, selector, list(names)))
+
+
+def _drawn_fix_times(driver: Any) -> list[int]:
+    script = (
+        "return [...document.querySelectorAll('#fixes g.fix')]"
+        ".filter(g => g.querySelector('path.ellipse-1')).map(g => g.getAttribute('data-t'))"
+    )
+    return [int(t) for t in driver.execute_script(script)]
 
 
 @pytest.fixture
@@ -176,9 +187,8 @@ def test_page_draws_receivers_fixes_pipeline_and_replays(
     t_early = t_late - 60_000_000_000
     _publish_scene(settings, t_early, t_late)
 
-    def receivers(d: Any) -> dict[str, str]:
-        gs = d.find_elements(By.CSS_SELECTOR, "#receivers g.receiver")
-        return {g.get_attribute("data-id"): g.get_attribute("data-state") for g in gs}
+    def receivers(d: Any) -> dict[str | None, str | None]:
+        return dict(_attrs(d, "#receivers g.receiver", "data-id", "data-state"))
 
     _wait(browser, "the seven receivers", lambda d: len(receivers(d)) == 7)
     assert set(receivers(browser)) == set(SEED)
@@ -194,8 +204,11 @@ def test_page_draws_receivers_fixes_pipeline_and_replays(
     topic = settings.topics.receivers
 
     def counted(d: Any) -> bool:
-        rows = d.find_elements(By.CSS_SELECTOR, f"#pipeline-rates tr[data-topic='{topic}'] td")
-        return len(rows) == 3 and rows[2].text.replace(",", "") == "7"
+        cells = d.execute_script(
+            "return [...document.querySelectorAll(arguments[0])].map(td => td.textContent)",
+            f"#pipeline-rates tr[data-topic='{topic}'] td",
+        )
+        return len(cells) == 3 and cells[2].strip().replace(",", "") == "7"
 
     _wait(browser, "the pipeline panel to count the receivers topic", counted)
 
@@ -207,9 +220,7 @@ def test_page_draws_receivers_fixes_pipeline_and_replays(
     _wait(browser, "the receiver panel", click_torino)
 
     def charted(d: Any) -> bool:
-        return all(
-            d.find_elements(By.CSS_SELECTOR, f"#{c} path") for c in ("rx-power", "rx-snr", "rx-psd")
-        )
+        return all(_attrs(d, f"#{c} path", "d") for c in ("rx-power", "rx-snr", "rx-psd"))
 
     _wait(browser, "torino's power, SNR and PSD charts", charted)
     _wait(
