@@ -18,7 +18,7 @@ from heimdall.core.ids import new_event_id
 from heimdall.ml.estimators.hybrid import estimate_hybrid
 from heimdall.ml.estimators.rss import estimate_rss
 from heimdall.ml.inference import OnnxLocalizer
-from heimdall.ml.tdoa.fix import fix_from_lags
+from heimdall.ml.tdoa.fix import CHI2_ALPHA, fix_from_lags
 from heimdall.ml.tdoa.lags import PairLag
 from heimdall.schemas.models import Localization, Observation, Position
 
@@ -113,10 +113,10 @@ def localize_tdoa(obs: Observation) -> Localization:
     positions go to :func:`heimdall.ml.tdoa.fix.fix_from_lags` with the pairs' statistical
     variances decomposed into per-receiver arrival sigmas (``shared_receivers``: the pairs
     of N receivers hold N − 1 independent differences) and, with four receivers or more, the
-    covariance scaled by the fit's reduced χ² (``scale_by_chi2``: on the ``hf-tdoa``
-    scenario the lags carry per-receiver biases of ~1 µs, 10× their statistical sigma, that
-    only the redundancy of six receivers reveals), the same fix as
-    ``heimdall eval tdoa`` makes from recordings (azimuthal-equidistant frame re-centred on
+    covariance scaled by the fit's reduced χ² when the χ² test rejects the lags' sigmas at
+    :data:`~heimdall.ml.tdoa.fix.CHI2_ALPHA` (``scale_by_chi2``: per-receiver delays that no
+    pair statistic sees show up only in the redundancy of four receivers or more), the same
+    fix as ``heimdall eval tdoa`` makes from recordings (azimuthal-equidistant frame re-centred on
     the fix, so that ranges of hundreds of km are exact geodesics); the covariance is in the
     east/north axes at the fix.
     """
@@ -137,8 +137,11 @@ def localize_tdoa(obs: Observation) -> Localization:
     # cross-correlation lags share their receivers' noise: per-receiver arrival sigmas
     # (:func:`~heimdall.ml.tdoa.fix.arrival_sigmas`), as ``heimdall eval tdoa`` does
     # with more receivers than unknowns the residual shows per-receiver delays that no pair
-    # statistic sees: the covariance is scaled by the reduced χ² (as ``heimdall eval tdoa``)
-    fix = fix_from_lags(receivers, pairs, shared_receivers=True, scale_by_chi2=True)
+    # statistic sees: the covariance is scaled by the reduced χ² when the χ² test rejects
+    # the sigmas (as ``heimdall eval tdoa``)
+    fix = fix_from_lags(
+        receivers, pairs, shared_receivers=True, scale_by_chi2=True, chi2_alpha=CHI2_ALPHA
+    )
     return _localization(
         obs,
         fix.lat_deg,

@@ -576,12 +576,13 @@ def _finish(
     method: str,
     scale_by_chi2: bool,
     alternatives: list[FloatArray],
+    chi2_alpha: float = 1.0,
 ) -> TdoaEstimate:
     inv = invert_spd(red.fisher(xy))
     if inv is None:
         raise EstimationError("degenerate geometry: the TDOA Fisher information is singular")
     dof = red.m - 1 - 2
-    if scale_by_chi2 and dof > 0:
+    if scale_by_chi2 and dof > 0 and _chi2_rejects(2.0 * cost, dof, chi2_alpha):
         inv = inv * (2.0 * cost / dof)
     g = red.ranges(xy)
     resid = red.d_m - red.incidence @ g
@@ -601,6 +602,15 @@ def _finish(
     )
 
 
+def _chi2_rejects(chi2: float, dof: int, alpha: float) -> bool:
+    """True when ``P(χ²_dof ≥ chi2) < alpha`` (always for ``alpha ≥ 1``)."""
+    if alpha >= 1.0:
+        return True
+    from scipy.stats import chi2 as chi2_dist
+
+    return bool(chi2_dist.sf(chi2, dof) < alpha)
+
+
 def estimate_tdoa(
     rx_enu: npt.ArrayLike,
     tdoa_s: npt.ArrayLike,
@@ -614,6 +624,7 @@ def estimate_tdoa(
     speed_m_s: float = SPEED_OF_LIGHT_M_S,
     refine: bool = True,
     scale_by_chi2: bool = False,
+    chi2_alpha: float = 1.0,
 ) -> TdoaEstimate:
     """Transmitter position from time differences of arrival (model in the module docstring).
 
@@ -628,6 +639,12 @@ def estimate_tdoa(
         Multiply the covariance by the reduced chi-square ``2·cost/dof`` when dof > 0.
         Default off: GPS-timed receivers have known timing sigmas, and with few pairs the
         reduced chi-square is itself very noisy.
+    chi2_alpha : float
+        With ``scale_by_chi2``, scale only when the fit's chi-square rejects the sigmas at this
+        level (``P(χ²_dof ≥ 2·cost) < chi2_alpha``); 1 scales always. With 3 dof the reduced
+        chi-square of honest sigmas scatters by ±82 % (``sqrt(2/dof)``), so scaling every fix
+        by it turns honest ellipses into over- and under-confident ones (on ``hf-tdoa``: 30 %
+        / 75 % coverage at 1σ / 2σ instead of 50 % / 92 % unscaled).
 
     Returns
     -------
@@ -662,7 +679,9 @@ def estimate_tdoa(
         )
         c_best = chan[order[0]][0]
         c_alts = [chan[i][0] for i in order[1:] if costs[i] - costs[order[0]] < _AMBIGUITY_COST]
-        return _finish(red, c_best, costs[order[0]], True, "chan", scale_by_chi2, c_alts)
+        return _finish(
+            red, c_best, costs[order[0]], True, "chan", scale_by_chi2, c_alts, chi2_alpha
+        )
 
     results: list[tuple[FloatArray, float, bool, str]] = []
     for p, _ in chan:
@@ -689,7 +708,7 @@ def estimate_tdoa(
             continue
         if all(np.linalg.norm(r[0] - o) > 1e-4 * scale for o in [best[0], *alts]):
             alts.append(r[0])
-    return _finish(red, best[0], best[1], best[2], best[3], scale_by_chi2, alts)
+    return _finish(red, best[0], best[1], best[2], best[3], scale_by_chi2, alts, chi2_alpha)
 
 
 def _linearised(

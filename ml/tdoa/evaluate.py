@@ -19,7 +19,8 @@ Pipeline
    pairs' sigmas (and, for arrival-time differences, their shared receiver terms; for
    cross-correlation lags the per-receiver sigmas of ``shared_receivers``) plus
    ``sigma_floor_s`` in quadrature, scaled by the fit's reduced χ² with four receivers or
-   more (``scale_by_chi2``; the stream's fix does the same). With three receivers the
+   more when the χ² test rejects the sigmas at :data:`~.fix.CHI2_ALPHA` (``scale_by_chi2``;
+   the stream's fix does the same). With three receivers the
    three lags have one redundancy (the closure ``lag_ab + lag_bc + lag_ca`` should be 0):
    the GLS reduction turns them into two differences, which fix the position exactly.
 3. The report: the fix and covariance re-expressed in the receivers' centroid-centred AEQD
@@ -74,7 +75,7 @@ from heimdall.core.errors import EstimationError
 from heimdall.core.geodesy import AzimuthalFrame
 from heimdall.ml.estimators.ellipse import error_ellipse, mahalanobis2
 from heimdall.ml.estimators.tdoa import SPEED_OF_LIGHT_M_S, TdoaEstimate
-from heimdall.ml.tdoa.fix import fix_from_lags
+from heimdall.ml.tdoa.fix import CHI2_ALPHA, fix_from_lags
 from heimdall.ml.tdoa.lags import (
     LagOptions,
     PairLag,
@@ -244,6 +245,7 @@ def evaluate_tdoa(
             toa_sigma=pl.toa_sigma_s,
             shared_receivers=True,
             scale_by_chi2=True,
+            chi2_alpha=CHI2_ALPHA,
             sigma_floor_s=sigma_floor_s,
             speed_m_s=speed_m_s,
         )

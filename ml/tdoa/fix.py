@@ -189,6 +189,11 @@ class TdoaFix:
     frame: AzimuthalFrame
 
 
+#: Level of the χ² test under which a fix's covariance is scaled by its reduced χ² (the stream
+#: and ``heimdall eval tdoa``): only when the residuals reject the lags' sigmas.
+CHI2_ALPHA = 0.05
+
+
 def fix_from_lags(
     receivers: Mapping[str, tuple[float, float]],
     pairs: Sequence[PairLag],
@@ -198,6 +203,7 @@ def fix_from_lags(
     speed_m_s: float = SPEED_OF_LIGHT_M_S,
     scale_by_chi2: bool = False,
     shared_receivers: bool = False,
+    chi2_alpha: float = 1.0,
 ) -> TdoaFix:
     """Position of the emitter from pair lags ``t_b − t_a`` (module docstring).
 
@@ -223,6 +229,9 @@ def fix_from_lags(
         Without ``toa_sigma``: the pairs' statistical errors are sums of per-receiver errors
         (cross-correlation lags), decomposed by :func:`arrival_sigmas` (module docstring,
         *Pairs that share receivers*). False: the pairs are independent.
+    chi2_alpha : float
+        With ``scale_by_chi2``: scale only when the χ² test rejects the sigmas at this level
+        (:func:`~heimdall.ml.estimators.tdoa.estimate_tdoa`); 1 scales always.
 
     Returns
     -------
@@ -268,6 +277,7 @@ def fix_from_lags(
             cov_s2=cov_s2,
             speed_m_s=speed_m_s,
             scale_by_chi2=scale_by_chi2,
+            chi2_alpha=chi2_alpha,
         )
         frame = proj
         lat_e, lon_e = proj.from_en(est.east_m, est.north_m)

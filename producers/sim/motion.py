@@ -58,26 +58,52 @@ class TrajectorySpec(BaseModel):
 
 
 class ScheduleSpec(BaseModel):
-    """Periodic on/off keying: on while (t - offset_s) mod period_s < on_s."""
+    """Periodic on/off keying: on while (t - offset_s) mod period_s < on_s.
+
+    The carrier is keyed with raised-cosine edges of ``rise_s`` inside the on time, so the
+    keyed signal stays band-limited to ~1 / rise_s (a hard gate sampled at the receivers'
+    delayed instants would put each receiver's edge on its own sample grid and bias its
+    time of arrival by up to a sample). With p = (t - offset_s) mod period_s::
+
+        g(p) = r(p / t_r) r((on_s - p) / t_r)  for 0 <= p <= on_s, else 0
+        r(x) = (1 - cos(pi min(max(x, 0), 1))) / 2
+
+    ``rise_s = 0`` keys a hard rectangle. :meth:`is_on` is the key state (the nominal
+    on/off), :meth:`envelope` the amplitude g.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     period_s: float = Field(gt=0.0)
     on_s: float = Field(gt=0.0)
     offset_s: float = 0.0
+    rise_s: float = Field(default=0.005, ge=0.0)
 
     @model_validator(mode="after")
     def _check(self) -> Self:
         if self.on_s > self.period_s:
             raise ValueError("on_s must not exceed period_s")
+        if 2.0 * self.rise_s > self.on_s:
+            raise ValueError("rise_s must be at most half of on_s")
         return self
+
+    def _phase_s(self, t0_ns: int, offset_s: ArrayLike) -> NDArray[np.float64]:
+        period_ns = round(self.period_s * 1e9)
+        base_s = ((int(t0_ns) - round(self.offset_s * 1e9)) % period_ns) * 1e-9
+        return np.mod(base_s + np.asarray(offset_s, dtype=np.float64), self.period_s)
 
     def is_on(self, t0_ns: int, offset_s: ArrayLike) -> NDArray[np.bool_]:
         """Key state at t = t0 + offset (Unix time), exact for |offset| << 1e6 s."""
-        period_ns = round(self.period_s * 1e9)
-        base_s = ((int(t0_ns) - round(self.offset_s * 1e9)) % period_ns) * 1e-9
-        phase = np.mod(base_s + np.asarray(offset_s, dtype=np.float64), self.period_s)
-        return np.asarray(phase < self.on_s)
+        return np.asarray(self._phase_s(t0_ns, offset_s) < self.on_s)
+
+    def envelope(self, t0_ns: int, offset_s: ArrayLike) -> NDArray[np.float64]:
+        """Amplitude g at t = t0 + offset: 1 inside the on time, raised-cosine edges, 0 off."""
+        p = self._phase_s(t0_ns, offset_s)
+        if self.rise_s == 0.0:
+            return (p < self.on_s).astype(np.float64)
+        x_up = np.clip(p / self.rise_s, 0.0, 1.0)
+        x_dn = np.clip((self.on_s - p) / self.rise_s, 0.0, 1.0)
+        return 0.25 * (1.0 - np.cos(np.pi * x_up)) * (1.0 - np.cos(np.pi * x_dn))
 
 
 class Trajectory:

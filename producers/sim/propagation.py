@@ -41,6 +41,40 @@ def geodetic_to_ecef(
     return np.stack(core_geodesy.geodetic_to_ecef(lat_deg, lon_deg, alt_m), axis=-1)
 
 
+def surface_path_m(
+    rx_lat_deg: ArrayLike,
+    rx_lon_deg: ArrayLike,
+    rx_alt_m: ArrayLike,
+    tx_lat_deg: ArrayLike,
+    tx_lon_deg: ArrayLike,
+    tx_alt_m: ArrayLike,
+) -> NDArray[np.float64]:
+    """Length of the path a wave travels along the Earth between two sites, m.
+
+    L = sqrt(s^2 + (h_tx - h_rx)^2), with s the WGS84 geodesic (surface) distance between
+    the two sites (Karney's algorithm through :class:`pyproj.Geod`). Inputs broadcast
+    against each other, e.g. ``(R, 1)`` receivers against ``(1, S)`` transmitters.
+
+    The straight line through the Earth (the chord, :func:`slant_range_m`) is shorter by
+    s - chord ~= s^3 / (24 R_E^2): 8 mm at 20 km, 0.13 m at 50 km, 0.13 km at 500 km, 1.0 km
+    at 1000 km.
+    A VHF line-of-sight link does not see the difference; an HF ground wave between
+    receivers hundreds of km apart follows the surface, and a TDOA fix across a
+    continent (which measures geodesic distances, :class:`~heimdall.core.geodesy.
+    AzimuthalFrame`) would be biased by hundreds of metres by a chord delay.
+    """
+    from pyproj import Geod
+
+    arrays = np.broadcast_arrays(
+        *(np.asarray(a, dtype=np.float64) for a in
+          (rx_lat_deg, rx_lon_deg, rx_alt_m, tx_lat_deg, tx_lon_deg, tx_alt_m))
+    )  # fmt: skip
+    la1, lo1, h1, la2, lo2, h2 = (a.ravel() for a in arrays)
+    _, _, s = Geod(ellps="WGS84").inv(lo1, la1, lo2, la2)
+    path = np.hypot(np.asarray(s, dtype=np.float64), h2 - h1)
+    return path.reshape(arrays[0].shape)
+
+
 def slant_range_m(ecef_a_m: ArrayLike, ecef_b_m: ArrayLike) -> NDArray[np.float64]:
     """3-D straight-line distance between ECEF points, d = ||a - b||_2.
 

@@ -74,6 +74,7 @@ from .propagation import (
     geodetic_to_ecef,
     propagation_delay_s,
     slant_range_m,
+    surface_path_m,
 )
 from .receivers import complex_awgn, quantize, thermal_noise_power_dbm
 from .scenario import Scenario
@@ -196,7 +197,8 @@ class LinkState:
     tx_ecef_m, tx_velocity_ecef_mps : numpy.ndarray
         (S, 3) transmitter positions (m) and velocities (m/s), ECEF.
     distance_m, delay_s, range_rate_mps : numpy.ndarray
-        (R, S) slant range d, delay d / c and range rate d' (m/s, > 0 receding).
+        (R, S) slant range d (the chord), delay L / c along the surface path L
+        (:func:`~.propagation.surface_path_m`) and range rate d' (m/s, > 0 receding).
     path_loss_db : numpy.ndarray
         (R, S) median loss of the scenario's model, dB.
     shadowing_db : numpy.ndarray
@@ -284,6 +286,8 @@ class Simulator:
             [r.lat_deg for r in rxs], [r.lon_deg for r in rxs], [r.alt_m for r in rxs]
         ).reshape(len(rxs), 3)
         self._rx_alt_m = np.array([r.alt_m for r in rxs], dtype=np.float64)
+        self._rx_lat_deg = np.array([r.lat_deg for r in rxs], dtype=np.float64)
+        self._rx_lon_deg = np.array([r.lon_deg for r in rxs], dtype=np.float64)
         self._rx_h_m = np.array([r.antenna_height_m for r in rxs], dtype=np.float64)
         self._rx_gain_db = np.array([r.antenna_gain_dbi for r in rxs], dtype=np.float64)
         self.frame_lat_deg = float(np.mean([r.lat_deg for r in rxs])) if rxs else 0.0
@@ -461,11 +465,17 @@ class Simulator:
         los = tx_ecef[None, :, :] - self.rx_ecef_m[:, None, :]
         with np.errstate(invalid="ignore", divide="ignore"):
             rr = np.where(d > 0, np.einsum("rsk,sk->rs", los, tx_vel) / d, 0.0)
+        # the delay follows the surface (ground wave), not the chord (surface_path_m)
+        tx_lat, tx_lon, tx_alt = ecef_to_geodetic(tx_ecef[:, 0], tx_ecef[:, 1], tx_ecef[:, 2])
+        path = surface_path_m(
+            self._rx_lat_deg[:, None], self._rx_lon_deg[:, None], self._rx_alt_m[:, None],
+            np.asarray(tx_lat)[None, :], np.asarray(tx_lon)[None, :], np.asarray(tx_alt)[None, :],
+        )  # fmt: skip
         return LinkState(
             tx_ecef_m=tx_ecef,
             tx_velocity_ecef_mps=tx_vel,
             distance_m=d,
-            delay_s=propagation_delay_s(d),
+            delay_s=propagation_delay_s(path),
             range_rate_mps=rr,
             path_loss_db=loss,
             shadowing_db=shadow,
@@ -529,7 +539,7 @@ class Simulator:
         sched = self._schedules[s]
         if sched is None:
             return None
-        return sched.is_on(t_ns, offsets_s).astype(np.float32)
+        return sched.envelope(t_ns, offsets_s).astype(np.float32)
 
     def channel_block(self, channel_index: int, t_ns: int) -> NDArray[np.complex64]:
         """Samples of every receiver on one channel for the chunk starting at ``t_ns``.

@@ -395,7 +395,18 @@ class FskBursts(Waveform):
 
         u(t) = exp(j (phi_k + 2 pi sum_{i<j} f_{a_i} T_s + 2 pi f_{a_j} (t - t_j)))
 
-    and jumps at frame boundaries; on/off bursts come from the transmitter's schedule.
+    Frames are independent (any instant is evaluated directly), so the phase of frame k's
+    last symbol does not end at phi_{k+1}. Over the last symbol of each frame a raised-
+    cosine glide closes that gap::
+
+        u(t) <- u(t) exp(j Delta_k (1 - cos(pi x)) / 2),   x = (t - t_g) / T_s in [0, 1]
+        Delta_k = wrap(phi_{k+1} - phase of frame k at its end) in (-pi, pi]
+
+    so the phase and its derivative are continuous across frames (|Delta_k| <= pi moves
+    the frequency by at most pi^2 / (4 pi T_s) = R_s pi / 4 Hz over that symbol) and the
+    signal stays band-limited: a phase jump evaluated at each receiver's delayed sample
+    instants would be quantised to its own sample grid and bias its time of arrival.
+    On/off bursts come from the transmitter's schedule.
     """
 
     kind: ClassVar[str] = "fsk"
@@ -442,13 +453,21 @@ class FskBursts(Waveform):
         pos_s = rel_s - dk * frame_s
         j = np.clip((pos_s / self.symbol_s).astype(np.int64), 0, self.frame_symbols - 1)
         phase = np.empty(off.shape)
+        glide_from_s = frame_s - self.symbol_s
         for d in np.unique(dk):
             sel = dk == d
             sym, start = self.frame(k0 + int(d))
             jj = j[sel]
-            phase[sel] = start[jj] + 2.0 * np.pi * self.tones_hz[sym[jj]] * (
-                pos_s[sel] - jj * self.symbol_s
-            )
+            ps = pos_s[sel]
+            ph = start[jj] + 2.0 * np.pi * self.tones_hz[sym[jj]] * (ps - jj * self.symbol_s)
+            x = (ps - glide_from_s) / self.symbol_s
+            last = x > 0.0
+            if np.any(last):
+                end = start[-1] + 2.0 * np.pi * self.tones_hz[sym[-1]] * self.symbol_s
+                gap = self.frame(k0 + int(d) + 1)[1][0] - end
+                gap = float(np.angle(np.exp(1j * gap)))
+                ph[last] += gap * 0.5 * (1.0 - np.cos(np.pi * np.minimum(x[last], 1.0)))
+            phase[sel] = ph
         return np.asarray(np.exp(1j * phase), dtype=np.complex128)
 
 

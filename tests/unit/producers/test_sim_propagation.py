@@ -271,3 +271,29 @@ def test_simulator_applies_fading_per_link() -> None:
     for t in (T0_NS, T0_NS + 10**9):
         p = np.array([10 * np.log10(np.mean(np.abs(c.iq) ** 2)) for c in sim.step(t).chunks])
         np.testing.assert_allclose(p, sim.rx_power_dbm[:, 0] + 20 * np.log10(np.abs(h)), atol=0.01)
+
+
+def test_surface_path_follows_the_earth() -> None:
+    """``surface_path_m``: the geodesic, longer than the chord by s³ / (24 R²) (R the Earth's
+    radius of curvature, ~6371 km here): ~1.03 km at 1000 km along a meridian, 0.13 km at
+    500 km, 8 mm at 20 km; a height difference adds in quadrature."""
+    from pyproj import Geod
+
+    from heimdall.producers.sim.propagation import (
+        geodetic_to_ecef,
+        slant_range_m,
+        surface_path_m,
+    )
+
+    lat2 = np.array([45.0 + 20e3 / 111_132, 45.0 + 500e3 / 111_132, 45.0 + 1000e3 / 111_132])
+    s = np.asarray(Geod(ellps="WGS84").inv(np.full(3, 7.0), np.full(3, 45.0), np.full(3, 7.0),
+                                           lat2)[2])  # fmt: skip
+    path = surface_path_m(45.0, 7.0, 0.0, lat2, 7.0, 0.0)
+    np.testing.assert_allclose(path, s, rtol=1e-12)
+    chord = slant_range_m(geodetic_to_ecef(45.0, 7.0, 0.0), geodetic_to_ecef(lat2, 7.0, 0.0))
+    # the meridian's radius of curvature at 45–54° N is 6.37–6.38 Mm
+    np.testing.assert_allclose(path - chord, s**3 / (24 * 6.375e6**2), rtol=0.01, atol=1e-3)
+    assert 7e-3 < (path - chord)[0] < 9e-3
+    assert 1.0e3 < (path - chord)[2] < 1.06e3
+    up = surface_path_m(45.0, 7.0, 0.0, lat2[0], 7.0, 300.0)
+    assert up == pytest.approx(np.hypot(s[0], 300.0), rel=1e-12)

@@ -122,7 +122,11 @@ def test_fsk_tones(levels: int) -> None:
 
 def test_schedule_keys_signal_and_truth() -> None:
     """A transmitter on 0.6 s every 2 s: chunks entirely in the off time carry no signal
-    (noiseless: all zero), chunks in the on time carry P_rx; truth.transmitting agrees."""
+    (noiseless: all zero), chunks in the on time carry P_rx; truth.transmitting agrees.
+
+    The key has raised-cosine edges of t_r = 5 ms inside the on time (r = sin^2(pi x / 2),
+    mean r^2 = 3/8 over an edge), so the chunk ending with the burst carries
+    P_rx (1 - (5/8) t_r / T_chunk)."""
     tx = TransmitterSpec(
         source_id="b", lat_deg=45.02, lon_deg=7.52, channel_freq_hz=446e6,
         waveform=NbfmSpec(), schedule=ScheduleSpec(period_s=2.0, on_s=0.6),
@@ -136,9 +140,47 @@ def test_schedule_keys_signal_and_truth() -> None:
         on = (k * 0.2) % 2.0 < 0.6 - 1e-9
         assert st.truths[0].transmitting == on
         if on and k % 10 not in (0,):  # skip the first chunk: edge delayed by tau
-            assert 10 * np.log10(p) == pytest.approx(sim.rx_power_dbm[0, 0], abs=0.05)
+            loss = 1.0 - 5 / 8 * 0.005 / 0.2 if k % 10 == 2 else 1.0
+            expected_dbm = sim.rx_power_dbm[0, 0] + 10 * np.log10(loss)
+            assert 10 * np.log10(p) == pytest.approx(expected_dbm, abs=0.01)
         if not on and (k * 0.2) % 2.0 > 0.6 + 1e-3:
             assert p == 0.0
+
+
+def test_schedule_envelope_edges() -> None:
+    """g(p) = r(p / t_r) r((on - p) / t_r), r(x) = sin^2(pi x / 2): 0 at the key edges, 1/2 at
+    t_r / 2 inside them, 1 between, 0 off; its energy per burst is on - (5/4) t_r."""
+    sch = ScheduleSpec(period_s=2.0, on_s=0.6, rise_s=0.01)
+    t0 = (T0_NS // 2_000_000_000) * 2_000_000_000
+    g = sch.envelope(t0, np.array([0.0, 0.005, 0.01, 0.3, 0.595, 0.6, 1.0, 1.999]))
+    np.testing.assert_allclose(g, [0.0, 0.5, 1.0, 1.0, 0.5, 0.0, 0.0, 0.0], atol=1e-12)
+    dt = 1e-6
+    energy = np.sum(sch.envelope(t0, np.arange(0.0, 2.0, dt)) ** 2) * dt
+    assert energy == pytest.approx(0.6 - 1.25 * 0.01, abs=1e-5)
+    hard = ScheduleSpec(period_s=2.0, on_s=0.6, rise_s=0.0)
+    np.testing.assert_array_equal(hard.envelope(t0, [0.0, 0.5999, 0.6]), [1.0, 1.0, 0.0])
+    with pytest.raises(ValueError, match="rise_s"):
+        ScheduleSpec(period_s=2.0, on_s=0.006, rise_s=0.005)
+
+
+def test_fsk_phase_is_continuous_across_frames() -> None:
+    """2FSK in 1 s frames of independent symbols: the glide over each frame's last symbol
+    closes the phase gap, so no sample-to-sample phase step exceeds the largest tone's
+    2 pi D / fs plus the glide's pi^2 R_s / (2 fs) (fs = 48 kHz, D = 85 Hz, R_s = 50 Bd)."""
+    spec = FskSpec(levels=2, symbol_rate_hz=50.0, deviation_hz=85.0, frame_symbols=50)
+    wf = spec.build(np.random.SeedSequence(5))
+    fs = 48_000.0
+    t0 = T0_NS - T0_NS % 1_000_000_000
+    u = wf.evaluate(t0, np.arange(int(3.5 * fs)) / fs)
+    step = np.abs(np.angle(u[1:] * np.conj(u[:-1])))
+    bound = 2 * np.pi * 85.0 / fs + np.pi**2 * 50.0 / (2 * fs)
+    assert step.max() <= bound
+    # and away from the last symbol the tones are untouched
+    inst = np.angle(u[1:] * np.conj(u[:-1])) * fs / (2 * np.pi)
+    pos = (np.arange(inst.size) / fs) % 1.0
+    body = pos < 0.98 - 1 / fs
+    edge = np.abs(pos - np.round(pos * 50) / 50) > 2 / fs
+    assert np.all(np.abs(np.abs(inst[body & edge]) - 85.0) < 1e-6)
 
 
 def test_nbfm_5khz_deviation() -> None:
