@@ -6,6 +6,7 @@ over an hour boundary (so the archiver splits files by hour); both partitions ar
 
 from __future__ import annotations
 
+import io
 import threading
 import time
 from collections.abc import Iterator
@@ -312,3 +313,34 @@ def test_cli_archive_ls_and_replay_exit_codes(topics_ready: HeimdallSettings) ->
     assert res.exit_code == 1 and "replay: no events of" in res.stderr
     res = runner.invoke(app, [*args, "--into", "iq"], env=env)
     assert isinstance(res.exception, ConfigError) and "into itself" in str(res.exception)
+
+
+def test_replay_from_archive_with_a_corrupt_file_replays_the_rest(
+    topics_ready: HeimdallSettings,
+) -> None:
+    from fastavro import block_reader
+
+    from heimdall.consumers.archive_files import read_ocf
+
+    settings = topics_ready
+    chunks = _publish(settings, 12)
+    store = ArchiveStore.from_settings(settings)
+    _run_archiver(settings, store, len(chunks))
+    files = store.files(settings.topics.iq)
+    bad = files[len(files) // 2]
+    data = bytearray(store.fs.cat_file(bad.path))
+    before = {e.offset: e.value for e in read_ocf(bytes(data), bad.path, pytest.fail)}
+    (block, *_) = list(block_reader(io.BytesIO(bytes(data))))
+    data[block.offset + block.size // 2] ^= 0x01  # one bit inside its (only) block
+    store.fs.pipe_file(bad.path, bytes(data))
+    after = {e.offset for e in read_ocf(bytes(data), bad.path, lambda c: None)}
+    lost = _ids(Serde(), [v for o, v in before.items() if o not in after])
+    assert lost and len(lost) < len(chunks)
+    into = f"{settings.topics.iq}.after-corruption"
+    res = replay(settings, settings.topics.iq, 0, 2**62, into=into, from_archive=True, speed=None)
+    assert len(res.problems) == 1
+    assert res.problems[0].startswith(f"{bad.path}: unreadable at byte {block.offset}: ")
+    got = _read_topic(settings, into, len(chunks) - len(lost))
+    assert sorted(_ids(Serde(), [m.value() for m in got])) == sorted(
+        c.event_id for c in chunks if c.event_id not in set(lost)
+    )
