@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -87,11 +88,10 @@ def ls(
     from_ms = None if from_ is None else parse_time_ns(from_) // 1_000_000
     to_ms = None if to is None else -(-parse_time_ns(to) // 1_000_000)
     topics = [_resolve(topic)] if topic else store.topics()
-    table = Table(title=f"archive {store.url}", header_style="bold")
-    for col in ("topic", "partition", "offsets", "from (UTC)", "to (UTC)", "events", "bytes"):
-        table.add_column(
-            col, justify="right" if col in ("events", "bytes", "partition") else "left"
-        )
+    table = Table(title=f"archive {store.url}", header_style="bold", box=box.SIMPLE_HEAD)
+    for col in ("topic", "p", "offsets", "from (UTC)", "to", "events", "bytes"):
+        right = col in ("events", "bytes", "p")
+        table.add_column(col, justify="right" if right else "left", no_wrap=True)
     n_files = n_events = n_bytes = 0
     for name in topics:
         for f in store.describe(store.files(name, from_ms, to_ms)):
@@ -115,14 +115,17 @@ def ls(
                 }  # fmt: skip
                 print(json.dumps(row))
                 continue
+            start, end = _ms(lo)[:19], _ms(hi)[:19]  # to the second (--json: ms)
+            if start[:10] == end[:10]:
+                end = end[11:]  # same day: the time only
             table.add_row(
-                f.topic, str(f.partition), f"{f.first_offset}–{f.last_offset}", _ms(lo), _ms(hi),
+                f.topic, str(f.partition), f"{f.first_offset}–{f.last_offset}", start, end,
                 f"{f.events:,}", f"{f.size_bytes:,}",
             )  # fmt: skip
     if not as_json:
         table.add_section()
         table.add_row(f"{n_files} files", "", "", "", "", f"{n_events:,}", f"{n_bytes:,}")
-        console.print(table)
+        (console if console.is_terminal else Console(width=160)).print(table)
 
 
 def replay(
