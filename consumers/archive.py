@@ -33,6 +33,7 @@ import signal
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -70,7 +71,9 @@ class ArchiveStats:
     bytes_written: int = 0
     commits: int = 0
     pruned: int = 0
-    written: list[ArchiveFileInfo] = field(default_factory=list)
+    put_failures: int = 0
+    written: deque[ArchiveFileInfo] = field(default_factory=lambda: deque(maxlen=1000))
+    """The last 1,000 files written."""
 
 
 class ArchiveWriter:
@@ -100,11 +103,13 @@ class ArchiveWriter:
         self._next: dict[tuple[str, int], int] = {}  # first offset not yet archived
         self._consumer: Consumer | None = None
         self._last_prune = 0.0
+        self._stop = threading.Event()
 
     # -- run ----------------------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> ArchiveStats:
         """Archive until ``stop`` is set; then drain (``drain_s``), write, commit, close."""
+        self._stop = stop
         self.store.clean_incoming()
         self._consumer = kafka.consumer(self.settings, self.group_id)
         c = self._consumer
@@ -187,7 +192,9 @@ class ArchiveWriter:
         f = self._open.pop(tp, None)
         if f is None or not f.events:
             return
-        info = self.store.put(tp[0], f.events, self.settings.schema_registry.url)
+        info = self._put(tp[0], f.events)
+        if info is None:
+            return
         nxt = f.events[-1].offset + 1
         self._next[tp] = nxt
         s = self.stats
@@ -204,6 +211,29 @@ class ArchiveWriter:
                 s.commits += 1
             except Exception as exc:  # the file names still say where to resume
                 log.warning("archive: commit of %s[%d]@%d failed: %s", *tp, nxt, exc)
+
+    def _put(self, topic: str, events: list[ArchivedEvent]) -> ArchiveFileInfo | None:
+        """Write one file, retrying with backoff (0.5 s doubling to 10 s) while the store
+        fails; the consumer is not polled meanwhile (a long outage makes it leave the group:
+        the next owner resumes from the file names). None if ``stop`` is set first and three
+        tries failed: the events stay uncommitted and are read again by the next run."""
+        backoff, tries = 0.5, 0
+        while True:
+            try:
+                return self.store.put(topic, events, self.settings.schema_registry.url)
+            except Exception as exc:
+                tries += 1
+                self.stats.put_failures += 1
+                log.warning(
+                    "archive: writing %d events of %s failed (try %d, again in %.1f s): %s",
+                    len(events), topic, tries, backoff, exc,
+                )  # fmt: skip
+                if self._stop.is_set() and tries >= 3:
+                    log.warning("archive: stopping with %d events of %s unwritten and "
+                                "uncommitted", len(events), topic)  # fmt: skip
+                    return None
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
 
     def _close_all(self) -> None:
         for tp in list(self._open):
@@ -224,10 +254,13 @@ class ArchiveWriter:
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Start each partition at max(committed, after the last archived file)."""
         committed = consumer.committed(partitions, timeout=10.0)
+        archived_next: dict[str, dict[int, int]] = {}
         start = []
         for tp in committed:
             assert tp.topic is not None
-            archived = self.store.next_offset(tp.topic, tp.partition)
+            if tp.topic not in archived_next:
+                archived_next[tp.topic] = self.store.next_offsets(tp.topic)
+            archived = archived_next[tp.topic].get(tp.partition)
             offset = tp.offset if tp.offset >= 0 else OFFSET_INVALID
             if archived is not None and (offset == OFFSET_INVALID or archived > offset):
                 offset = archived

@@ -192,10 +192,16 @@ class ArchiveStore:
                 out.append(str(exc))
         return out
 
+    def next_offsets(self, topic: str) -> dict[int, int]:
+        """``{partition: offset after the last one archived}`` of ``topic``."""
+        out: dict[int, int] = {}
+        for f in self.files(topic):
+            out[f.partition] = max(out.get(f.partition, 0), f.last_offset + 1)
+        return out
+
     def next_offset(self, topic: str, partition: int) -> int | None:
         """The offset after the last one archived of ``topic`` ``partition`` (None: none)."""
-        last = [f.last_offset for f in self.files(topic) if f.partition == partition]
-        return max(last) + 1 if last else None
+        return self.next_offsets(topic).get(partition)
 
     # -- reading ----------------------------------------------------------------------------
 

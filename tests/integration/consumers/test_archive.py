@@ -344,3 +344,27 @@ def test_replay_from_archive_with_a_corrupt_file_replays_the_rest(
     assert sorted(_ids(Serde(), [m.value() for m in got])) == sorted(
         c.event_id for c in chunks if c.event_id not in set(lost)
     )
+
+
+class _FlakyStore(ArchiveStore):
+    """An archive whose first ``fail`` writes raise (an object store that is briefly down)."""
+
+    def __init__(self, base: ArchiveStore, fail: int) -> None:
+        super().__init__(base.url, codec=base.codec)
+        self.fail = fail
+
+    def put(self, topic, events, registry_url=None):  # type: ignore[no-untyped-def]
+        if self.fail > 0:
+            self.fail -= 1
+            raise OSError("object store unavailable")
+        return super().put(topic, events, registry_url)
+
+
+def test_failed_writes_are_retried_and_nothing_is_lost(topics_ready: HeimdallSettings) -> None:
+    settings = topics_ready
+    chunks = _publish(settings, 10)
+    store = _FlakyStore(ArchiveStore.from_settings(settings), fail=2)
+    w = _run_archiver(settings, store, len(chunks))
+    assert w.stats.put_failures == 2 and w.stats.events_written == len(chunks)
+    archived = list(store.events(settings.topics.iq, 0, 2**62, lambda c: pytest.fail(str(c))))
+    assert sorted(_ids(Serde(), [e.value for e in archived])) == sorted(c.event_id for c in chunks)
