@@ -167,3 +167,32 @@ def test_store_put_list_read_by_time_and_prune(tmp_path: Path) -> None:
     removed = store.prune(1800.0, now_s=T0_MS / 1000 + 2 * 3600)
     assert len(removed) == 1 and removed[0].endswith("hour=08")
     assert [f.first_offset for f in store.files("rf.iq.v1")] == [30]
+
+
+def test_decoded_events_of_a_time_range_for_training(tmp_path: Path) -> None:
+    from heimdall.consumers.archive_store import decoded_events
+
+    serde = Serde()
+    truths = [
+        Truth(
+            source_id=f"tx-{i}",
+            t_ns=(T0_MS + 1000 * i) * 10**6,
+            freq_hz=1e6,
+            position=Position(lat_deg=45.0 + i, lon_deg=7.0, alt_m=0.0),
+        )
+        for i in range(6)
+    ]
+    records = [
+        ArchivedEvent("rf.truth.v1", 0, i, t.t_ns // 10**6, t.source_id.encode(), serde.encode(t))
+        for i, t in enumerate(truths)
+    ]
+    records[4] = ArchivedEvent("rf.truth.v1", 0, 4, T0_MS + 4000, b"x", b"\x07not avro")
+    store = ArchiveStore((tmp_path / "archive").as_uri())
+    store.put("rf.truth.v1", records)
+    problems: list[str] = []
+    got = list(
+        decoded_events(store, "rf.truth.v1", truths[1].t_ns, truths[5].t_ns, serde, problems.append)
+    )
+    assert [ev for _, ev in got] == [truths[1], truths[2], truths[3]]
+    assert [rec.offset for rec, _ in got] == [1, 2, 3]
+    assert len(problems) == 1 and problems[0].startswith("rf.truth.v1[0]@4: unknown magic byte")
