@@ -21,11 +21,13 @@ Pacing
     broker, in the order the broker delivers them.
 
 Refused: a range with ``from >= to``, a replay into the topic it reads from (it would read
-its own output). An empty range is not an error here: the result says 0 events.
+its own output). An empty range is not an error here: the result says 0 events (and the
+target topic is not created).
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 import threading
@@ -280,6 +282,11 @@ def replay(
         events: Iterator[ArchivedEvent] = arch.events(topic, from_ns, to_ns, corrupt)
     else:
         events = broker_events(settings, topic, from_ns, to_ns)
+    t_begin = time.monotonic()
+    first = next(events, None)
+    if first is None:
+        return result  # nothing in range: no target topic created, nothing published
+    events = itertools.chain([first], events)
     ensure_target(settings, topic, into)
     producer = kafka.producer(settings)
     failed: list[str] = []
@@ -324,7 +331,7 @@ def replay(
             result.first_timestamp_ms = e.timestamp_ms
         result.last_timestamp_ms = e.timestamp_ms
     left = producer.flush(60.0)
-    result.wall_s = time.monotonic() - t_start
+    result.wall_s = time.monotonic() - t_begin
     if left or failed:
         raise HeimdallError(
             f"replay into {into}: {left + len(failed)} of {result.events} events not delivered"
