@@ -18,9 +18,8 @@ into other topics. Every target topic is created first with the source's partiti
 ``replay`` creates its target (a topic the broker creates on first produce has one
 partition, which batches better and is not the same work). Each rate counts from the first
 produce to the final flush; runs are interleaved and repeated (median and best): on the
-development machine every configuration, the raw produce included, lands at either ~1,400
-or ~2,700 events/s from run to run (the flush is >90 % of the time; the produce loop
-itself takes ~10 ms per 1,500 events).
+shared development machine a configuration's rate moved by up to 2× between runs (the flush
+is > 90 % of the time; the produce loop itself takes ~10 ms per 1,500 events).
 """
 
 from __future__ import annotations
