@@ -15,8 +15,8 @@ of payload (key + value bytes), the same numerator for every row. Reading back
 producer every stage uses (``kafka.producer``: idempotent, zstd) — the reference rate — then
 replayed with ``replay(..., speed=None)`` (``--fast``) from the broker and from the archive
 into other topics. Every target topic is created first with the source's partitions, as
-``replay`` creates its target (a topic the broker creates on first produce has one
-partition, which batches better and is not the same work). Each rate counts from the first
+``replay`` creates its target (not left to the broker's auto-creation, whose partition
+count may differ). Each rate counts from the first
 produce to the final flush; runs are interleaved and repeated (median and best): on the
 shared development machine a configuration's rate moved by up to 2× between runs (the flush
 is > 90 % of the time; the produce loop itself takes ~10 ms per 1,500 events).
