@@ -12,6 +12,7 @@ from rich.console import Console
 
 from bench import (
     bench_adapters,
+    bench_archive,
     bench_dashboard,
     bench_dsp,
     bench_inference,
@@ -35,6 +36,10 @@ BENCHMARKS: dict[str, tuple[Callable[[Context], None], str]] = {
     "pipeline": (bench_pipeline.run, "chunks/s, latency p50/p99, time to first localization"),
     "adapters": (bench_adapters.run, "CPU of 50 live adapter connections, Kafka included"),
     "dashboard": (bench_dashboard.run, "dashboard server CPU/memory/latency, 1/10/50 pages"),
+    "archive": (
+        bench_archive.run,
+        "archive write MB/s vs plain fsspec; replay events/s vs produce",
+    ),
     "tdoa": (bench_tdoa.run, "pair_lags ms per pair (xcorr, dcf77-pn), before/after, profile"),
 }
 

@@ -57,6 +57,9 @@ def up(
         bool, typer.Option("--no-dashboard", help="do not start the web dashboard")
     ] = False,
     dashboard_port: Annotated[int, typer.Option(help="port of the web dashboard")] = 8765,
+    no_archive: Annotated[
+        bool, typer.Option("--no-archive", help="do not archive the topics to the object store")
+    ] = False,
 ) -> None:
     """Run the whole pipeline (embedded unless KAFKA_BOOTSTRAP_SERVERS etc. are set)."""
     from heimdall.infra.runtime import Runtime, UpOptions, log_to_file
@@ -89,6 +92,7 @@ def up(
         workers=workers,
         network=network,
         dashboard_port=None if no_dashboard else dashboard_port,
+        archive=not no_archive,
     )
     summary = Runtime(settings, opts, console).run()
     print_summary(summary, console)
@@ -185,6 +189,7 @@ eval_app = typer.Typer(
 
 def _register_subcommands() -> None:
     from heimdall.infra import (
+        cli_archive,
         cli_eval_sim,
         cli_models,
         cli_powder,
@@ -198,6 +203,8 @@ def _register_subcommands() -> None:
     app.command("simulate")(cli_simulate.simulate)
     app.command("train")(cli_train.train)
     app.add_typer(cli_models.app, name="models")
+    app.add_typer(cli_archive.app, name="archive")
+    app.command("replay")(cli_archive.replay)
     app.add_typer(receiver_app, name="receiver")
     app.add_typer(receivers_app, name="receivers")
     app.add_typer(record_app, name="record")

@@ -81,6 +81,8 @@ class UpOptions:
     """Stream worker processes sharing the partitions (None: one per CPU core)."""
     dashboard_port: int | None = None
     """Port of the web dashboard child on 127.0.0.1 (None: no dashboard)."""
+    archive: bool = True
+    """Run the archiver child (``heimdall.consumers.archive``: topics to the object store)."""
 
     @property
     def n_workers(self) -> int:
@@ -146,6 +148,12 @@ class Runtime:
         self.children.append(dash.start())
         self.console.print(f"[dim]dashboard:[/dim] http://127.0.0.1:{port}/")
 
+    def _start_archive(self, env: dict[str, str]) -> None:
+        if self.options.archive:
+            log_path = self.logs / "archive.log"
+            arch = Child("archive", [], env, log_path, module="heimdall.consumers.archive")
+            self.children.append(arch.start())
+
     def _start_sink(self, serde: Serde) -> None:
         self.store = open_clickhouse(self.settings)
         apply_schema(self.store, self.settings.clickhouse.database)
@@ -174,6 +182,7 @@ class Runtime:
             env = child_env(self.settings.to_env())
             self._start_workers(env)  # first: their imports and group join take the longest
             self._start_dashboard(env)
+            self._start_archive(env)
             if self.broker is not None:  # a fresh embedded broker knows no model yet
                 announce(self.settings, active_records(self.settings))
             serde = Serde(self.settings.schema_registry.url)
@@ -269,6 +278,9 @@ class Runtime:
             sim.stop()
         for w in self._workers():
             w.stop(timeout_s=20.0)
+        for c in self.children:  # the archiver reads what the workers wrote, then writes it
+            if c.name == "archive":
+                c.stop(timeout_s=30.0)
         log.info("producers and worker stopped in %.1f s", time.monotonic() - t_stop)
         counts = self._final_counts()
         log.info("final counts after %.1f s", time.monotonic() - t_stop)

@@ -76,10 +76,11 @@ def test_sigterm_stops_everything_and_prints_summary(tmp_path: Path) -> None:
     try:
         deadline = time.monotonic() + 60
         kids: set[int] = set()
-        while time.monotonic() < deadline and len(kids) < 5:  # broker, 2 workers, dashboard, sim
+        # broker, 2 workers, dashboard, archive, sim
+        while time.monotonic() < deadline and len(kids) < 6:
             time.sleep(0.5)
             kids = children_of(proc.pid)
-        assert len(kids) >= 5, f"children: {kids}"
+        assert len(kids) >= 6, f"children: {kids}"
         time.sleep(8)
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=60)
@@ -92,6 +93,7 @@ def test_sigterm_stops_everything_and_prints_summary(tmp_path: Path) -> None:
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["workers"] == 2
     assert summary["events"]["rf.iq.v1"] > 0
-    assert set(summary["restarts"]) == {"streams-1", "streams-2", "simulator", "dashboard"}
+    children = {"streams-1", "streams-2", "simulator", "dashboard", "archive"}
+    assert set(summary["restarts"]) == children
     leftover = [k for k in kids if alive(k)]
     assert not leftover, f"processes left behind: {leftover}"
