@@ -48,7 +48,7 @@ PARTITIONS = 3
 def iq_events(n: int) -> list[ArchivedEvent]:
     """``n`` IQ chunk records (5 simulated steps of the seed network, renumbered)."""
     sim = Simulator(seed_network(), seed=1)
-    gain = StreamGain()
+    gain = StreamGain.for_simulator(sim)
     serde = Serde()
     base = [to_iq_chunk(c, gain) for s in sim.steps(T0_NS, 5) for c in s.chunks]
     step_ns = 5 * sim.scenario.chunk_ns

@@ -19,7 +19,7 @@ LOCALIZE_SIZES = (7, 25, 50)
 def run_features(ctx: Context) -> None:
     min_time, repeats = ctx.timing(0.25)
     sim = Simulator(seed_network(), seed=1)
-    gain = StreamGain()
+    gain = StreamGain.for_simulator(sim)
     chunks = [to_iq_chunk(c, gain) for c in sim.step(T0_NS).chunks]
     by_channel = {}
     for c in chunks:  # the first receiver's chunk of each channel

@@ -47,7 +47,7 @@ BATCH = 5000
 def measurements(n: int) -> list[Measurement]:
     """``n`` distinct Measurements: 70 real ones (5 steps of the seed network), renumbered."""
     sim = Simulator(seed_network(), seed=1)
-    gain = StreamGain()
+    gain = StreamGain.for_simulator(sim)
     base = [measure_chunk(to_iq_chunk(c, gain)) for s in sim.steps(T0_NS, 5) for c in s.chunks]
     step_ns = 5 * sim.scenario.chunk_ns
     return [

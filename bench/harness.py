@@ -119,7 +119,7 @@ def publish_backlog(
     """
     sim = Simulator(scenario, seed=seed)
     pub = Publisher(settings)
-    gain = StreamGain()
+    gain = StreamGain.for_simulator(sim)
     t = settings.topics
     start_ns = aligned_now_ns(scenario.chunk_ns) - n_steps * scenario.chunk_ns
     n = 0
@@ -184,7 +184,7 @@ class PacedPublisher:
         sc, t = self.scenario, self.settings.topics
         sim = Simulator(sc, seed=self.seed)
         pub = Publisher(self.settings)
-        gain = StreamGain()
+        gain = StreamGain.for_simulator(sim)
         for status in receiver_statuses(sc, ReceiverState.ONLINE):
             pub.publish(t.receivers, status.receiver_id, status)
         chunk_s = sc.chunk_ns / 1e9

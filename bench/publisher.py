@@ -96,7 +96,7 @@ def synthesise(plan: Plan) -> list[list[tuple[bytes, dict[str, Any]]]]:
     t0 = 1_800_000_000_000_000_000
     for sc in network_groups(plan.n_receivers, plan.channels_per_receiver, plan.seed, plan.nbfm):
         sim = Simulator(sc, seed=plan.seed)
-        gain = StreamGain()
+        gain = StreamGain.for_simulator(sim)
         for s in range(POOL_STEPS):
             for c in sim.step(t0 + s * CHUNK_NS).chunks:
                 chunk = to_iq_chunk(c, gain)

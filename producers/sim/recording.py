@@ -53,7 +53,7 @@ def write_simulation_sigmf(
         for rx in scenario.receivers
         for ch in sim.channels
     }
-    gain = StreamGain()
+    gain = StreamGain.for_simulator(sim)
     n_steps = max(1, round(duration_s * 1e9 / scenario.chunk_ns))
     try:
         for step in sim.steps(int(start_t_ns), n_steps):

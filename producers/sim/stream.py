@@ -47,17 +47,40 @@ __all__ = [
 
 @dataclass
 class StreamGain:
-    """Fixed per-stream gain: full scale = peak of the first chunk + ``headroom_db``."""
+    """Fixed per-stream gain, as a receiver with a fixed gain setting has.
+
+    Full scale = ``headroom_db`` above the larger of the first chunk's peak and
+    ``min_peak_dbm[receiver_id]``, the strongest signal the receiver is expected to see
+    (:meth:`for_simulator`). The first chunk alone is not enough: a burst that starts after
+    it (a scheduled transmitter, a repeater) would clip at the noise-set full scale (ci16 at
+    1.0 FS: the ``hf-tdoa`` 2FSK bursts came out at 1.2 FS RMS and their lags were 100×
+    worse).
+    """
 
     headroom_db: float = 12.0
     full_scale_dbm: dict[tuple[str, float], float] = field(default_factory=dict)
+    min_peak_dbm: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def for_simulator(cls, sim: Simulator, headroom_db: float = 12.0) -> StreamGain:
+        """Peaks from the simulator's link budget: each receiver's strongest mean received
+        power (``Simulator.rx_power_dbm``), plus 10 dB for fading peaks when it fades
+        (a Rayleigh envelope exceeds its mean power by 10 dB with probability e^-10)."""
+        margin_db = 10.0 if sim.fading is not None else 0.0
+        peaks = {
+            r.receiver_id: float(np.max(sim.rx_power_dbm[i], initial=-np.inf)) + margin_db
+            for i, r in enumerate(sim.scenario.receivers)
+        }
+        return cls(headroom_db=headroom_db, min_peak_dbm=peaks)
 
     def scale(self, chunk: SimChunk) -> tuple[np.ndarray, float]:
         key = (chunk.receiver_id, chunk.center_freq_hz)
         fs_dbm = self.full_scale_dbm.get(key)
         if fs_dbm is None:
             peak = float(np.max(np.abs(np.concatenate([chunk.iq.real, chunk.iq.imag]))))
-            fs_dbm = chunk.full_scale_dbm + 20 * math.log10(max(peak, 1e-30)) + self.headroom_db
+            peak_dbm = chunk.full_scale_dbm + 20 * math.log10(max(peak, 1e-30))
+            peak_dbm = max(peak_dbm, self.min_peak_dbm.get(chunk.receiver_id, -np.inf))
+            fs_dbm = peak_dbm + self.headroom_db
             self.full_scale_dbm[key] = fs_dbm
         amp = 10 ** ((fs_dbm - chunk.full_scale_dbm) / 20)
         return (chunk.iq / amp).astype(np.complex64), fs_dbm
@@ -147,7 +170,7 @@ def run_simulation(
     chunk_ns = scenario.chunk_ns
     start_t_ns = (time.time_ns() // chunk_ns) * chunk_ns
     n_steps = None if duration_s is None else round(duration_s * 1e9 / chunk_ns)
-    gain = StreamGain()
+    gain = StreamGain.for_simulator(sim)
     wall0 = time.monotonic()
     try:
         for k, step in enumerate(sim.steps(start_t_ns, n_steps)):

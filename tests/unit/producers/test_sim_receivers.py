@@ -4,6 +4,7 @@ calibration; measured through the features stage where the brief asks for it."""
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 import numpy as np
 import pytest
@@ -207,3 +208,29 @@ def test_channel_spec_unchanged_for_noise_only_receiver() -> None:
     p = 10 * np.log10(np.mean(np.abs(x.astype(np.complex128)) ** 2))
     expected = 10 * np.log10(1.380649e-23 * 290 * 12_000 * 10**0.6 * 1e3)
     assert p == pytest.approx(expected, abs=0.1)
+
+
+def test_stream_gain_leaves_room_for_a_later_burst() -> None:
+    """``StreamGain.for_simulator``: full scale 12 dB above the strongest expected signal, so a
+    scheduled 2FSK burst that starts after a noise-only first chunk is not clipped (its
+    constant envelope |u| = sqrt(P_rx) peaks per component at ≤ 10^(-12/20) = 0.25 FS plus
+    noise); the first-chunk gain alone puts it above full scale."""
+    from heimdall.producers.sim.library import load_scenario
+    from heimdall.producers.sim.simulator import Simulator
+
+    sc = load_scenario("hf-tdoa")
+    t_quiet = 1_700_000_000_000_000_000 + 9_000_000_000  # the burst starts at +10 s
+
+    def fsk(chunks: Any) -> Any:
+        return next(c for c in chunks if c.center_freq_hz == 7.04e6)
+
+    def burst_peak(gain_of: Any) -> float:
+        sim = Simulator(sc, seed=0)
+        gain = gain_of(sim)
+        to_iq_chunk(fsk(sim.step(t_quiet).chunks), gain)  # sets the gain on noise
+        ev = to_iq_chunk(fsk(sim.step(t_quiet + 2_000_000_000).chunks), gain)
+        x = np.asarray(ev.iq)
+        return float(np.max(np.abs(np.r_[x.real, x.imag])))
+
+    assert burst_peak(StreamGain.for_simulator) < 0.3
+    assert burst_peak(lambda sim: StreamGain()) >= 1.0 - 1e-4  # clipped

@@ -66,7 +66,7 @@ SEEDS = range(40)
 def _fixes(seed: int) -> list[tuple[Observation, Localization]]:
     sc = load_scenario("hf-tdoa")
     sim = Simulator(sc, seed=seed)
-    gain = StreamGain()
+    gain = StreamGain.for_simulator(sim)
     sessions = TdoaSessions(window_s=SECONDS, idle_s=5.0, grace_s=0.0)
     blocks = []
     now = 0
