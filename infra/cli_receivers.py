@@ -64,8 +64,10 @@ err_console = Console(stderr=True)
 
 # Options every receiver command has (one definition: same flag, type and help everywhere).
 ReceiverId = Annotated[str, typer.Option("--id", help="receiver id (Kafka key)")]
-Lat = Annotated[float, typer.Option(help="antenna latitude, degrees")]
-Lon = Annotated[float, typer.Option(help="antenna longitude, degrees")]
+# required: a receiver at a default 0° N 0° E would pull every fix it joins towards the Gulf
+# of Guinea (issue 16); a missing --lat/--lon is refused by typer with a one-line error
+Lat = Annotated[float, typer.Option(help="antenna latitude, degrees (required)")]
+Lon = Annotated[float, typer.Option(help="antenna longitude, degrees (required)")]
 Alt = Annotated[float, typer.Option(help="antenna height, m")]
 Calibration = Annotated[float, typer.Option(help="calibration offset added to every power, dB")]
 Duration = Annotated[
@@ -137,11 +139,11 @@ def receivers_run(
 
 def receiver_rtltcp(
     freq: Annotated[float, typer.Option("--freq", help="channel centre frequency, Hz")],
+    lat: Lat,
+    lon: Lon,
     host: Annotated[str, typer.Option(help="rtl_tcp server address")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="rtl_tcp server port")] = DEFAULT_PORT,
     receiver_id: ReceiverId = "rtltcp-1",
-    lat: Lat = 0.0,
-    lon: Lon = 0.0,
     alt: Alt = 0.0,
     gain: Annotated[
         float | None, typer.Option(help="manual tuner gain, dB (default: automatic)")
@@ -200,10 +202,10 @@ def receiver_openwebrx(
         str, typer.Option(help="websocket URL, ws://host:8073/ws/ (or http://host:8073/)")
     ],
     freq: Annotated[float, typer.Option("--freq", help="channel frequency, Hz")],
+    lat: Lat,
+    lon: Lon,
     mod: Annotated[str, typer.Option(help="demodulator (nfm, am, usb, ...)")] = "nfm",
     receiver_id: ReceiverId = "owrx-1",
-    lat: Lat = 0.0,
-    lon: Lon = 0.0,
     alt: Alt = 0.0,
     bandwidth: Annotated[float, typer.Option(help="channel width, Hz")] = 12_000.0,
     profile: Annotated[
@@ -249,14 +251,14 @@ def receiver_openwebrx(
 
 def receiver_kiwisdr(
     freq: Annotated[float, typer.Option("--freq", help="channel centre frequency, Hz")],
+    lat: Lat,
+    lon: Lon,
     host: Annotated[str | None, typer.Option(help="KiwiSDR host")] = None,
     port: Annotated[int, typer.Option(help="KiwiSDR port")] = KIWI_PORT,
     url: Annotated[
         str | None, typer.Option(help="http://host:port/ of the KiwiSDR (instead of --host)")
     ] = None,
     receiver_id: ReceiverId = "kiwi-1",
-    lat: Lat = 0.0,
-    lon: Lon = 0.0,
     alt: Alt = 0.0,
     low_cut: Annotated[float, typer.Option(help="IQ pass band low edge, Hz")] = -5000.0,
     high_cut: Annotated[float, typer.Option(help="IQ pass band high edge, Hz")] = 5000.0,
