@@ -183,6 +183,13 @@ class HeimdallSettings(BaseSettings):
     tdoa_method: Literal["xcorr", "dcf77-pn"] = Field(
         "xcorr", description="TDOA lags in the stream: xcorr (any emission) or dcf77-pn"
     )
+    tdoa_max_receivers: int = Field(
+        8,
+        ge=3,
+        le=64,
+        description="most receivers a TDOA block correlates, the strongest by SNR (N receivers "
+        "are N(N-1)/2 pairs)",
+    )
     batch_max_events: int = Field(
         256, ge=1, le=100_000, description="most events a stream agent takes in one batch"
     )
@@ -237,6 +244,7 @@ class HeimdallSettings(BaseSettings):
                     "tdoa",
                     "tdoa_window_s",
                     "tdoa_method",
+                    "tdoa_max_receivers",
                 }
             ).items()
         }

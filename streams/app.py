@@ -246,7 +246,9 @@ def create_app(settings: HeimdallSettings) -> faust.App:
         out = []
         for block in blocks:
             try:  # the correlations run in a thread: the event loop keeps heartbeating
-                obs = await asyncio.to_thread(tdoa_observation, block, settings.tdoa_method)
+                obs = await asyncio.to_thread(
+                    tdoa_observation, block, settings.tdoa_method, settings.tdoa_max_receivers
+                )
             except EstimationError as exc:
                 log.warning("tdoa: %s block at %d: %s", block.channel_id, block.start_ns, exc)
                 continue

@@ -64,7 +64,14 @@ from heimdall.streams.associate import aggregate_measurement, observation_of
 
 log = logging.getLogger(__name__)
 
-__all__ = ["TdoaBlock", "TdoaSessions", "is_tdoa_snippet", "tdoa_observation"]
+__all__ = [
+    "MAX_TDOA_RECEIVERS",
+    "TdoaBlock",
+    "TdoaSessions",
+    "is_tdoa_snippet",
+    "strongest_receivers",
+    "tdoa_observation",
+]
 
 #: A 2-D TDOA fix needs three receivers (two independent differences).
 MIN_TDOA_RECEIVERS = 3
@@ -222,8 +229,28 @@ def _resolves(a: TdoaRecording, b: TdoaRecording, problems: dict[str, str]) -> b
     return False
 
 
-def tdoa_observation(block: TdoaBlock, method: TdoaMethod = "xcorr") -> Observation | None:
+#: Most receivers one block correlates (``HEIMDALL_TDOA_MAX_RECEIVERS``): N receivers are
+#: N(N − 1)/2 pairs, 300 for the 25 receivers of a dense channel.
+MAX_TDOA_RECEIVERS = 8
+
+
+def strongest_receivers(block: TdoaBlock, n: int) -> list[str]:
+    """The ``n`` receivers of ``block`` with the highest mean SNR over their chunks (dB),
+    sorted by id: the pairs of N receivers carry N − 1 independent differences, so beyond a
+    handful of well-placed strong receivers more pairs add cost quadratically and little
+    information; the weakest ones add the least."""
+    snr = {
+        rid: float(np.mean([m.snr_db for _c, m in chunks])) for rid, chunks in block.chunks.items()
+    }
+    return sorted(sorted(snr, key=lambda r: (-snr[r], r))[:n])
+
+
+def tdoa_observation(
+    block: TdoaBlock, method: TdoaMethod = "xcorr", max_receivers: int = MAX_TDOA_RECEIVERS
+) -> Observation | None:
     """The observation of a closed block, its ``tdoa_pairs`` filled; None below 3 receivers.
+
+    Only the ``max_receivers`` strongest receivers are correlated (:func:`strongest_receivers`).
 
     Raises
     ------
@@ -234,7 +261,7 @@ def tdoa_observation(block: TdoaBlock, method: TdoaMethod = "xcorr") -> Observat
         return None
     started_ns = time.time_ns()
     recordings = []
-    for rid in sorted(block.chunks):
+    for rid in strongest_receivers(block, max(max_receivers, MIN_TDOA_RECEIVERS)):
         x, t, last = _recording(block.chunks[rid], block.start_ns)
         recordings.append(
             TdoaRecording(

@@ -116,3 +116,18 @@ def test_drop_forgets_a_channel() -> None:
     feed(sess, ["a"], 0.0, 1.0, WALL)
     sess.drop(sess.channels)
     assert sess.channels == [] and sess.held_chunks() == 0
+
+
+def test_strongest_receivers_bound_the_pairs() -> None:
+    """A block of 12 receivers correlates only its 8 strongest by mean SNR (28 pairs, not 66);
+    ties go to the smaller id; fewer than the limit are all kept."""
+    from heimdall.streams.tdoa import TdoaBlock, strongest_receivers
+
+    def m(snr_db: float) -> object:
+        return dataclasses.make_dataclass("M", [("snr_db", float)])(snr_db)
+
+    snr = {f"rx{i:02d}": float(i % 6) for i in range(12)}  # 0..5 dB, each twice
+    block = TdoaBlock("c", 0, 1, {r: [(None, m(v)), (None, m(v + 2.0))] for r, v in snr.items()})  # type: ignore[misc]
+    got = strongest_receivers(block, 8)
+    assert got == ["rx02", "rx03", "rx04", "rx05", "rx08", "rx09", "rx10", "rx11"]
+    assert strongest_receivers(block, 20) == sorted(snr)
