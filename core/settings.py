@@ -187,8 +187,10 @@ class HeimdallSettings(BaseSettings):
         256, ge=1, le=100_000, description="most events a stream agent takes in one batch"
     )
     restart_max: int = Field(
-        5, ge=0, description="restarts of one child of `heimdall up` within restart_window_s "
-        "before its next death counts as a crash loop and the run ends"
+        5,
+        ge=0,
+        description="restarts of one child of `heimdall up` within restart_window_s "
+        "before its next death counts as a crash loop and the run ends",
     )
     restart_window_s: float = Field(60.0, gt=0, description="crash-loop window, s")
     restart_backoff_s: float = Field(

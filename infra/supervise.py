@@ -65,7 +65,7 @@ class RestartPolicy:
 
     @classmethod
     def from_settings(cls, settings: Any) -> RestartPolicy:
-        """The policy of ``HEIMDALL_RESTART_*`` (:class:`heimdall.core.settings.HeimdallSettings`)."""
+        """The policy of the ``HEIMDALL_RESTART_*`` settings (``HeimdallSettings``)."""
         return cls(
             max_restarts=settings.restart_max,
             window_s=settings.restart_window_s,
