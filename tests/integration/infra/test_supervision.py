@@ -9,13 +9,14 @@ import os
 import signal
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 from rich.console import Console
 
 from heimdall.core import kafka
-from heimdall.core.settings import HeimdallSettings
+from heimdall.core.settings import HeimdallSettings, load_settings
 from heimdall.infra.runtime import Runtime, UpOptions
 from heimdall.infra.summary import Summary
 from heimdall.schemas.models import Localization, Measurement
@@ -107,3 +108,49 @@ def test_killed_worker_is_restarted_and_measurements_keep_flowing(
     # ... and localized; and the rows reached ClickHouse
     assert sum(1 for x in fixes if x.published_ns > restarted_ns) > 0
     assert summary.rows["features"] >= len({m.chunk_id + m.channel_id for m in after})
+
+
+def test_embedded_broker_death_ends_the_run_with_one_line_and_the_summary(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    settings = load_settings(
+        data_dir=tmp_path / "heimdall", partitions=1, kafka={"bootstrap_servers": None}
+    )
+    out = io.StringIO()
+    opts = UpOptions(live=False, workers=1, realtime=True, duration_s=120.0)
+    runtime = Runtime(settings, opts, Console(file=out, width=200))
+    result: dict[str, Summary | BaseException] = {}
+
+    def run() -> None:
+        try:
+            result["summary"] = runtime.run()
+        except BaseException as exc:  # reported by the assertion below
+            result["error"] = exc
+
+    thread = threading.Thread(target=run, name="heimdall-up-under-test")
+    thread.start()
+    try:
+
+        def counted() -> bool:
+            stats = runtime.monitor.stats if runtime.monitor else None
+            return stats is not None and stats.topic_counts.get(settings.topics.iq, 0) > 0
+
+        wait_for("events counted", counted, 90, runtime)
+        assert runtime.broker is not None and runtime.broker.pid is not None
+        os.kill(runtime.broker.pid, signal.SIGKILL)
+        thread.join(timeout=90)  # it ends by itself, long before its 120 s duration
+        ended_by_itself = not thread.is_alive()
+    finally:
+        runtime.stop_event.set()
+        thread.join(timeout=60)
+    assert not thread.is_alive()
+    assert "error" not in result, repr(result.get("error"))
+    summary = result["summary"]
+    assert isinstance(summary, Summary)
+    assert runtime.failure is not None
+    assert runtime.failure.startswith("the embedded broker exited with -9")
+    assert runtime.failure in " ".join(out.getvalue().split())
+    assert summary.topic_counts.get(settings.topics.iq, 0) > 0  # the last counts seen
+    assert ended_by_itself
+    err = capfd.readouterr().err
+    assert "%3|" not in err and "Traceback" not in err, err[-2000:]
