@@ -87,8 +87,10 @@ class ModelWatcher:
                     continue
                 try:
                     self.apply(value)
-                except HeimdallError as exc:
+                except Exception as exc:  # a pointer that fails is refused, the watcher goes on
                     self.refused += 1
+                    if not isinstance(exc, HeimdallError):
+                        exc = HeimdallError(f"cannot load the model: {type(exc).__name__}: {exc}")
                     log.error("model refused, previous one stays active: %s", exc)
                     producer.produce(
                         self.settings.topics.dlq,
