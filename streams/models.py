@@ -55,6 +55,8 @@ class ModelWatcher:
         pointer = self.serde.decode(value, expect=ModelPointer)
         if pointer.model_name != self.model_name:
             return None
+        if not pointer.url:
+            raise HeimdallError(f"model {pointer.version}: url: empty")
         try:
             spec = json.loads(pointer.input_spec)
         except json.JSONDecodeError as exc:

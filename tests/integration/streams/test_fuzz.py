@@ -15,6 +15,7 @@ and localized.
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections import Counter
 from pathlib import Path
@@ -45,6 +46,15 @@ STAGES = {
     "observations": "localize",
     "models": "model-watcher",
 }
+#: What the reason of each kind says (the absurd kinds: the field, as in ``members[0].t_ns:``)
+REASON_SAYS = {
+    "empty": r"^empty payload$",
+    "wrong-type": r"^expected heimdall\.v1\.\w+, got heimdall\.v1\.\w+$",
+    "header": r"fingerprint|magic byte|no schema registry|single-object marker",
+    "truncated": r"^(truncated|corrupt) (heimdall\.v1\.\w+ body|single-object header)",
+    "absurd": r"^[a-z_-]+(\[\d+\])?(\.[a-z_]+)*: ",  # a field, or the estimator (rss-ml:)
+}
+ABSURD_MODEL_SAYS = r"^model file|^cannot load the model|^model .*: |: empty$"
 
 
 def read_dlq(settings: HeimdallSettings, keys: set[bytes], timeout_s: float) -> list[DeadLetter]:
@@ -128,5 +138,9 @@ def test_fuzzed_input_goes_to_the_dlq_and_the_stream_goes_on(
         assert d.value == e.value  # untouched
         assert d.reason and "\n" not in d.reason and d.reason != "?", (e.role, e.kind)
         assert "Traceback" not in d.reason
+        says = ABSURD_MODEL_SAYS if (e.role, e.kind) == ("models", "absurd") else None
+        says = says or REASON_SAYS.get(e.kind)
+        if says is not None:
+            assert re.search(says, d.reason), (e.role, e.kind, d.reason)
     assert n_fixes > 0, worker.tail(40)
     assert "Traceback" not in log_text, log_text[-4000:]
