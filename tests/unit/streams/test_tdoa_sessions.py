@@ -116,3 +116,15 @@ def test_drop_forgets_a_channel() -> None:
     feed(sess, ["a"], 0.0, 1.0, WALL)
     sess.drop(sess.channels)
     assert sess.channels == [] and sess.held_chunks() == 0
+
+
+def test_a_snippet_from_long_before_the_session_is_late_not_stretching_block_zero() -> None:
+    sess = TdoaSessions(window_s=10.0, idle_s=5.0, grace_s=0.0)
+    c = chunk("a", T0)
+    sess.add(c, measure_chunk(c), now_ns=WALL)
+    ancient = chunk("b", T0 - round(10.5 * S))  # more than one block before the start
+    blocks, late = sess.add(ancient, measure_chunk(ancient), now_ns=WALL)
+    assert late and not blocks
+    closed = sess.close_ready(now_ns=WALL + 6 * S)
+    assert [b.start_ns for b in closed] == [T0]
+    assert sorted(closed[0].chunks) == ["a"]
