@@ -239,7 +239,7 @@ class Runtime:
         if self.supervisor.gave_up is None:
             return False
         self.failure = self.supervisor.gave_up
-        dead = next((c for c in self.children if not c.running), None)
+        dead = next((c for c in self.children if c.name == self.supervisor.gave_up_on), None)
         if dead is not None:
             self.console.print(f"[dim]last lines of {dead.log_path}:[/dim]")
             self.console.print(dead.tail(5), markup=False, highlight=False)

@@ -102,6 +102,8 @@ class Supervisor:
     """Restarts per child name so far (the summary's ``restarts``)."""
     gave_up: str | None = None
     """The one-line reason once a child is in a crash loop (then nothing more is restarted)."""
+    gave_up_on: str | None = None
+    """The name of that child."""
     _history: dict[str, list[float]] = field(default_factory=dict)
     _pending: dict[str, _Pending] = field(default_factory=dict)
 
@@ -123,6 +125,7 @@ class Supervisor:
                 code = child.returncode
                 delay = self.policy.delay_s(self._history.get(child.name, []), now)
                 if delay is None:
+                    self.gave_up_on = child.name
                     self.gave_up = (
                         f"{child.name} is in a crash loop: it exited with {code} after "
                         f"{self.policy.max_restarts} restarts within "
@@ -139,6 +142,7 @@ class Supervisor:
                 try:
                     child.start()
                 except OSError as exc:
+                    self.gave_up_on = child.name
                     self.gave_up = f"{child.name} cannot be restarted: {exc}"
                     log.error("%s", self.gave_up)
                     return [*lines, self.gave_up]

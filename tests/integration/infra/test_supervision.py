@@ -17,6 +17,7 @@ from rich.console import Console
 
 from heimdall.core import kafka
 from heimdall.core.settings import HeimdallSettings, load_settings
+from heimdall.infra.processes import Child
 from heimdall.infra.runtime import Runtime, UpOptions
 from heimdall.infra.summary import Summary
 from heimdall.schemas.models import Localization, Measurement
@@ -154,3 +155,32 @@ def test_embedded_broker_death_ends_the_run_with_one_line_and_the_summary(
     assert ended_by_itself
     err = capfd.readouterr().err
     assert "%3|" not in err and "Traceback" not in err, err[-2000:]
+
+
+class RuntimeWithBrokenChild(Runtime):
+    """``up`` with one more child that always fails at once (a module that does not exist)."""
+
+    def _start_dashboard(self, env: dict[str, str]) -> None:
+        broken = Child("broken", [], env, self.logs / "broken.log", module="heimdall.no_such")
+        self.children.append(broken.start())
+
+
+def test_a_crash_loop_ends_the_run_with_the_child_and_its_exit_code(
+    settings: HeimdallSettings,
+) -> None:
+    settings = settings.model_copy(
+        update={"restart_max": 2, "restart_backoff_s": 0.2, "restart_window_s": 60.0}
+    )
+    out = io.StringIO()
+    opts = UpOptions(live=False, workers=1, simulate=False, duration_s=120.0)
+    runtime = RuntimeWithBrokenChild(settings, opts, Console(file=out, width=200))
+    summary = runtime.run()  # ends by itself, long before its duration
+    assert runtime.failure == (
+        "broken is in a crash loop: it exited with 1 after 2 restarts within 60 s; giving up"
+    )
+    text = out.getvalue()
+    assert runtime.failure in text
+    assert text.count("broken exited with 1: restarting in") == 2
+    assert "No module named heimdall.no_such" in text  # the last lines of its log
+    assert summary.restarts == {"streams": 0, "broken": 2}
+    assert summary.wall_s < opts.duration_s  # type: ignore[operator]

@@ -83,6 +83,7 @@ def test_supervisor_gives_up_on_a_crash_loop_naming_child_and_exit_code() -> Non
     assert lines[-1] == sup.gave_up
     assert "simulator" in sup.gave_up and "exited with 2" in sup.gave_up
     assert "3 restarts within 60 s" in sup.gave_up
+    assert sup.gave_up_on == "simulator"
     assert sup.restarts == {"simulator": 3}
     assert sup.check([sim], now=t + 100.0) == []  # given up: nothing more
     assert not sim.running
