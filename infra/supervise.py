@@ -130,6 +130,8 @@ class Supervisor:
                         f"{child.name} is in a crash loop: it exited with {code} after "
                         f"{self.policy.max_restarts} restarts within "
                         f"{self.policy.window_s:g} s; giving up"
+                        if self.policy.max_restarts > 0
+                        else f"{child.name} exited with {code} (restarts are off)"
                     )
                     log.error("%s", self.gave_up)
                     return [*lines, self.gave_up]

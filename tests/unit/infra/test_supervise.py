@@ -102,6 +102,14 @@ def test_a_child_that_cannot_start_gives_up() -> None:
     assert lines[-1] == sup.gave_up
 
 
+def test_restarts_off_gives_up_at_the_first_death() -> None:
+    sup = Supervisor(RestartPolicy(max_restarts=0))
+    c = FakeChild("dashboard")
+    c.die(-15)
+    assert sup.check([c], now=0.0) == ["dashboard exited with -15 (restarts are off)"]
+    assert sup.restarts == {"dashboard": 0}
+
+
 @pytest.mark.parametrize("backoff_s", [0.0, 2.0])
 def test_zero_backoff_restarts_in_the_same_check(backoff_s: float) -> None:
     sup = Supervisor(RestartPolicy(backoff_s=backoff_s))
