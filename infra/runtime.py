@@ -231,9 +231,13 @@ class Runtime:
             elif sim is not None and sim.returncode == 0 and not self.stop_event.is_set():
                 self._drain(live, t0)
 
-    def _supervise(self, now: float) -> bool:
-        """Restart dead children (:class:`Supervisor`); True when it gave up (a crash loop)."""
-        for line in self.supervisor.check(self.children, now):
+    def _supervise(self, now: float, finished: Child | None = None) -> bool:
+        """Restart dead children (:class:`Supervisor`); True when it gave up (a crash loop).
+
+        ``finished``: a child whose exit is the end of its input (not restarted).
+        """
+        children = [c for c in self.children if c is not finished]
+        for line in self.supervisor.check(children, now):
             if line != self.supervisor.gave_up:
                 self.console.print(f"[yellow]{line}[/yellow]")
         if self.supervisor.gave_up is None:
@@ -267,6 +271,9 @@ class Runtime:
         last: dict[str, int] = {}
         stable_since = time.monotonic()
         while time.monotonic() < deadline and not self.stop_event.is_set():
+            if self._broker_gone() or self._supervise(time.monotonic(), self._simulator()):
+                self.console.print(f"[red]{self.failure}[/red]")
+                break
             counts = dict(self.monitor.stats.topic_counts)
             if counts != last:
                 last, stable_since = counts, time.monotonic()
