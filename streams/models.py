@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from typing import Any
 
 from confluent_kafka import KafkaError, TopicPartition
 
@@ -105,8 +106,14 @@ class ModelWatcher:
                             offset=msg.offset() or 0,
                             stage="model-watcher",
                         ),
+                        on_delivery=_dead_letter_delivered,
                     )
                     producer.poll(0)
         finally:
             producer.flush(5)
             consumer.close()
+
+
+def _dead_letter_delivered(err: KafkaError | None, msg: Any) -> None:
+    if err is not None:  # nothing is dropped silently: say which dead letter was lost
+        log.error("model watcher: dead letter of %s not delivered: %s", msg.key(), err)
