@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from confluent_kafka import Consumer, Producer
@@ -9,6 +10,11 @@ from confluent_kafka.admin import AdminClient
 
 from heimdall.core.errors import ConfigError
 from heimdall.core.settings import HeimdallSettings
+
+#: librdkafka's own log lines (connection failures, session timeouts) go to Python logging
+#: instead of straight to stderr: ``heimdall up`` writes them to its log file, where a
+#: broker that went away no longer floods the terminal with one line per retry.
+LIBRDKAFKA_LOG = logging.getLogger("heimdall.kafka.librdkafka")
 
 
 def bootstrap(settings: HeimdallSettings) -> str:
@@ -26,6 +32,7 @@ def producer(settings: HeimdallSettings, **overrides: Any) -> Producer:
     conf = settings.kafka.client_config(bootstrap(settings))
     conf.update(
         {
+            "logger": LIBRDKAFKA_LOG,
             "enable.idempotence": True,
             "compression.type": settings.kafka.compression_type,
             "linger.ms": 5,
@@ -41,6 +48,7 @@ def consumer(settings: HeimdallSettings, group_id: str, **overrides: Any) -> Con
     conf = settings.kafka.client_config(bootstrap(settings))
     conf.update(
         {
+            "logger": LIBRDKAFKA_LOG,
             "group.id": group_id,
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
@@ -55,4 +63,6 @@ def consumer(settings: HeimdallSettings, group_id: str, **overrides: Any) -> Con
 
 
 def admin(settings: HeimdallSettings) -> AdminClient:
-    return AdminClient(settings.kafka.client_config(bootstrap(settings)))
+    conf = settings.kafka.client_config(bootstrap(settings))
+    conf["logger"] = LIBRDKAFKA_LOG
+    return AdminClient(conf)

@@ -193,6 +193,17 @@ class HeimdallSettings(BaseSettings):
     batch_max_events: int = Field(
         256, ge=1, le=100_000, description="most events a stream agent takes in one batch"
     )
+    restart_max: int = Field(
+        5,
+        ge=0,
+        description="restarts of one child of `heimdall up` within restart_window_s "
+        "before its next death counts as a crash loop and the run ends",
+    )
+    restart_window_s: float = Field(60.0, gt=0, description="crash-loop window, s")
+    restart_backoff_s: float = Field(
+        1.0, ge=0, description="delay before restarting a dead child, doubled per recent restart"
+    )
+    restart_backoff_max_s: float = Field(30.0, ge=0, description="longest restart delay, s")
     log_level: str = Field("WARNING", description="Python logging level")
     topics: TopicNames = Field(default_factory=TopicNames)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)

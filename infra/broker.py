@@ -93,6 +93,11 @@ class EmbeddedBroker:
     def pid(self) -> int | None:
         return self._proc.pid if self._proc else None
 
+    @property
+    def returncode(self) -> int | None:
+        """The broker's exit code once it died by itself (None while it runs or never ran)."""
+        return None if self._proc is None else self._proc.poll()
+
     def start(self) -> EmbeddedBroker:
         binary = broker_binary()
         for _attempt in range(3):  # the free port can be taken between probe and bind

@@ -94,11 +94,14 @@ def up(
         dashboard_port=None if no_dashboard else dashboard_port,
         archive=not no_archive,
     )
-    summary = Runtime(settings, opts, console).run()
+    runtime = Runtime(settings, opts, console)
+    summary = runtime.run()
     print_summary(summary, console)
     if summary_json is not None:
         summary.write_json(summary_json)
         console.print(f"[dim]summary written to {summary_json}[/dim]")
+    if runtime.failure is not None:  # a crash loop or the broker gone: said before the summary
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -6,12 +6,13 @@ with a consumer group of its own and asks the broker for each topic's high water
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from heimdall.core import kafka
 from heimdall.core.geodesy import distance_m
@@ -19,6 +20,8 @@ from heimdall.core.ids import new_event_id
 from heimdall.core.settings import HeimdallSettings
 from heimdall.schemas.models import Localization, Truth
 from heimdall.schemas.serde import Serde
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -55,9 +58,11 @@ class Monitor:
         self._thread.start()
         return self
 
-    def stop(self) -> None:
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Ask the thread to end and wait up to ``timeout_s`` for it (0: do not wait)."""
         self._stop.set()
-        self._thread.join(timeout=10)
+        if timeout_s > 0 and self._thread.is_alive():
+            self._thread.join(timeout=timeout_s)
 
     def _run(self) -> None:
         t = self.settings.topics
@@ -73,7 +78,10 @@ class Monitor:
                         continue
                     self._on_message(value)
                 if time.monotonic() >= next_counts:
-                    self.stats.topic_counts = topic_counts(counter, t.all())
+                    try:
+                        self.stats.topic_counts = topic_counts(counter, t.all())
+                    except KafkaException as exc:  # the broker away: keep the last counts
+                        log.warning("monitor: cannot count events: %s", exc)
                     next_counts = time.monotonic() + 2.0
         finally:
             c.close()

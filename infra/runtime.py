@@ -12,6 +12,14 @@ It ends on ``--duration``, Ctrl-C or SIGTERM, or when the producer child ends by
 finite simulation, a network's recordings at their end: the stages drain first), stopping
 the producers first, letting the stages drain, then the worker, the sink (flush and commit)
 and the broker, and prints a summary read back from ClickHouse.
+
+Supervision: every child in :attr:`Runtime.children` (whatever it is) that dies is restarted
+with exponential backoff (:mod:`heimdall.infra.supervise`, ``HEIMDALL_RESTART_*``), shown in
+the live view and counted in the summary's ``restarts``; a crash loop ends the run with one
+line naming the child and its exit code, then the summary. The producer child ending with
+exit code 0 is the end of its input, not a death. The embedded broker keeps its events in
+memory, so a restarted one would have lost them all: its death ends the run with one line
+and a summary from what was counted before (``Runtime.failure`` holds the reason).
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from confluent_kafka import KafkaException
 from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
@@ -48,6 +57,7 @@ from heimdall.infra.clickhouse.migrate import apply_schema
 from heimdall.infra.monitor import LiveStats, Monitor, topic_counts
 from heimdall.infra.processes import Child, child_env
 from heimdall.infra.summary import Summary, build_summary
+from heimdall.infra.supervise import RestartPolicy, Supervisor
 from heimdall.infra.topics import ensure_topics, heimdall_topics
 from heimdall.schemas.serde import Serde
 
@@ -106,6 +116,9 @@ class Runtime:
         self.monitor: Monitor | None = None
         self.store: Any = None
         self.logs = settings.data_dir / "logs"
+        self.supervisor = Supervisor(RestartPolicy.from_settings(settings))
+        self.failure: str | None = None
+        """Why the run ended early (a crash loop, the broker gone), or None."""
 
     # -- start -----------------------------------------------------------------------------
     def _start_broker(self) -> None:
@@ -210,23 +223,50 @@ class Runtime:
         )
         with ctx as live:
             while not self.stop_event.is_set():
-                if deadline is not None and time.monotonic() >= deadline:
+                now = time.monotonic()
+                if deadline is not None and now >= deadline:
                     break
-                if sim is not None and not sim.running:
-                    if sim.returncode != 0:
-                        self.console.print(f"[red]{sim.name} exited with {sim.returncode}:[/red]")
-                        self.console.print(sim.tail())
+                if self._broker_gone():
                     break
-                dead = next((w for w in self._workers() if not w.running), None)
-                if dead is not None:
-                    self.console.print(f"[red]{dead.name} exited with {dead.returncode}:[/red]")
-                    self.console.print(dead.tail())
+                if sim is not None and sim.returncode == 0:
+                    break  # the end of its input: drain
+                if self._supervise(now):
                     break
                 if live is not None:
                     live.update(self._render(t0))
                 self.stop_event.wait(0.5)
-            if sim is not None and not sim.running and not self.stop_event.is_set():
+            if self.failure is not None:
+                self.console.print(f"[red]{self.failure}[/red]")
+            elif sim is not None and sim.returncode == 0 and not self.stop_event.is_set():
                 self._drain(live, t0)
+
+    def _supervise(self, now: float, finished: Child | None = None) -> bool:
+        """Restart dead children (:class:`Supervisor`); True when it gave up (a crash loop).
+
+        ``finished``: a child whose exit is the end of its input (not restarted).
+        """
+        children = [c for c in self.children if c is not finished]
+        for line in self.supervisor.check(children, now):
+            if line != self.supervisor.gave_up:
+                self.console.print(f"[yellow]{line}[/yellow]")
+        if self.supervisor.gave_up is None:
+            return False
+        self.failure = self.supervisor.gave_up
+        dead = next((c for c in self.children if c.name == self.supervisor.gave_up_on), None)
+        if dead is not None:
+            self.console.print(f"[dim]last lines of {dead.log_path}:[/dim]")
+            self.console.print(dead.tail(5), markup=False, highlight=False)
+        return True
+
+    def _broker_gone(self) -> bool:
+        """True (and :attr:`failure` set) once the embedded broker died by itself."""
+        if self.broker is None or self.broker.returncode is None:
+            return False
+        self.failure = (
+            f"the embedded broker exited with {self.broker.returncode}: its events were in "
+            f"memory and are lost; ending the run (broker log: {self.logs / 'broker.log'})"
+        )
+        return True
 
     def _drain(self, live: Live | None, t0: float) -> None:
         """After a finite simulation or recording: wait until no topic grows any more.
@@ -240,6 +280,9 @@ class Runtime:
         last: dict[str, int] = {}
         stable_since = time.monotonic()
         while time.monotonic() < deadline and not self.stop_event.is_set():
+            if self._broker_gone() or self._supervise(time.monotonic(), self._simulator()):
+                self.console.print(f"[red]{self.failure}[/red]")
+                break
             counts = dict(self.monitor.stats.topic_counts)
             if counts != last:
                 last, stable_since = counts, time.monotonic()
@@ -268,23 +311,44 @@ class Runtime:
             topics.add_row(name, f"{n:,}")
         if self.sink is not None:
             topics.add_row("[dim]ClickHouse rows[/dim]", f"{sum(self.sink.stats.rows.values()):,}")
-        return Group(head, topics)
+        return Group(head, topics, self._render_children())
+
+    def _render_children(self) -> Table:
+        """One line per child: running or restarting, and its restarts so far."""
+        now = time.monotonic()
+        table = Table(show_header=True, header_style="bold", box=None)
+        table.add_column("process")
+        table.add_column("state")
+        table.add_column("restarts", justify="right")
+        for c in self.children:
+            state = "running" if c.running else self.supervisor.status(c.name, now)
+            if state == "running" and not c.running:
+                state = f"exited with {c.returncode}"
+            n = self.supervisor.restarts.get(c.name, 0)
+            style = "yellow" if not c.running else ("cyan" if n else "")
+            table.add_row(c.name, f"[{style}]{state}[/{style}]" if style else state, str(n))
+        return table
 
     # -- stop ------------------------------------------------------------------------------
     def _shutdown(self, t0: float) -> Summary:
         sim = self._simulator()
         t_stop = time.monotonic()
+        # with the broker gone nothing can flush or commit any more: short grace periods
+        broker_gone = self.broker is not None and self.broker.returncode is not None
+        if broker_gone and self.monitor is not None:
+            self.monitor.stop(timeout_s=0.0)  # its clients would only retry a dead broker
         if sim is not None:
-            sim.stop()
+            sim.stop(timeout_s=3.0 if broker_gone else 15.0)
         for w in self._workers():
-            w.stop(timeout_s=20.0)
+            w.stop(timeout_s=3.0 if broker_gone else 20.0)
         for c in self.children:  # the archiver reads what the workers wrote, then writes it
             if c.name == "archive":
-                c.stop(timeout_s=30.0)
+                c.stop(timeout_s=3.0 if broker_gone else 30.0)
         log.info("producers and worker stopped in %.1f s", time.monotonic() - t_stop)
-        counts = self._final_counts()
-        log.info("final counts after %.1f s", time.monotonic() - t_stop)
         live = self.monitor.stats if self.monitor else LiveStats()
+        # with the broker gone, the last counts the monitor read are all there is
+        counts = dict(live.topic_counts) if broker_gone else self._final_counts()
+        log.info("final counts after %.1f s", time.monotonic() - t_stop)
         if self.monitor is not None:
             self.monitor.stop()
         self._stop_sink()
@@ -300,15 +364,20 @@ class Runtime:
             wall_s=time.monotonic() - t0,
             describe=self.settings.describe(),
             duplicates=duplicate_counts(self.store),
-            restarts={c.name: 0 for c in self.children},  # nothing restarts a child yet
+            restarts={c.name: self.supervisor.restarts.get(c.name, 0) for c in self.children},
             last_fixes=last_fixes(self.store),
             workers=len(self._workers()),
         )
 
     def _final_counts(self) -> dict[str, int]:
+        """Events per topic from the broker; if it cannot answer, the monitor's last counts."""
         c = kafka.consumer(self.settings, "heimdall-summary")
         try:
             return topic_counts(c, self.settings.topics.all())
+        except KafkaException as exc:
+            self.console.print(f"[yellow]final event counts unavailable ({exc}): the last "
+                               "counts of the live view are reported[/yellow]")  # fmt: skip
+            return dict(self.monitor.stats.topic_counts) if self.monitor else {}
         finally:
             c.close()
 

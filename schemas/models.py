@@ -9,6 +9,7 @@ serde writes; ``from_dict()`` builds the model from a complete wire dict (as dec
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
@@ -42,6 +43,36 @@ __all__ = [
 
 #: ci16 wire value = clip(round(x * CI16_SCALE), -32768, 32767); decoded x = value / CI16_SCALE.
 CI16_SCALE = 32768.0
+#: Event times (ns since the epoch) must lie in [0, MAX_T_NS), i.e. up to the year 2116, so
+#: that windows and blocks computed from them stay 64-bit Avro longs.
+MAX_T_NS = 1 << 62
+#: A level in dB (dBm, dBm/Hz, dB) beyond ±MAX_ABS_DB is not physical; ``10**(P/10)``
+#: overflows a double near 3,083 dB.
+MAX_ABS_DB = 1000.0
+
+
+def _check_time_ns(name: str, t_ns: int) -> None:
+    if not 0 <= t_ns < MAX_T_NS:
+        raise InvalidEventError(f"{name}: {t_ns} is not in [0, 2**62) ns since the epoch")
+
+
+def _check_finite(prefix: str, obj: object, names: tuple[str, ...]) -> None:
+    for name in names:
+        v = getattr(obj, name)
+        if not math.isfinite(v):
+            raise InvalidEventError(f"{prefix}{name}: {v!r} is not finite")
+
+
+def _check_db(prefix: str, obj: object, names: tuple[str, ...]) -> None:
+    for name in names:
+        v = getattr(obj, name)
+        if not -MAX_ABS_DB <= v <= MAX_ABS_DB:  # NaN fails too
+            raise InvalidEventError(f"{prefix}{name}: {v!r} is not in [-1000, 1000] dB")
+
+
+def _check_id(name: str, value: str) -> None:
+    if not value:
+        raise InvalidEventError(f"{name}: empty")
 
 
 class ClockSource(StrEnum):
@@ -250,7 +281,9 @@ class IqChunk:
         """Raise :class:`InvalidEventError` (one line naming the field) if unusable.
 
         Checks: 1..``max_samples`` samples, all finite; ``sample_rate_hz`` in (0, 100e6];
-        ``center_freq_hz`` in (0, 300e9]; a valid position.
+        ``center_freq_hz`` in (0, 300e9]; a valid position; a receiver id; ``t_ns`` and
+        ``published_ns`` in [0, 2**62); finite ``full_scale_dbm`` (within ±1000 dB) and
+        ``gain_db``.
         """
         if self.iq.ndim != 1:
             raise InvalidEventError(f"samples: expected a 1-D array, got shape {self.iq.shape}")
@@ -267,6 +300,11 @@ class IqChunk:
         if not 0.0 < self.center_freq_hz <= 300e9:
             raise InvalidEventError(f"center_freq_hz: {self.center_freq_hz!r} is not in (0, 300e9]")
         self.position.check()
+        _check_id("receiver_id", self.receiver_id)
+        _check_time_ns("t_ns", self.t_ns)
+        if self.published_ns:
+            _check_time_ns("published_ns", self.published_ns)
+        _check_db("", self, ("full_scale_dbm", "gain_db"))
 
 
 # ------------------------------------------------------------------- features
@@ -319,6 +357,26 @@ class Measurement:
             position=Position.from_dict(d["position"]),
             psd_dbm_hz=tuple(d["psd_dbm_hz"]),
         )
+
+    def validate(self) -> None:
+        """Raise :class:`InvalidEventError` (one line naming the field) if unusable.
+
+        Checks: receiver and channel ids; ``t_ns`` and the publication times in [0, 2**62);
+        ``duration_s`` in (0, 3600]; finite frequencies and bandwidths; powers, noise floor
+        and SNR within ±1000 dB; a valid position.
+        """
+        _check_id("receiver_id", self.receiver_id)
+        _check_id("channel_id", self.channel_id)
+        _check_time_ns("t_ns", self.t_ns)
+        for name in ("chunk_published_ns", "published_ns"):
+            if getattr(self, name):
+                _check_time_ns(name, getattr(self, name))
+        if not 0.0 < self.duration_s <= 3600.0:
+            raise InvalidEventError(f"duration_s: {self.duration_s!r} is not in (0, 3600]")
+        names = ("channel_freq_hz", "channel_bw_hz", "freq_offset_hz", "occupied_bw_hz")
+        _check_finite("", self, (*names, "psd_bin_hz"))
+        _check_db("", self, ("power_dbm", "noise_floor_dbm_hz", "snr_db"))
+        self.position.check()
 
 
 # --------------------------------------------------------------- observations
@@ -423,6 +481,53 @@ class Observation:
             members=tuple(ObservationMember.from_dict(m) for m in d["members"]),
             tdoa_pairs=tuple(TdoaPair.from_dict(p) for p in d["tdoa_pairs"]),
         )
+
+    def validate(self) -> None:
+        """Raise :class:`InvalidEventError` (one line naming the field) if unusable.
+
+        Checks: a channel id and finite frequency; window times in [0, 2**62), start before
+        end; members with distinct non-empty receiver ids, valid positions, times in range,
+        levels within ±1000 dB and a finite non-negative spread; TDOA pairs between two
+        distinct members with a finite ``|tdoa_s|`` ≤ 1 s, ``sigma_s`` > 0 and finite,
+        ``sigma_sys_s`` ≥ 0.
+        """
+        _check_id("channel_id", self.channel_id)
+        _check_finite("", self, ("channel_freq_hz", "upstream_latency_s"))
+        _check_time_ns("window_start_ns", self.window_start_ns)
+        _check_time_ns("window_end_ns", self.window_end_ns)
+        if self.window_end_ns < self.window_start_ns:
+            raise InvalidEventError(
+                f"window_end_ns: {self.window_end_ns} is before window_start_ns "
+                f"{self.window_start_ns}"
+            )
+        seen: set[str] = set()
+        for i, m in enumerate(self.members):
+            at = f"members[{i}]."
+            _check_id(f"{at}receiver_id", m.receiver_id)
+            if m.receiver_id in seen:
+                raise InvalidEventError(f"{at}receiver_id: {m.receiver_id!r} appears twice")
+            seen.add(m.receiver_id)
+            m.position.check(f"{at}position")
+            _check_time_ns(f"{at}t_ns", m.t_ns)
+            _check_db(at, m, ("power_dbm", "snr_db", "noise_floor_dbm_hz"))
+            _check_finite(at, m, ("freq_offset_hz",))
+            if not 0.0 <= m.power_std_db <= MAX_ABS_DB:
+                raise InvalidEventError(f"{at}power_std_db: {m.power_std_db!r} is not in [0, 1000]")
+            if m.n_measurements < 0:
+                raise InvalidEventError(f"{at}n_measurements: {m.n_measurements} is negative")
+        for i, p in enumerate(self.tdoa_pairs):
+            at = f"tdoa_pairs[{i}]."
+            for name in ("receiver_a", "receiver_b"):
+                if getattr(p, name) not in seen:
+                    raise InvalidEventError(f"{at}{name}: {getattr(p, name)!r} is not a member")
+            if p.receiver_a == p.receiver_b:
+                raise InvalidEventError(f"{at}receiver_b: {p.receiver_b!r} paired with itself")
+            if not abs(p.tdoa_s) <= 1.0:
+                raise InvalidEventError(f"{at}tdoa_s: {p.tdoa_s!r} is not in [-1, 1] s")
+            if not 0.0 < p.sigma_s < math.inf:
+                raise InvalidEventError(f"{at}sigma_s: {p.sigma_s!r} is not positive and finite")
+            if not 0.0 <= p.sigma_sys_s < math.inf:
+                raise InvalidEventError(f"{at}sigma_sys_s: {p.sigma_sys_s!r} is not in [0, inf)")
 
 
 # -------------------------------------------------------------- localizations

@@ -183,7 +183,8 @@ def create_app(settings: HeimdallSettings) -> faust.App:
             for event in batch:
                 try:
                     m = serde.decode(event.value, expect=Measurement)
-                except SchemaError as exc:
+                    m.validate()
+                except (SchemaError, InvalidEventError) as exc:
                     dead.append(DeadLetter(event, str(exc)))
                     continue
                 if m.detected:
@@ -314,9 +315,12 @@ def create_app(settings: HeimdallSettings) -> faust.App:
             decoded: list[tuple[faust.types.EventT, Observation]] = []
             for event in batch:
                 try:
-                    decoded.append((event, serde.decode(event.value, expect=Observation)))
-                except SchemaError as exc:
+                    obs = serde.decode(event.value, expect=Observation)
+                    obs.validate()
+                except (SchemaError, InvalidEventError) as exc:
                     dead.append(DeadLetter(event, str(exc)))
+                    continue
+                decoded.append((event, obs))
             estimates: list[tuple[faust.types.EventT, Localization]] = []
             rss_only = []
             for event, obs in decoded:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from typing import Any
 
 from confluent_kafka import KafkaError, TopicPartition
 
@@ -55,6 +56,8 @@ class ModelWatcher:
         pointer = self.serde.decode(value, expect=ModelPointer)
         if pointer.model_name != self.model_name:
             return None
+        if not pointer.url:
+            raise HeimdallError(f"model {pointer.version}: url: empty")
         try:
             spec = json.loads(pointer.input_spec)
         except json.JSONDecodeError as exc:
@@ -87,8 +90,10 @@ class ModelWatcher:
                     continue
                 try:
                     self.apply(value)
-                except HeimdallError as exc:
+                except Exception as exc:  # a pointer that fails is refused, the watcher goes on
                     self.refused += 1
+                    if not isinstance(exc, HeimdallError):
+                        exc = HeimdallError(f"cannot load the model: {type(exc).__name__}: {exc}")
                     log.error("model refused, previous one stays active: %s", exc)
                     producer.produce(
                         self.settings.topics.dlq,
@@ -101,8 +106,14 @@ class ModelWatcher:
                             offset=msg.offset() or 0,
                             stage="model-watcher",
                         ),
+                        on_delivery=_dead_letter_delivered,
                     )
                     producer.poll(0)
         finally:
             producer.flush(5)
             consumer.close()
+
+
+def _dead_letter_delivered(err: KafkaError | None, msg: Any) -> None:
+    if err is not None:  # nothing is dropped silently: say which dead letter was lost
+        log.error("model watcher: dead letter of %s not delivered: %s", msg.key(), err)

@@ -152,7 +152,8 @@ class TdoaSessions:
         if s is None:
             s = self._sessions[m.channel_id] = _Session(s0_ns=chunk.t_ns, created_wall_ns=now_ns)
         k = max(0, (chunk.t_ns - s.s0_ns) // self.window_ns)
-        if k < s.closed_before:
+        # a chunk from long before the session began would stretch block 0 back to it
+        if k < s.closed_before or chunk.t_ns < s.s0_ns - self.window_ns:
             self.late += 1
             return [], True
         block = s.blocks.get(k)

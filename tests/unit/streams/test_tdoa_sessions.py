@@ -131,3 +131,15 @@ def test_strongest_receivers_bound_the_pairs() -> None:
     got = strongest_receivers(block, 8)
     assert got == ["rx02", "rx03", "rx04", "rx05", "rx08", "rx09", "rx10", "rx11"]
     assert strongest_receivers(block, 20) == sorted(snr)
+
+
+def test_a_snippet_from_long_before_the_session_is_late_not_stretching_block_zero() -> None:
+    sess = TdoaSessions(window_s=10.0, idle_s=5.0, grace_s=0.0)
+    c = chunk("a", T0)
+    sess.add(c, measure_chunk(c), now_ns=WALL)
+    ancient = chunk("b", T0 - round(10.5 * S))  # more than one block before the start
+    blocks, late = sess.add(ancient, measure_chunk(ancient), now_ns=WALL)
+    assert late and not blocks
+    closed = sess.close_ready(now_ns=WALL + 6 * S)
+    assert [b.start_ns for b in closed] == [T0]
+    assert sorted(closed[0].chunks) == ["a"]
