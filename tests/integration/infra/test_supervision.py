@@ -95,8 +95,8 @@ def test_killed_worker_is_restarted_and_measurements_keep_flowing(
     assert "error" not in result, repr(result.get("error"))
     summary = result["summary"]
     assert isinstance(summary, Summary)
-    assert summary.restarts == {"streams": 1, "simulator": 0}
-    assert summary.to_json()["restarts"] == {"streams": 1, "simulator": 0}
+    assert summary.restarts == {"streams": 1, "simulator": 0, "archive": 0}
+    assert summary.to_json()["restarts"] == {"streams": 1, "simulator": 0, "archive": 0}
     assert runtime.failure is None
 
     t = settings.topics
@@ -182,5 +182,5 @@ def test_a_crash_loop_ends_the_run_with_the_child_and_its_exit_code(
     assert runtime.failure in text
     assert text.count("broken exited with 1: restarting in") == 2
     assert "No module named heimdall.no_such" in text  # the last lines of its log
-    assert summary.restarts == {"streams": 0, "broken": 2}
+    assert summary.restarts == {"streams": 0, "broken": 2, "archive": 0}
     assert summary.wall_s < opts.duration_s  # type: ignore[operator]
