@@ -54,6 +54,7 @@ def alive(pid: int) -> bool:
 def test_sigterm_stops_everything_and_prints_summary(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "CLICKHOUSE_"))}
     env["HEIMDALL_DATA_DIR"] = str(tmp_path / "heimdall")
+    env["HEIMDALL_ARCHIVE_ROLL_S"] = "1"  # archive files of the first IQ within a second or two
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -81,7 +82,13 @@ def test_sigterm_stops_everything_and_prints_summary(tmp_path: Path) -> None:
             time.sleep(0.5)
             kids = children_of(proc.pid)
         assert len(kids) >= 6, f"children: {kids}"
-        time.sleep(8)
+        # run until IQ has flowed (its first archive file), not for a fixed time: a loaded
+        # machine can take more than 8 s to start the simulator
+        iq_archive = tmp_path / "heimdall" / "objects" / "archive" / "rf.iq.v1"
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and not any(iq_archive.rglob("*.avro")):
+            time.sleep(0.5)
+        time.sleep(2)
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=60)
     finally:
