@@ -168,24 +168,26 @@ def _rss_raw(train: PowderSamples, test: PowderSamples, _p: bool) -> tuple[Float
 
 
 def fit_knn_for_protocol(
-    train: PowderSamples, protocol: str, seed: int = 0
+    train: PowderSamples, protocol: str, seed: int = 0, **churn: int
 ) -> tuple[KnnFingerprint, list[dict[str, float]]]:
     """The 5-NN fingerprint of ``train``, calibrated by cross-day validation (module notes).
 
     Returns the fitted fingerprint (``cov_scale``, ``cov_floor_m2`` set) and the folds'
-    metrics before calibration.
+    metrics before calibration. ``churn``: ``n_withheld``, ``n_removed`` of
+    :func:`cross_day_cases`.
     """
-    s, f2, folds = _calibrate(cross_day_cases(train, protocol, seed), _knn_raw)
+    s, f2, folds = _calibrate(cross_day_cases(train, protocol, seed, **churn), _knn_raw)
     knn = KnnFingerprint(k=5, holdout_fraction=0.0).fit(train, reading_fixed_names(train))
     knn.cov_scale, knn.cov_floor_m2 = s, f2
     return knn, folds
 
 
 def fit_rss_for_protocol(
-    train: PowderSamples, protocol: str, seed: int = 0
+    train: PowderSamples, protocol: str, seed: int = 0, **churn: int
 ) -> tuple[RssLogDistance, tuple[float, float], list[dict[str, float]]]:
     """The RSS estimator fitted on ``train`` and its covariance calibration ``(s, f²)``."""
-    s, f2, folds = _calibrate(cross_day_cases(train, protocol, seed), _rss_raw, RSS_CV_STRIDE)
+    cases = cross_day_cases(train, protocol, seed, **churn)
+    s, f2, folds = _calibrate(cases, _rss_raw, RSS_CV_STRIDE)
     return RssLogDistance().fit(train), (s, f2), folds
 
 
@@ -229,6 +231,8 @@ def evaluate_protocol(
     splits_json: str | Path | None = None,
     draws: int = 3,
     seed: int = 0,
+    n_withheld: int = DEFAULT_WITHHELD,
+    n_removed: int = DEFAULT_REMOVED,
     config: Any = None,
     methods: dict[str, Method] | None = None,
     progress: bool = True,
@@ -244,6 +248,8 @@ def evaluate_protocol(
         Default: ``splits.json`` beside the CSV, else the shared one.
     draws, seed : int
         Churn draws (seeds ``seed … seed + draws − 1``); ``seed`` is also the model's.
+    n_withheld, n_removed : int
+        Fixed receivers withheld from training / removed at test per churn draw.
     config : TrainConfig, optional
         The model's training configuration (default: ``eval powder``'s).
     methods : dict, optional
@@ -260,7 +266,10 @@ def evaluate_protocol(
     if not sp.exists():
         sp = DEFAULT_DATA_DIR / "splits.json"
     splits = load_splits(sp) if sp.exists() else {}
-    split, cases = protocol_cases(data, splits, protocol, draws=draws, seed=seed)
+    split, cases = protocol_cases(
+        data, splits, protocol, draws=draws, seed=seed, n_withheld=n_withheld, n_removed=n_removed
+    )
+    churn = {"n_withheld": n_withheld, "n_removed": n_removed}
 
     if config is None:
         from heimdall.ml.powder.train import POWDER_EPOCHS, TrainConfig
@@ -308,11 +317,11 @@ def evaluate_protocol(
                     prog.advance(task)
 
             step("5-NN (cross-day calibration)")
-            knn, _ = fit_knn_for_protocol(case.train, protocol, seed + i)
+            knn, _ = fit_knn_for_protocol(case.train, protocol, seed + i, **churn)
             scored = {"knn": knn.predict(case.test)}
             done()
             step("RSS estimator (cross-day calibration)")
-            rss, (s, f2), _ = fit_rss_for_protocol(case.train, protocol, seed + i)
+            rss, (s, f2), _ = fit_rss_for_protocol(case.train, protocol, seed + i, **churn)
             rmu, rcov = rss.predict(case.test)
             scored["rss"] = (rmu, s * (rcov + f2 * np.eye(2)[None]))
             done()
