@@ -84,7 +84,7 @@ def _protocol_table(result: Any) -> Table:
             f"{100 * m[k]:.1f} %" if k.startswith("coverage") else f"{m[k]:.1f}"
             for k in PROTOCOL_KEYS
         ]
-        t.add_row(name, *cells)
+        t.add_row(f"model ({result.model})" if name == "model" else name, *cells)
     return t
 
 
@@ -148,6 +148,14 @@ def eval_powder(
         ),
     ] = None,
     draws: Annotated[int, typer.Option("--draws", help="churn draws (seeds seed…)")] = 3,
+    model: Annotated[
+        str,
+        typer.Option(
+            "--model",
+            help="with --protocol: place (RSS grid posterior, receivers as places) or setnet "
+            "(the learned pipeline of eval powder)",
+        ),
+    ] = "place",
 ) -> None:
     """Train the set model on POWDER, evaluate it and the baselines on a split or a test CSV."""
     from heimdall.ml.powder.evaluate import evaluate_powder
@@ -155,7 +163,8 @@ def eval_powder(
 
     console = Console()
     if protocol is not None:
-        _run_protocol(console, protocol, train, draws, seed, epochs, members, json_out, quiet)
+        cfg_args = (epochs, members)
+        _run_protocol(console, protocol, model, train, draws, seed, cfg_args, json_out, quiet)
         return
     if train is None:
         from heimdall.ml.powder.data import DEFAULT_DATA_DIR
@@ -189,16 +198,16 @@ def eval_powder(
 def _run_protocol(
     console: Console,
     protocol: str,
+    model: str,
     train: Path | None,
     draws: int,
     seed: int,
-    epochs: int,
-    members: int,
+    cfg_args: tuple[int, int],
     json_out: Path | None,
     quiet: bool,
 ) -> None:
     """``--protocol``: run it, print the table, write ``{protocol: {method: metrics}}``."""
-    from heimdall.ml.powder.protocol_eval import evaluate_protocol
+    from heimdall.ml.powder.protocol_eval import MODELS, evaluate_protocol
     from heimdall.ml.powder.protocols import PROTOCOLS
     from heimdall.ml.powder.train import TrainConfig
 
@@ -206,11 +215,13 @@ def _run_protocol(
         raise typer.BadParameter(
             f"--protocol must be one of {', '.join(PROTOCOLS)}, not {protocol!r}"
         )
+    if model not in MODELS:
+        raise typer.BadParameter(f"--model must be one of {', '.join(MODELS)}, not {model!r}")
     if draws < 1:
         raise typer.BadParameter(f"--draws must be at least 1, not {draws}")
-    cfg = TrainConfig(epochs=epochs, members=members, seed=seed)
+    cfg = TrainConfig(epochs=cfg_args[0], members=cfg_args[1], seed=seed)
     result = evaluate_protocol(
-        protocol, train, draws=draws, seed=seed, config=cfg, progress=not quiet
+        protocol, train, draws=draws, seed=seed, config=cfg, model=model, progress=not quiet
     )
     console.print(_protocol_table(result))
     if json_out is not None:

@@ -10,9 +10,16 @@ ellipse (:func:`pooled_metrics`; for a calibrated 2-D Gaussian 1 − e^{−1/2} 
 Methods
 -------
 ``model``
-    The reported model of ``heimdall eval powder`` (:mod:`heimdall.ml.powder.evaluate`):
-    the SetNet ensemble, or its fusion with a k-NN when that wins on validation rows, with
-    its own calibration (hold-out matched in time: whole cells for another day).
+    ``model="place"`` (default): the RSS grid posterior
+    (:class:`~heimdall.ml.powder.rss_grid.RssGridPosterior`), which uses receivers as
+    places: path-loss exponent and per-receiver offsets fitted on the training rows, the
+    offsets of receivers never seen in training self-calibrated from the test rows, a
+    prior of places learned from the training transmitters; its temperature chosen among
+    :data:`PLACE_TEMPERATURES` (smallest median) and its covariance recalibrated, both on
+    the cross-day validation below. ``model="setnet"``: the reported model of ``heimdall
+    eval powder`` (:mod:`heimdall.ml.powder.evaluate`): the SetNet ensemble, or its fusion
+    with a k-NN when that wins on validation rows, with its own calibration (hold-out
+    matched in time: whole cells for another day).
 ``knn``
     The 5-NN fingerprint (:class:`~heimdall.ml.powder.baselines.KnnFingerprint`, the
     fixed receivers that read in training, "no reading" = −101 dBm). Its covariance is the
@@ -60,14 +67,18 @@ from heimdall.ml.powder.protocols import (
     reading_fixed_names,
     sample_days,
 )
+from heimdall.ml.powder.rss_grid import RssGridPosterior
 
 __all__ = [
+    "MODELS",
+    "PLACE_TEMPERATURES",
     "PROTOCOL_KEYS",
     "RSS_CV_STRIDE",
     "ProtocolResult",
     "cross_day_cases",
     "evaluate_protocol",
     "fit_knn_for_protocol",
+    "fit_place_for_protocol",
     "fit_rss_for_protocol",
     "pooled_metrics",
 ]
@@ -77,6 +88,10 @@ FloatArray = npt.NDArray[np.float64]
 PROTOCOL_KEYS = ("median_m", "p95_m", "coverage_1sigma", "coverage_2sigma")
 #: Every n-th cross-validation row is predicted by the RSS estimator for its calibration.
 RSS_CV_STRIDE = 3
+#: Temperatures of the place model chosen among on the cross-day validation.
+PLACE_TEMPERATURES = (0.5, 1.0, 2.0, 4.0)
+#: What ``model`` can be (module notes).
+MODELS = ("place", "setnet")
 #: A method: (train, test, progress) → (mean (n, 2) m, covariance (n, 2, 2) m²).
 Method = Callable[[PowderSamples, PowderSamples, bool], tuple[FloatArray, FloatArray]]
 
@@ -191,6 +206,46 @@ def fit_rss_for_protocol(
     return RssLogDistance().fit(train), (s, f2), folds
 
 
+def fit_place_for_protocol(
+    train: PowderSamples, protocol: str, seed: int = 0, **churn: int
+) -> tuple[RssGridPosterior, tuple[float, float], dict[float, float]]:
+    """The place model of ``train``: temperature and calibration ``(s, f²)`` chosen on
+    cross-day validation (every :data:`RSS_CV_STRIDE`-th row), and the validation medians
+    per temperature."""
+    errs: dict[float, list[FloatArray]] = {t: [] for t in PLACE_TEMPERATURES}
+    covs: dict[float, list[FloatArray]] = {t: [] for t in PLACE_TEMPERATURES}
+    for c in cross_day_cases(train, protocol, seed, **churn):
+        held = c.test.subset(np.arange(0, len(c.test), RSS_CV_STRIDE))
+        assert held.tx_enu is not None
+        fold = RssGridPosterior().fit(c.train).predict_temperatures(held, PLACE_TEMPERATURES)
+        for t, (mu, cov) in fold.items():
+            errs[t].append(mu - held.tx_enu)
+            covs[t].append(cov)
+    model = RssGridPosterior()
+    if not errs[PLACE_TEMPERATURES[0]]:
+        return model.fit(train), (1.0, 0.0), {}
+    medians = {
+        t: float(np.median(np.hypot(*np.concatenate(errs[t]).T))) for t in PLACE_TEMPERATURES
+    }
+    best = min(PLACE_TEMPERATURES, key=lambda t: medians[t])
+    cal = fit_covariance_calibration(np.concatenate(errs[best]), np.concatenate(covs[best]))
+    model.temperature = best
+    return model.fit(train), cal, medians
+
+
+def _place_method(protocol: str, seed: int, churn: dict[str, int]) -> Method:
+    """The place model (module notes) as a method."""
+
+    def run(
+        train: PowderSamples, test: PowderSamples, _progress: bool
+    ) -> tuple[FloatArray, FloatArray]:
+        model, (s, f2), _ = fit_place_for_protocol(train, protocol, seed, **churn)
+        mu, cov = model.predict(test)
+        return mu, s * (cov + f2 * np.eye(2)[None])
+
+    return run
+
+
 def _model_method(config: Any) -> Method:
     """The reported model of ``eval powder`` as a method (trained once per case)."""
 
@@ -210,6 +265,7 @@ class ProtocolResult:
     """A protocol's pooled metrics per method, and what each case was."""
 
     protocol: str
+    model: str
     train_days: tuple[str, ...]
     test_day: str
     n_train: int
@@ -234,6 +290,7 @@ def evaluate_protocol(
     n_withheld: int = DEFAULT_WITHHELD,
     n_removed: int = DEFAULT_REMOVED,
     config: Any = None,
+    model: str = "place",
     methods: dict[str, Method] | None = None,
     progress: bool = True,
 ) -> ProtocolResult:
@@ -251,7 +308,9 @@ def evaluate_protocol(
     n_withheld, n_removed : int
         Fixed receivers withheld from training / removed at test per churn draw.
     config : TrainConfig, optional
-        The model's training configuration (default: ``eval powder``'s).
+        The SetNet's training configuration (default: ``eval powder``'s).
+    model : {"place", "setnet"}
+        Which model is ``model`` (module notes).
     methods : dict, optional
         Replace or add methods (name → callable ``(train, test, progress) → (mean, cov)``);
         the default ``model`` is the reported model of ``eval powder``.
@@ -271,12 +330,16 @@ def evaluate_protocol(
     )
     churn = {"n_withheld": n_withheld, "n_removed": n_removed}
 
-    if config is None:
-        from heimdall.ml.powder.train import POWDER_EPOCHS, TrainConfig
+    if model not in MODELS:
+        raise ValueError(f"unknown model {model!r}; known: {', '.join(MODELS)}")
+    if model == "setnet":
+        if config is None:
+            from heimdall.ml.powder.train import POWDER_EPOCHS, TrainConfig
 
-        config = TrainConfig(epochs=POWDER_EPOCHS, seed=seed)
-    model = _model_method(config)
-    todo: dict[str, Method] = {"model": model}
+            config = TrainConfig(epochs=POWDER_EPOCHS, seed=seed)
+        todo: dict[str, Method] = {"model": _model_method(config)}
+    else:
+        todo = {"model": _place_method(protocol, seed, churn)}
     if methods:
         todo.update(methods)
 
@@ -317,11 +380,11 @@ def evaluate_protocol(
                     prog.advance(task)
 
             step("5-NN (cross-day calibration)")
-            knn, _ = fit_knn_for_protocol(case.train, protocol, seed + i, **churn)
+            knn, _ = fit_knn_for_protocol(case.train, protocol, seed, **churn)
             scored = {"knn": knn.predict(case.test)}
             done()
             step("RSS estimator (cross-day calibration)")
-            rss, (s, f2), _ = fit_rss_for_protocol(case.train, protocol, seed + i, **churn)
+            rss, (s, f2), _ = fit_rss_for_protocol(case.train, protocol, seed, **churn)
             rmu, rcov = rss.predict(case.test)
             scored["rss"] = (rmu, s * (rcov + f2 * np.eye(2)[None]))
             done()
@@ -351,6 +414,7 @@ def evaluate_protocol(
     }
     return ProtocolResult(
         protocol=protocol,
+        model=model,
         train_days=split.train_days,
         test_day=split.test_day,
         n_train=int(split.train_index.size),
