@@ -97,6 +97,11 @@ def _protocol_caption(result: Any) -> str:
             f"draw {i + 1} (seed {case['seed']}): withheld {', '.join(case['withheld'])}; "
             f"removed {', '.join(case['removed'])}"
         )
+    if result.model == "place":
+        lines.append(
+            "model (place): RSS grid posterior, receivers as places; temperature and ellipse "
+            "chosen on the cross-day folds below"
+        )
     lines.append(
         "knn: spread of the 5 neighbours + 10 m, rss: Gauss-Newton covariance; both scaled "
         "s(Σ + f²I) on leave-one-day-out predictions of the training rows, protocol imitated"
