@@ -14,12 +14,14 @@ Methods
     (:class:`~heimdall.ml.powder.rss_grid.RssGridPosterior`), which uses receivers as
     places: path-loss exponent and per-receiver offsets fitted on the training rows, the
     offsets of receivers never seen in training self-calibrated from the test rows, a
-    prior of places learned from the training transmitters; its temperature chosen among
-    :data:`PLACE_TEMPERATURES` (smallest median) and its covariance recalibrated, both on
-    the cross-day validation below. ``model="setnet"``: the reported model of ``heimdall
-    eval powder`` (:mod:`heimdall.ml.powder.evaluate`): the SetNet ensemble, or its fusion
-    with a k-NN when that wins on validation rows, with its own calibration (hold-out
-    matched in time: whole cells for another day).
+    prior of places learned from the training transmitters, and optionally per-receiver
+    residual fields (the training rows' departures from the law, smoothed over places);
+    its temperature (:data:`PLACE_TEMPERATURES`) and field blur
+    (:data:`PLACE_RESIDUAL_BLURS_M`) chosen for the smallest median and its covariance
+    recalibrated, both on the cross-day validation below. ``model="setnet"``: the reported
+    model of ``heimdall eval powder`` (:mod:`heimdall.ml.powder.evaluate`): the SetNet
+    ensemble, or its fusion with a k-NN when that wins on validation rows, with its own
+    calibration (hold-out matched in time: whole cells for another day).
 ``knn``
     The 5-NN fingerprint (:class:`~heimdall.ml.powder.baselines.KnnFingerprint`, the
     fixed receivers that read in training, "no reading" = −101 dBm). Its covariance is the
@@ -71,6 +73,7 @@ from heimdall.ml.powder.rss_grid import RssGridPosterior
 
 __all__ = [
     "MODELS",
+    "PLACE_RESIDUAL_BLURS_M",
     "PLACE_TEMPERATURES",
     "PROTOCOL_KEYS",
     "RSS_CV_STRIDE",
@@ -90,6 +93,8 @@ PROTOCOL_KEYS = ("median_m", "p95_m", "coverage_1sigma", "coverage_2sigma")
 RSS_CV_STRIDE = 3
 #: Temperatures of the place model chosen among on the cross-day validation.
 PLACE_TEMPERATURES = (0.5, 1.0, 2.0, 4.0)
+#: Residual-field blurs (m; 0: no fields) of the place model chosen among likewise.
+PLACE_RESIDUAL_BLURS_M = (0.0, 100.0)
 #: What ``model`` can be (module notes).
 MODELS = ("place", "setnet")
 #: A method: (train, test, progress) → (mean (n, 2) m, covariance (n, 2, 2) m²).
@@ -208,29 +213,28 @@ def fit_rss_for_protocol(
 
 def fit_place_for_protocol(
     train: PowderSamples, protocol: str, seed: int = 0, **churn: int
-) -> tuple[RssGridPosterior, tuple[float, float], dict[float, float]]:
-    """The place model of ``train``: temperature and calibration ``(s, f²)`` chosen on
-    cross-day validation (every :data:`RSS_CV_STRIDE`-th row), and the validation medians
-    per temperature."""
-    errs: dict[float, list[FloatArray]] = {t: [] for t in PLACE_TEMPERATURES}
-    covs: dict[float, list[FloatArray]] = {t: [] for t in PLACE_TEMPERATURES}
+) -> tuple[RssGridPosterior, tuple[float, float], dict[str, float]]:
+    """The place model of ``train``: residual-field blur, temperature and calibration
+    ``(s, f²)`` chosen on cross-day validation (every :data:`RSS_CV_STRIDE`-th row), and the
+    validation medians per ``"blur_m/T"``."""
+    keys = [(b, t) for b in PLACE_RESIDUAL_BLURS_M for t in PLACE_TEMPERATURES]
+    errs: dict[tuple[float, float], list[FloatArray]] = {k: [] for k in keys}
+    covs: dict[tuple[float, float], list[FloatArray]] = {k: [] for k in keys}
     for c in cross_day_cases(train, protocol, seed, **churn):
         held = c.test.subset(np.arange(0, len(c.test), RSS_CV_STRIDE))
         assert held.tx_enu is not None
-        fold = RssGridPosterior().fit(c.train).predict_temperatures(held, PLACE_TEMPERATURES)
-        for t, (mu, cov) in fold.items():
-            errs[t].append(mu - held.tx_enu)
-            covs[t].append(cov)
-    model = RssGridPosterior()
-    if not errs[PLACE_TEMPERATURES[0]]:
-        return model.fit(train), (1.0, 0.0), {}
-    medians = {
-        t: float(np.median(np.hypot(*np.concatenate(errs[t]).T))) for t in PLACE_TEMPERATURES
-    }
-    best = min(PLACE_TEMPERATURES, key=lambda t: medians[t])
+        for blur in PLACE_RESIDUAL_BLURS_M:
+            fold = RssGridPosterior(residual_blur_m=blur).fit(c.train)
+            for t, (mu, cov) in fold.predict_temperatures(held, PLACE_TEMPERATURES).items():
+                errs[blur, t].append(mu - held.tx_enu)
+                covs[blur, t].append(cov)
+    if not errs[keys[0]]:
+        return RssGridPosterior().fit(train), (1.0, 0.0), {}
+    med = {k: float(np.median(np.hypot(*np.concatenate(errs[k]).T))) for k in keys}
+    best = min(keys, key=lambda k: med[k])
     cal = fit_covariance_calibration(np.concatenate(errs[best]), np.concatenate(covs[best]))
-    model.temperature = best
-    return model.fit(train), cal, medians
+    model = RssGridPosterior(residual_blur_m=best[0], temperature=best[1]).fit(train)
+    return model, cal, {f"{b:g}/{t:g}": m for (b, t), m in med.items()}
 
 
 def _place_method(protocol: str, seed: int, churn: dict[str, int]) -> Method:

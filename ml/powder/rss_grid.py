@@ -28,6 +28,18 @@ posterior mean and the covariance the posterior's, plus the cell's own variance
 receiver never seen in training contributes its place and a missing one costs only its
 information.
 
+Residual fields (:attr:`RssGridPosterior.residual_blur_m` > 0): buildings make a receiver's
+departure from the law depend on the place. For each fixed receiver seen in training the
+training residuals :math:`r_{ij} = P_{ij} - (A - 10 n \log_{10} d_{ij} + b_j)` are averaged
+over places with a Gaussian kernel K (Nadaraya–Watson), shrunk towards 0 where few rows are
+near by a pseudo-count κ (:attr:`RssGridPosterior.residual_shrink`, in rows at the kernel's
+peak),
+
+.. math:: \delta_j(x) = \frac{\sum_i K(x - x_i)\, r_{ij}}{\sum_i K(x - x_i) + \kappa K(0)},
+
+and the mean model becomes the law plus :math:`\delta_j(x)`: learned shadows where the
+training rows went, the plain law elsewhere and for a receiver never seen.
+
 Self-calibration (:attr:`RssGridPosterior.self_calibrate`): a receiver without a fitted
 offset gets one from the rows being localised (no truth needed): each row is first
 localised without it, and its offset is the median over those rows of its residual
@@ -62,7 +74,7 @@ FloatArray = npt.NDArray[np.float64]
 
 @dataclass
 class RssGridPosterior:
-    """RSS grid posterior with fitted offsets and a prior of places (module notes).
+    r"""RSS grid posterior with fitted offsets and a prior of places (module notes).
 
     Parameters
     ----------
@@ -80,6 +92,13 @@ class RssGridPosterior:
         Use the shuttles (positions per row, one offset per shuttle name).
     self_calibrate : bool
         Estimate the offsets of receivers unseen in training from the rows localised.
+    residual_blur_m : float
+        > 0: each fixed receiver seen in training also gets a residual field
+        :math:`\delta_j(x)` (module notes), smoothed by a Gaussian of this standard
+        deviation, m; 0: none.
+    residual_shrink : float
+        κ of the residual fields, in training rows: where fewer rows are near, the field
+        shrinks towards 0.
     """
 
     cell_m: float = 25.0
@@ -89,10 +108,13 @@ class RssGridPosterior:
     prior_uniform: float = 0.1
     include_mobile: bool = True
     self_calibrate: bool = True
+    residual_blur_m: float = 0.0
+    residual_shrink: float = 1.0
     rss: RssLogDistance = field(default_factory=RssLogDistance, init=False)
     grid: FloatArray = field(default_factory=lambda: np.zeros((0, 2)), init=False)
     log_prior: FloatArray = field(default_factory=lambda: np.zeros(0), init=False)
     offsets_db: dict[str, float] = field(default_factory=dict, init=False)
+    fields_db: dict[str, FloatArray] = field(default_factory=dict, init=False)
 
     def fit(self, samples: PowderSamples) -> RssGridPosterior:
         """Fit the law and offsets on labelled rows, and the grid and prior of places."""
@@ -115,7 +137,35 @@ class RssGridPosterior:
         gx, gy = np.meshgrid(ex, ny, indexing="ij")
         self.grid = np.c_[gx.ravel(), gy.ravel()]
         self.log_prior = np.log(prior.ravel())
+        self.fields_db = {}
+        if self.residual_blur_m > 0.0:
+            edges = [np.r_[ex - self.cell_m / 2, ex[-1] + self.cell_m / 2],
+                     np.r_[ny - self.cell_m / 2, ny[-1] + self.cell_m / 2]]  # fmt: skip
+            self.fields_db = self._residual_fields(samples, edges)
         return self
+
+    def _residual_fields(
+        self, samples: PowderSamples, edges: list[FloatArray]
+    ) -> dict[str, FloatArray]:
+        """Kernel-smoothed training residuals of each fixed receiver on the grid (dB)."""
+        assert samples.tx_enu is not None
+        s = self.residual_blur_m / self.cell_m
+        kappa = self.residual_shrink / (2.0 * np.pi * s * s)  # κ rows at the kernel's peak
+        out: dict[str, FloatArray] = {}
+        for j, name in enumerate(samples.rx_names):
+            if samples.is_mobile[j] or name not in self.offsets_db:
+                continue
+            rows = np.flatnonzero(samples.mask[:, j])
+            tx = samples.tx_enu[rows]
+            d = np.linalg.norm(samples.rx_enu[rows, j] - tx, axis=1)
+            law = self.rss.intercept_db - 10.0 * self.rss.exponent * np.log10(np.maximum(d, 1.0))
+            res = samples.rss_dbm[rows, j] - law - self.offsets_db[name]
+            num, _, _ = np.histogram2d(tx[:, 0], tx[:, 1], bins=edges, weights=res)
+            den, _, _ = np.histogram2d(tx[:, 0], tx[:, 1], bins=edges)
+            num = gaussian_filter(num, s, mode="constant")
+            den = gaussian_filter(den, s, mode="constant")
+            out[name] = (num / (den + kappa)).ravel()
+        return out
 
     def _use(self, samples: PowderSamples) -> npt.NDArray[np.bool_]:
         keep = samples.mask.copy()
@@ -123,10 +173,13 @@ class RssGridPosterior:
             keep &= ~samples.is_mobile[None, :]
         return keep
 
-    def _cost(self, rx: FloatArray, y: FloatArray) -> FloatArray:
-        """Sum of squared residuals at every grid point, P0 profiled out (dB²)."""
+    def _cost(self, rx: FloatArray, y: FloatArray, delta: FloatArray | None) -> FloatArray:
+        """Sum of squared residuals at every grid point, P0 profiled out (dB²); ``delta``
+        (g, m): the receivers' residual fields, or None."""
         d = np.linalg.norm(self.grid[:, None, :] - rx[None, :, :], axis=2)
         lg = -10.0 * self.rss.exponent * np.log10(np.maximum(d, 1.0))  # (g, m)
+        if delta is not None:
+            lg = lg + delta
         p0 = (y[None, :] - lg).mean(axis=1)
         return np.asarray(((y[None, :] - lg - p0[:, None]) ** 2).sum(axis=1), dtype=float)
 
@@ -156,9 +209,15 @@ class RssGridPosterior:
         n = len(samples)
         out = {t: (np.zeros((n, 2)), np.zeros((n, 2, 2))) for t in temps}
         var = self.rss.sigma_db**2
+        fields = None
+        if self.fields_db:
+            zero = np.zeros(self.grid.shape[0])
+            fields = np.stack([self.fields_db.get(nm, zero) for nm in samples.rx_names])
         for i in range(n):
             j = np.flatnonzero(keep[i])
-            cost = self._cost(samples.rx_enu[i, j], samples.rss_dbm[i, j] - b[j]) if j.size else 0.0
+            delta = None if fields is None else fields[j].T
+            y = samples.rss_dbm[i, j] - b[j]
+            cost = self._cost(samples.rx_enu[i, j], y, delta) if j.size else 0.0
             for t in temps:
                 out[t][0][i], out[t][1][i] = self._moments(self.log_prior - cost / (2.0 * t * var))
         return out
