@@ -394,12 +394,14 @@ def evaluate_protocol(
             done()
             for name, method in todo.items():
                 step(name)
-                if prog is not None:  # one live display at a time: the training shows its own
+                # one live display at a time: the SetNet's training shows its own
+                own = prog is not None and name == "model" and model == "setnet"
+                if own and prog is not None:
                     prog.stop()
                 try:
-                    scored[name] = method(case.train, case.test, progress)
+                    scored[name] = method(case.train, case.test, own)
                 finally:
-                    if prog is not None:
+                    if own and prog is not None:
                         prog.start()
                 done()
             for name, (mu, cov) in scored.items():
