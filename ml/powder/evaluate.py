@@ -83,7 +83,9 @@ from heimdall.ml.training import Holdout
 
 __all__ = [
     "PREDICTION_COLUMNS",
+    "ReportedFixes",
     "evaluate_powder",
+    "fit_reported_model",
     "fuse_gaussians",
     "prediction_rows",
     "times_s",
@@ -314,6 +316,45 @@ def _coverages(mu: FloatArray, truth: FloatArray, cov: FloatArray) -> dict[str, 
 def _metrics(mu: FloatArray, truth: FloatArray, cov: FloatArray) -> dict[str, float]:
     m = localization_metrics(mu, truth, cov)
     return {k: m[k] for k in METRIC_KEYS}
+
+
+@dataclass(frozen=True)
+class ReportedFixes:
+    """The reported model's calibrated fixes of a test set, and which model it was."""
+
+    mean: FloatArray
+    cov: FloatArray
+    choice: str
+    trained: TrainedSetNet
+
+
+def fit_reported_model(
+    train: PowderSamples,
+    test: PowderSamples,
+    config: TrainConfig | None = None,
+    *,
+    holdout: Literal["auto", "random", "spatial"] = "auto",
+    progress: bool = True,
+) -> ReportedFixes:
+    """Train the model on ``train`` and return the reported model's fixes of ``test``.
+
+    The same steps as :func:`evaluate_powder` for a separate test set (hold-out matched in
+    time, SetNet, fusion with a k-NN chosen on the validation rows), without the report:
+    for evaluations that build their own train/test pairs
+    (:mod:`~heimdall.ml.powder.protocol_eval`).
+    """
+    cfg = config or TrainConfig(epochs=POWDER_EPOCHS)
+    kind, cell_m, _ = _holdout(holdout, train, test, cfg, split=None, external=True)
+    cfg = replace(cfg, holdout=kind, cell_m=cell_m)
+    trained = train_setnet(train, cfg, progress=progress)
+    smu, scov = predict_setnet(trained.model, test, trained.norm)
+    val = _fusion_on_validation(train, trained)
+    if val.choice != "setnet+knn":
+        return ReportedFixes(smu, scov, "setnet", trained)
+    fkmu, fkcov = _fusion_knn(val.k).fit(train).predict(test)
+    fmu, fcov_raw = fuse_gaussians(smu, scov, fkmu, fkcov)
+    scale, floor = val.fused_calibration
+    return ReportedFixes(fmu, scale * (fcov_raw + floor * np.eye(2)[None]), val.choice, trained)
 
 
 def evaluate_powder(
