@@ -115,9 +115,10 @@ def _errors_m(locs: list[Localization], truths: list[Truth]) -> np.ndarray:
 
 
 def test_retrain_from_the_archive_beats_the_classical_estimator(
-    settings: HeimdallSettings, unique: str, tmp_path: Path
+    settings: HeimdallSettings, unique: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     torch.set_num_threads(1)
+    monkeypatch.chdir(tmp_path)  # the workers' Faust data directories go there
     live = settings.model_copy(update={"track": False, "tdoa": False, "model_name": "loop"})
     ensure_topics(kafka.admin(live), heimdall_topics(live))
     topics_b = TopicNames(**{k: f"r{unique}.{v}" for k, v in TopicNames().model_dump().items()})
@@ -182,7 +183,7 @@ def test_retrain_from_the_archive_beats_the_classical_estimator(
                 for m in locs.consume(500, timeout=1.0):
                     if m.error():
                         continue
-                    loc = serde.decode(m.value(), expect=Localization)
+                    loc = serde.decode(m.value() or b"", expect=Localization)
                     if loc.method == "onnx" and loc.model_version != want:
                         continue
                     fixes.setdefault(loc.observation_id, {})[loc.method] = loc
