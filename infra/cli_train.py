@@ -11,8 +11,8 @@ work is in :func:`run_training`, which takes the settings (tests call it directl
    the object store (``rf.observations.v1`` and ``rf.truth.v1``,
    :func:`heimdall.ml.datasets.label_events`); ``--from`` / ``--to`` bound the observations'
    window start (replay's time syntax, :func:`heimdall.consumers.replay.parse_time_ns`),
-   and labels come from simulated truth and known sources' truth alike; ``both`` — the two in the frame at the
-   centroid of all their receivers.
+   and labels come from simulated truth and known sources' truth alike; ``both`` — the two
+   in the frame at the centroid of all their receivers.
 2. A test part (``test_fraction`` of the rows, drawn at random) is held out; the model is
    trained on the rest (:func:`heimdall.ml.training.train_set_model`, which holds out its own
    validation rows for the covariance calibration), with a rich progress bar.

@@ -10,6 +10,7 @@
   receiver.
 """
 
+from heimdall.ml.datasets.events import label_events
 from heimdall.ml.datasets.frames import (
     centroid_frame,
     combine_datasets,
@@ -19,7 +20,6 @@ from heimdall.ml.datasets.frames import (
     reproject,
     suggest_pos_scale,
 )
-from heimdall.ml.datasets.events import label_events
 from heimdall.ml.datasets.history import HistoryData, label_rows, load_history
 from heimdall.ml.datasets.sim import LabelledArrays, labelled_dataset
 
