@@ -83,12 +83,14 @@ def scenario() -> Scenario:
 
 
 def _wait_quiet(settings: HeimdallSettings, topic: str, quiet_s: float, limit_s: float) -> int:
-    """Count ``topic``'s events until none arrives for ``quiet_s`` (or ``limit_s`` passes)."""
+    """Count ``topic``'s events from the first until none arrives for ``quiet_s`` (at most
+    ``limit_s`` in all: a worker may take a while to join its group)."""
     c = kafka.consumer(settings, f"count-{topic}")
     c.subscribe([topic])
-    n, last, t0 = 0, time.monotonic(), time.monotonic()
+    n, t0 = 0, time.monotonic()
+    last = float("inf")  # no event yet
     try:
-        while time.monotonic() - last < quiet_s and time.monotonic() - t0 < limit_s:
+        while time.monotonic() - t0 < limit_s and not time.monotonic() - last > quiet_s:
             got = [m for m in c.consume(500, timeout=1.0) if not m.error()]
             if got:
                 n += len(got)
