@@ -7,8 +7,12 @@ work is in :func:`run_training`, which takes the settings (tests call it directl
    uniform positions over the network's area (the simulator's ``LabelledGenerator``, called
    here since ``ml`` does not import ``producers``), in the frame at the receivers' centroid;
    ``history`` — the ClickHouse history's observations labelled by their channel's truth
-   (:func:`heimdall.ml.datasets.load_history`); ``both`` — the two in the frame at the
-   centroid of all their receivers.
+   (:func:`heimdall.ml.datasets.load_history`); ``archive`` — the same from the archive on
+   the object store (``rf.observations.v1`` and ``rf.truth.v1``,
+   :func:`heimdall.ml.datasets.label_events`); ``--from`` / ``--to`` bound the observations'
+   window start (replay's time syntax, :func:`heimdall.consumers.replay.parse_time_ns`),
+   and labels come from simulated truth and known sources' truth alike; ``both`` — the two
+   in the frame at the centroid of all their receivers.
 2. A test part (``test_fraction`` of the rows, drawn at random) is held out; the model is
    trained on the rest (:func:`heimdall.ml.training.train_set_model`, which holds out its own
    validation rows for the covariance calibration), with a rich progress bar.
@@ -40,7 +44,9 @@ from rich.table import Table
 from heimdall.core.errors import EstimationError, HeimdallError
 from heimdall.core.settings import HeimdallSettings, load_settings
 from heimdall.ml.datasets import (
+    HistoryData,
     combine_datasets,
+    label_events,
     labelled_dataset,
     load_history,
     suggest_pos_scale,
@@ -73,7 +79,41 @@ class Source(StrEnum):
 
     sim = "sim"
     history = "history"
+    archive = "archive"
     both = "both"
+
+
+#: Observations are archived with their window's end as Kafka timestamp, truths with their
+#: own time: the archive is read this much beyond the range, then filtered on window start.
+ARCHIVE_PAD_NS = 60 * 1_000_000_000
+
+
+def archive_history(
+    settings: HeimdallSettings, since_ns: int, until_ns: int
+) -> tuple[HistoryData, list[str]]:
+    """Observations of ``[since_ns, until_ns)`` in the archive labelled by the archived truth
+    (simulated and known sources alike: one truth topic), and the problems met reading."""
+    from heimdall.consumers.archive_store import ArchiveStore, decoded_events
+    from heimdall.schemas.models import Observation, Truth
+    from heimdall.schemas.serde import Serde
+
+    store = ArchiveStore.from_settings(settings)
+    serde = Serde(settings.schema_registry.url)
+    problems: list[str] = []
+    lo, hi = since_ns - ARCHIVE_PAD_NS, until_ns + ARCHIVE_PAD_NS
+    obs = [
+        e
+        for _, e in decoded_events(
+            store, settings.topics.observations, lo, hi, serde, problems.append
+        )
+        if isinstance(e, Observation)
+    ]
+    truths = [
+        e
+        for _, e in decoded_events(store, settings.topics.truth, lo, hi, serde, problems.append)
+        if isinstance(e, Truth)
+    ]
+    return label_events(obs, truths, since_ns=since_ns, until_ns=until_ns), problems
 
 
 def simulated_dataset(scenario: str, samples: int, seed: int) -> SetDataset:
@@ -87,13 +127,41 @@ def simulated_dataset(scenario: str, samples: int, seed: int) -> SetDataset:
     return labelled_dataset(batch, receivers)
 
 
+def _span(since_ns: int | None, until_ns: int | None) -> str:
+    from datetime import UTC, datetime
+
+    def one(t: int | None) -> str:
+        if t is None:
+            return "…"
+        return datetime.fromtimestamp(t / 1e9, tz=UTC).isoformat(timespec="seconds")
+
+    return f"[{one(since_ns)}, {one(until_ns)})"
+
+
 def build_dataset(
-    settings: HeimdallSettings, source: Source, scenario: str, samples: int, seed: int
+    settings: HeimdallSettings,
+    source: Source,
+    scenario: str,
+    samples: int,
+    seed: int,
+    since_ns: int | None = None,
+    until_ns: int | None = None,
 ) -> tuple[SetDataset, dict[str, Any]]:
-    """The training data of ``source`` and a JSON-able description of where it came from."""
+    """The training data of ``source`` and a JSON-able description of where it came from.
+
+    ``since_ns`` / ``until_ns`` bound the observations' window start (history, archive;
+    the archive needs both). A history or archive source with no labelled observation in the
+    range is a :class:`HeimdallError` naming the range and what was read.
+    """
     from heimdall.core.store import open_clickhouse
 
     info: dict[str, Any] = {"source": source.value}
+    if since_ns is not None or until_ns is not None:
+        info["range_ns"] = [since_ns, until_ns]
+    if since_ns is not None and until_ns is not None and until_ns <= since_ns:
+        raise HeimdallError(
+            f"empty time range {_span(since_ns, until_ns)}: --to must follow --from"
+        )
     parts: list[SetDataset] = []
     if source in (Source.sim, Source.both):
         sim = simulated_dataset(scenario, samples, seed)
@@ -102,7 +170,7 @@ def build_dataset(
     if source in (Source.history, Source.both):
         client = open_clickhouse(settings)
         try:
-            hist = load_history(client)
+            hist = load_history(client, since_ns=since_ns, until_ns=until_ns)
         finally:
             client.close()
         info["history"] = {
@@ -116,9 +184,27 @@ def build_dataset(
             parts.append(hist.dataset)
         elif source is Source.history:
             raise HeimdallError(
-                f"no observation in the history has a truth of its channel "
-                f"({hist.n_observations} observations read)"
+                f"no observation in the history {_span(since_ns, until_ns)} has a truth of its "
+                f"channel ({hist.n_observations} observations read)"
             )
+    if source is Source.archive:
+        if since_ns is None or until_ns is None:
+            raise HeimdallError("--source archive needs --from and --to")
+        arch, problems = archive_history(settings, since_ns, until_ns)
+        info["archive"] = {
+            "observations": arch.n_observations,
+            "labelled": len(arch.dataset),
+            "without_truth": arch.n_unmatched,
+            "ambiguous": arch.n_ambiguous,
+            "too_few_receivers": arch.n_too_few,
+            "problems": problems[:20],
+        }
+        if not len(arch.dataset):
+            raise HeimdallError(
+                f"no observation in the archive {_span(since_ns, until_ns)} has a truth of its "
+                f"channel ({arch.n_observations} observations read)"
+            )
+        parts.append(arch.dataset)
     ds = parts[0] if len(parts) == 1 else combine_datasets(parts)
     info["n_samples"] = len(ds)
     info["frame"] = ds.frame
@@ -204,6 +290,8 @@ def run_training(
     rss_samples: int = 400,
     config: TrainConfig | None = None,
     progress: bool = True,
+    since_ns: int | None = None,
+    until_ns: int | None = None,
 ) -> tuple[dict[str, Any], TrainedSetNet, SetDataset]:
     """Build the data, train, evaluate, export, register (and promote); see the module notes.
 
@@ -211,6 +299,8 @@ def run_training(
     ----------
     settings : HeimdallSettings
         Object store (registry), ClickHouse (history), Kafka (announcement).
+    since_ns, until_ns : int, optional
+        Time range of the observations (history, archive): see :func:`build_dataset`.
     config : TrainConfig, optional
         Overrides :func:`default_config` (``epochs``, ``members``, ``seed`` are then
         ignored).
@@ -225,7 +315,7 @@ def run_training(
         The held-out test rows.
     """
     t0 = time.perf_counter()
-    ds, info = build_dataset(settings, source, scenario, samples, seed)
+    ds, info = build_dataset(settings, source, scenario, samples, seed, since_ns, until_ns)
     t_data = time.perf_counter() - t0
     if len(ds) < 10:
         raise HeimdallError(f"only {len(ds)} labelled samples: too few to train and test")
@@ -339,8 +429,16 @@ def _table(report: dict[str, Any]) -> Table:
 
 def train(
     source: Annotated[
-        Source, typer.Option("--source", help="training data: simulator, history, or both")
+        Source,
+        typer.Option("--source", help="training data: simulator, history, archive, or both"),
     ] = Source.sim,
+    from_time: Annotated[
+        str | None,
+        typer.Option("--from", help="observations from (ISO 8601, -2h, epoch s): history, archive"),
+    ] = None,
+    to_time: Annotated[
+        str | None, typer.Option("--to", help="observations until (exclusive); default now")
+    ] = None,
     scenario: Annotated[
         str, typer.Option("--scenario", help="simulator scenario (built-in name or file)")
     ] = "seed-network",
@@ -359,8 +457,14 @@ def train(
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar")] = False,
 ) -> None:
     """Train the set model on simulated and/or historical data, evaluate it, register it."""
+    from heimdall.consumers.replay import parse_time_ns
+
     console = Console()
     settings = load_settings()
+    since_ns = parse_time_ns(from_time) if from_time is not None else None
+    until_ns = parse_time_ns(to_time) if to_time is not None else None
+    if source is Source.archive and until_ns is None and since_ns is not None:
+        until_ns = parse_time_ns("now")
     report, _, _ = run_training(
         settings,
         source=source,
@@ -373,6 +477,8 @@ def train(
         seed=seed,
         rss_samples=rss_samples,
         progress=not quiet,
+        since_ns=since_ns,
+        until_ns=until_ns,
     )
     console.print(_table(report))
     reg = report["registry"]

@@ -4,10 +4,13 @@
   the simulator; ``ml`` does not import ``producers``).
 * :func:`~.history.load_history` — the ClickHouse history: observations labelled by the
   truth of their channel nearest in time.
+* :func:`~.events.label_events` — decoded ``Observation`` / ``Truth`` events (e.g. from
+  the archive), labelled the same way.
 * :func:`~.frames.combine_datasets` — several sources in one frame with one identity per
   receiver.
 """
 
+from heimdall.ml.datasets.events import label_events
 from heimdall.ml.datasets.frames import (
     centroid_frame,
     combine_datasets,
@@ -17,7 +20,7 @@ from heimdall.ml.datasets.frames import (
     reproject,
     suggest_pos_scale,
 )
-from heimdall.ml.datasets.history import HistoryData, load_history
+from heimdall.ml.datasets.history import HistoryData, label_rows, load_history
 from heimdall.ml.datasets.sim import LabelledArrays, labelled_dataset
 
 __all__ = [
@@ -26,6 +29,8 @@ __all__ = [
     "centroid_frame",
     "combine_datasets",
     "frame_dict",
+    "label_events",
+    "label_rows",
     "labelled_dataset",
     "latlon_of_enu",
     "load_history",

@@ -18,7 +18,7 @@ whose current database holds the history tables (``heimdall.core.store.open_clic
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +29,7 @@ from heimdall.core.geodesy import LocalFrame
 from heimdall.ml.datasets.frames import centroid_frame, frame_dict
 from heimdall.ml.training import SetDataset
 
-__all__ = ["HistoryData", "load_history"]
+__all__ = ["HistoryData", "label_rows", "load_history"]
 
 log = logging.getLogger(__name__)
 
@@ -131,9 +131,7 @@ def load_history(
         params["until_ns"] = int(until_ns)
     where = ("WHERE " + " AND ".join(conds)) if conds else ""
     obs = client.query(_OBS_SQL.format(where=where), parameters=params).result_rows
-    n_obs = len(obs)
-
-    truth_by_channel: dict[str, tuple[npt.NDArray[np.int64], list[tuple[float, float, str]]]] = {}
+    truth: list[tuple[Any, ...]] = []
     if obs:
         starts = np.array([int(o[1]) for o in obs], dtype=np.int64)
         ends = np.array([int(o[2]) for o in obs], dtype=np.int64)
@@ -144,15 +142,57 @@ def load_history(
         if channel_id is not None:
             extra += " AND channel_id = {channel_id:String}"
             tparams["channel_id"] = channel_id
-        rows = client.query(_TRUTH_SQL.format(extra=extra), parameters=tparams).result_rows
-        grouped: dict[str, list[tuple[int, float, float, str]]] = {}
-        for ch, t, lat, lon, src in rows:
-            grouped.setdefault(str(ch), []).append((int(t), float(lat), float(lon), str(src)))
-        for ch, items in grouped.items():
-            times = np.array([i[0] for i in items], dtype=np.int64)
-            truth_by_channel[ch] = (times, [(i[1], i[2], i[3]) for i in items])
+        truth = list(client.query(_TRUTH_SQL.format(extra=extra), parameters=tparams).result_rows)
+    return label_rows(
+        obs,
+        truth,
+        tolerance_s=tolerance_s,
+        min_receivers=min_receivers,
+        frame=frame,
+        rx_names=rx_names,
+        source="history",
+    )
 
-    kept: list[tuple[tuple[Any, ...], float, float]] = []
+
+def label_rows(
+    obs: Sequence[Sequence[Any]],
+    truth: Iterable[Sequence[Any]],
+    *,
+    tolerance_s: float | None = None,
+    min_receivers: int = 4,
+    frame: LocalFrame | None = None,
+    rx_names: Mapping[str, int] | None = None,
+    source: str = "rows",
+) -> HistoryData:
+    """Pair observation rows with truth rows (module notes): the labelling of every source.
+
+    Parameters
+    ----------
+    obs : sequence of rows
+        ``(channel_id, window_start_ns, window_end_ns, receiver_ids, lat_deg, lon_deg,
+        power_dbm, snr_db)`` — the last five sequences over the members.
+    truth : iterable of rows
+        ``(channel_id, t_ns, lat_deg, lon_deg, source_id)`` of transmitting sources, any order.
+    tolerance_s, min_receivers, frame, rx_names
+        As :func:`load_history`.
+    source : str
+        Named in the log line.
+
+    Returns
+    -------
+    HistoryData
+    """
+    n_obs = len(obs)
+    grouped: dict[str, list[tuple[int, float, float, str]]] = {}
+    for ch, t, lat, lon, src in truth:
+        grouped.setdefault(str(ch), []).append((int(t), float(lat), float(lon), str(src)))
+    truth_by_channel: dict[str, tuple[npt.NDArray[np.int64], list[tuple[float, float, str]]]] = {}
+    for ch, items in grouped.items():
+        items.sort(key=lambda i: i[0])
+        times = np.array([i[0] for i in items], dtype=np.int64)
+        truth_by_channel[ch] = (times, [(i[1], i[2], i[3]) for i in items])
+
+    kept: list[tuple[Sequence[Any], float, float]] = []
     n_unmatched = n_ambiguous = n_too_few = 0
     for o in obs:
         ch, start, end = str(o[0]), int(o[1]), int(o[2])
@@ -221,7 +261,7 @@ def load_history(
         rx_names=names,
     )
     log.info(
-        "history: %d observations, %d labelled, %d without truth, %d ambiguous, %d too small",
-        n_obs, n, n_unmatched, n_ambiguous, n_too_few,
+        "%s: %d observations, %d labelled, %d without truth, %d ambiguous, %d too small",
+        source, n_obs, n, n_unmatched, n_ambiguous, n_too_few,
     )  # fmt: skip
     return HistoryData(ds, n_obs, n_unmatched, n_ambiguous, n_too_few)
