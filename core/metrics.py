@@ -67,6 +67,7 @@ __all__ = [
     "rss_bytes",
     "serve",
     "serve_from_settings",
+    "stop_serving",
 ]
 
 EVENTS_IN = Counter("heimdall_stage_events_in", "Events a stage took", ["stage"])
@@ -113,7 +114,7 @@ def observe_latency(method: str, t_event_s: float, now_s: float) -> None:
     LATENCY_SECONDS.labels(method).observe(max(now_s - t_event_s, 0.0))
 
 
-_served: tuple[str, int] | None = None
+_served: tuple[str, int, Any] | None = None  # host, port, the HTTP server
 _serve_lock = threading.Lock()
 
 
@@ -130,14 +131,24 @@ def serve(port: int, host: str = "127.0.0.1") -> int | None:
         if _served is not None:
             return _served[1]
         try:
-            start_http_server(port, addr=host)
+            server, _thread = start_http_server(port, addr=host)
         except OSError as exc:
             raise ConfigError(
                 f"HEIMDALL_METRICS_PORT: cannot serve metrics on {host}:{port}: {exc.strerror}"
             ) from None
-        _served = (host, port)
+        _served = (host, port, server)
     log.info("metrics on http://%s:%d/metrics", host, port)
     return port
+
+
+def stop_serving() -> None:
+    """Stop the endpoint :func:`serve` started (tests; a process's endpoint lives with it)."""
+    global _served
+    with _serve_lock:
+        if _served is not None:
+            _served[2].shutdown()
+            _served[2].server_close()
+            _served = None
 
 
 def serve_from_settings(settings: Any) -> int | None:

@@ -179,7 +179,7 @@ class Runtime:
         """``env`` with the child's own metrics port: ``up``'s port plus 1, 2, … in start order
         (``HEIMDALL_METRICS_PORT=0`` for every child when ``up`` serves none)."""
         base = self.settings.metrics_port
-        port = base + len(self.metrics_ports) if base > 0 else 0
+        port = base + 1 + sum(n != "up" for n in self.metrics_ports) if base > 0 else 0
         if port:
             self.metrics_ports[name] = port
         return {**env, "HEIMDALL_METRICS_PORT": str(port)}
