@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from prometheus_client import REGISTRY, Counter, Histogram, Info, start_http_server
+from prometheus_client import REGISTRY, Counter, Histogram, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics import Gauge
 from prometheus_client.registry import Collector
@@ -67,6 +67,7 @@ __all__ = [
     "rss_bytes",
     "serve",
     "serve_from_settings",
+    "set_active_model",
     "stop_serving",
 ]
 
@@ -89,7 +90,11 @@ CONSUMER_LAG = Gauge(
     "High watermark minus the committed offset of a consumer group",
     ["group", "topic", "partition"],
 )
-ACTIVE_MODEL = Info("heimdall_active_model", "The model the localize stage runs")
+ACTIVE_MODEL = Gauge(
+    "heimdall_active_model_info",
+    "1 for the model the localize stage runs (no sample before a model is active)",
+    ["model_name", "version"],
+)
 SINK_ROWS = Counter("heimdall_sink_rows", "Rows the ClickHouse sink inserted", ["table"])
 SINK_FLUSH_SECONDS = Histogram(
     "heimdall_sink_flush_seconds", "Time of one ClickHouse sink flush (every table of a batch)"
@@ -104,6 +109,12 @@ def record_batch(stage: str, n_in: int, n_out: int, n_dead: int, seconds: float)
     EVENTS_OUT.labels(stage).inc(n_out)
     DEAD_LETTERS.labels(stage).inc(n_dead)
     BATCH_SECONDS.labels(stage).observe(seconds)
+
+
+def set_active_model(model_name: str, version: str) -> None:
+    """Make ``model_name:version`` the one :data:`ACTIVE_MODEL` reports (the previous one goes)."""
+    ACTIVE_MODEL.clear()
+    ACTIVE_MODEL.labels(model_name, version).set(1)
 
 
 def observe_latency(method: str, t_event_s: float, now_s: float) -> None:

@@ -66,7 +66,7 @@ class ModelWatcher:
         model = OnnxLocalizer(data, spec, f"{pointer.model_name}:{pointer.version}")
         self.active = model
         self.loaded += 1
-        metrics.ACTIVE_MODEL.info({"model_name": pointer.model_name, "version": pointer.version})
+        metrics.set_active_model(pointer.model_name, pointer.version)
         log.warning("model %s is now active", model.version)
         return model
 

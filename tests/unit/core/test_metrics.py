@@ -108,6 +108,15 @@ def test_latency_is_publication_minus_event_time_never_negative() -> None:
     assert sample(f"{name}_bucket", method=method, le="2.0") == 2
 
 
+def test_active_model_reports_only_the_last_one() -> None:
+    name = "heimdall_active_model_info"
+    metrics.set_active_model("unit-net", "v1")
+    assert sample(name, model_name="unit-net", version="v1") == 1
+    metrics.set_active_model("unit-net", "v2")
+    assert REGISTRY.get_sample_value(name, {"model_name": "unit-net", "version": "v1"}) is None
+    assert sample(name, model_name="unit-net", version="v2") == 1
+
+
 # -- memory ------------------------------------------------------------------------------
 
 
