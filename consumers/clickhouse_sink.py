@@ -384,7 +384,7 @@ class ClickHouseSink:
         Runs on the writer thread for a background flush (the caller's thread touches neither
         ``tables`` nor the client until the write is settled).
         """
-        t_flush = time.perf_counter()
+        t_flush, written = time.perf_counter(), 0
         for table, chunks in tables.items():
             if not chunks:
                 continue
@@ -396,11 +396,13 @@ class ClickHouseSink:
                 self._stats.rows[table] += data.num_rows
                 self._stats.insert_seconds += dt
             metrics.SINK_ROWS.labels(table).inc(data.num_rows)
+            written += data.num_rows
             metrics.EVENTS_OUT.labels(STAGE).inc(data.num_rows)
             tables[table] = []
             if tables is self._buffers:
                 self._buffered -= data.num_rows
-        metrics.SINK_FLUSH_SECONDS.observe(time.perf_counter() - t_flush)
+        if written:  # a flush of dead letters alone, or a retry after the rows went in: no time
+            metrics.SINK_FLUSH_SECONDS.observe(time.perf_counter() - t_flush)
 
     def _submit(self) -> None:
         """Hand the buffered rows and the positions they cover to the writer thread."""

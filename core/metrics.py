@@ -23,7 +23,7 @@ The metrics (names and labels; the README lists them with the ports):
   (aggregate with ``max``).
 * ``heimdall_active_model_info{model_name,version}``: the model the localize stage runs.
 * ``heimdall_sink_rows_total{table}``, ``heimdall_sink_flush_seconds``: rows the sink
-  inserted, and the time of each flush (all tables of a batch).
+  inserted, and the time of each flush that inserted rows (all tables of a batch).
 * ``heimdall_archive_files_total{topic}``, ``heimdall_archive_bytes_total{topic}``.
 * ``heimdall_child_restarts_total{child}``, ``heimdall_process_rss_bytes{process}``
   (``heimdall up``: the supervisor's restarts; the resident memory of the embedded broker,
