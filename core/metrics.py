@@ -83,7 +83,7 @@ LATENCY_SECONDS = Histogram(
     "heimdall_chunk_to_localization_seconds",
     "Wall-clock time of a localization's publication minus its event time",
     ["method"],
-    buckets=(0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0),
+    buckets=(0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0),
 )
 CONSUMER_LAG = Gauge(
     "heimdall_consumer_lag_events",
