@@ -41,7 +41,7 @@ from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, Message, Topic
 
 from heimdall.consumers.archive_files import ArchivedEvent, ArchiveFileInfo, hour_of_ms
 from heimdall.consumers.archive_store import ArchiveSettings, ArchiveStore
-from heimdall.core import kafka
+from heimdall.core import kafka, metrics
 from heimdall.core.settings import HeimdallSettings, load_settings
 
 __all__ = ["ArchiveStats", "ArchiveWriter", "main"]
@@ -158,6 +158,7 @@ class ArchiveWriter:
             assert offset is not None
             tp = (topic, partition)
             self.stats.consumed += 1
+            metrics.EVENTS_IN.labels("archive").inc()
             if offset < self._next.get(tp, 0):
                 self.stats.skipped_duplicates += 1  # already in a file
                 continue
@@ -201,6 +202,9 @@ class ArchiveWriter:
         s.files += 1
         s.events_written += len(f.events)
         s.bytes_written += info.size_bytes
+        metrics.ARCHIVE_FILES.labels(tp[0]).inc()
+        metrics.ARCHIVE_BYTES.labels(tp[0]).inc(info.size_bytes)
+        metrics.EVENTS_OUT.labels("archive").inc(len(f.events))
         s.written.append(info)
         log.info("archive: wrote %s (%d events)", info.path, len(f.events))
         if self.commit_enabled and self._consumer is not None:
@@ -300,6 +304,7 @@ def main() -> None:
         logging.basicConfig(
             level=settings.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s"
         )
+        metrics.serve_from_settings(settings)
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())

@@ -50,7 +50,7 @@ from heimdall.consumers.clickhouse_rows import (
     map_event,
     route_of,
 )
-from heimdall.core import kafka
+from heimdall.core import kafka, metrics
 from heimdall.core.errors import InvalidEventError
 from heimdall.core.settings import HeimdallSettings
 from heimdall.schemas.batch_decode import BatchDecoder, WireDecoder
@@ -283,6 +283,7 @@ class ClickHouseSink:
             positions[(msg.topic(), msg.partition())] = msg.offset() + 1  # type: ignore[index,operator]
         with self._lock:
             self._stats.consumed += len(events)
+        metrics.EVENTS_IN.labels(STAGE).inc(len(events))
 
     def _dead_letter(
         self, msg: Message, topic: str, partition: int, offset: int, reason: str
@@ -295,6 +296,7 @@ class ClickHouseSink:
         self._produce_dead_letter(self._dlq_seq)
         with self._lock:
             self._stats.dlq += 1
+        metrics.DEAD_LETTERS.labels(STAGE).inc()
 
     def _produce_dead_letter(self, seq: int) -> None:
         assert self._producer is not None
@@ -382,6 +384,7 @@ class ClickHouseSink:
         Runs on the writer thread for a background flush (the caller's thread touches neither
         ``tables`` nor the client until the write is settled).
         """
+        t_flush, written = time.perf_counter(), 0
         for table, chunks in tables.items():
             if not chunks:
                 continue
@@ -392,9 +395,14 @@ class ClickHouseSink:
             with self._lock:
                 self._stats.rows[table] += data.num_rows
                 self._stats.insert_seconds += dt
+            metrics.SINK_ROWS.labels(table).inc(data.num_rows)
+            written += data.num_rows
+            metrics.EVENTS_OUT.labels(STAGE).inc(data.num_rows)
             tables[table] = []
             if tables is self._buffers:
                 self._buffered -= data.num_rows
+        if written:  # a flush of dead letters alone, or a retry after the rows went in: no time
+            metrics.SINK_FLUSH_SECONDS.observe(time.perf_counter() - t_flush)
 
     def _submit(self) -> None:
         """Hand the buffered rows and the positions they cover to the writer thread."""

@@ -204,6 +204,14 @@ class HeimdallSettings(BaseSettings):
         1.0, ge=0, description="delay before restarting a dead child, doubled per recent restart"
     )
     restart_backoff_max_s: float = Field(30.0, ge=0, description="longest restart delay, s")
+    metrics_port: int = Field(
+        0,
+        ge=0,
+        le=65535,
+        description="serve Prometheus metrics on this port (0: off); `heimdall up` gives its "
+        "children the following ports",
+    )
+    metrics_host: str = Field("127.0.0.1", description="address the metrics endpoint binds")
     log_level: str = Field("WARNING", description="Python logging level")
     topics: TopicNames = Field(default_factory=TopicNames)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
@@ -256,6 +264,7 @@ class HeimdallSettings(BaseSettings):
                     "tdoa_window_s",
                     "tdoa_method",
                     "tdoa_max_receivers",
+                    "metrics_host",
                 }
             ).items()
         }

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from heimdall.core import metrics
 from heimdall.core.errors import HeimdallError
 from heimdall.core.settings import HeimdallSettings, load_settings
 
@@ -146,9 +147,14 @@ def sink(
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     s = ClickHouseSink(settings, store, Serde(settings.schema_registry.url), group_id=group_id)
+    lag = None
+    if metrics.serve_from_settings(settings) is not None:
+        lag = metrics.LagSampler(settings, group_id, s.topics).start()
     try:
         s.run(stop)
     finally:
+        if lag is not None:
+            lag.stop()
         store.close()
     err_console.print(f"sink: wrote {s.stats.rows}")
 

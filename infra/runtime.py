@@ -48,7 +48,7 @@ from heimdall.consumers.queries import (
     last_fixes,
     localization_error_details,
 )
-from heimdall.core import kafka
+from heimdall.core import kafka, metrics
 from heimdall.core.settings import HeimdallSettings
 from heimdall.core.store import open_clickhouse
 from heimdall.infra.broker import EmbeddedBroker
@@ -119,6 +119,10 @@ class Runtime:
         self.supervisor = Supervisor(RestartPolicy.from_settings(settings))
         self.failure: str | None = None
         """Why the run ended early (a crash loop, the broker gone), or None."""
+        self.metrics_ports: dict[str, int] = {}
+        """The metrics port of this process (``up``) and of each child that serves one."""
+        self._metrics: metrics.RuntimeCollector | None = None
+        self._lag: metrics.LagSampler | None = None
 
     # -- start -----------------------------------------------------------------------------
     def _start_broker(self) -> None:
@@ -134,7 +138,10 @@ class Runtime:
         n = self.options.n_workers
         for i in range(n):
             name = "streams" if n == 1 else f"streams-{i + 1}"
-            worker = Child(name, [], env, self.logs / f"{name}.log", module=WORKER_MODULE)
+            worker = Child(
+                name, [], self._metrics_env(name, env), self.logs / f"{name}.log",
+                module=WORKER_MODULE,
+            )  # fmt: skip
             self.children.append(worker.start())
 
     def _start_producers(self, env: dict[str, str]) -> None:
@@ -164,8 +171,42 @@ class Runtime:
     def _start_archive(self, env: dict[str, str]) -> None:
         if self.options.archive:
             log_path = self.logs / "archive.log"
-            arch = Child("archive", [], env, log_path, module="heimdall.consumers.archive")
+            arch_env = self._metrics_env("archive", env)
+            arch = Child("archive", [], arch_env, log_path, module="heimdall.consumers.archive")
             self.children.append(arch.start())
+
+    def _metrics_env(self, name: str, env: dict[str, str]) -> dict[str, str]:
+        """``env`` with the child's own metrics port: ``up``'s port plus 1, 2, … in start order
+        (``HEIMDALL_METRICS_PORT=0`` for every child when ``up`` serves none)."""
+        base = self.settings.metrics_port
+        port = base + 1 + sum(n != "up" for n in self.metrics_ports) if base > 0 else 0
+        if port:
+            self.metrics_ports[name] = port
+        return {**env, "HEIMDALL_METRICS_PORT": str(port)}
+
+    def _start_metrics(self) -> None:
+        """Serve ``up``'s metrics: the in-process sink, restarts, broker and children's memory."""
+        port = metrics.serve_from_settings(self.settings)
+        if port is None:
+            return
+        self.metrics_ports["up"] = port
+        self._metrics = metrics.RuntimeCollector(
+            restarts=lambda: dict(self.supervisor.restarts),
+            pids=self._pids,
+        ).register()
+
+    def _pids(self) -> dict[str, int | None]:
+        pids: dict[str, int | None] = {"broker": self.broker.pid if self.broker else None}
+        pids.update({c.name: c.proc.pid if c.running and c.proc else None for c in self.children})
+        return pids
+
+    def _print_metrics_ports(self) -> None:
+        if self.metrics_ports:
+            host = self.settings.metrics_host
+            self.console.print(
+                "[dim]metrics:[/dim] "
+                + ", ".join(f"{n} http://{host}:{p}/metrics" for n, p in self.metrics_ports.items())
+            )
 
     def _start_sink(self, serde: Serde) -> None:
         self.store = open_clickhouse(self.settings)
@@ -175,6 +216,9 @@ class Runtime:
             target=self.sink.run, args=(self.stop_sink,), name="clickhouse-sink", daemon=True
         )
         self._sink_thread.start()
+        if self._metrics is not None:
+            self._lag = metrics.LagSampler(self.settings, self.sink.group_id, self.sink.topics)
+            self._lag.start()
 
     # -- run -------------------------------------------------------------------------------
     def _workers(self) -> list[Child]:
@@ -191,6 +235,7 @@ class Runtime:
         restore = self._install_signal_handlers()
         try:
             self._start_broker()
+            self._start_metrics()
             ensure_topics(kafka.admin(self.settings), heimdall_topics(self.settings))
             env = child_env(self.settings.to_env())
             self._start_workers(env)  # first: their imports and group join take the longest
@@ -202,6 +247,7 @@ class Runtime:
             self._start_sink(serde)
             self.monitor = Monitor(self.settings, serde, started_monotonic=t0).start()
             self._start_producers(env)
+            self._print_metrics_ports()
             self._watch(t0)
             return self._shutdown(t0)
         finally:
@@ -390,6 +436,11 @@ class Runtime:
     def _teardown(self) -> None:
         for child in reversed(self.children):
             child.stop(timeout_s=5.0)
+        if self._lag is not None:
+            self._lag.stop()
+        if self._metrics is not None:
+            self._metrics.unregister()
+            self._metrics = None
         if self.monitor is not None:
             self.monitor.stop()
         self._stop_sink()

@@ -29,12 +29,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 from typing import Any
 
 import faust
 from faust.types import TP
 
+from heimdall.core import metrics
 from heimdall.core.errors import EstimationError, InvalidEventError, SchemaError
 from heimdall.core.settings import HeimdallSettings
 from heimdall.ml.estimators.track import TrackConfig
@@ -147,6 +149,8 @@ def create_app(settings: HeimdallSettings) -> faust.App:
     async def send(batch: Batch, records: list[Record], dead: list[DeadLetter], stage: str) -> None:
         for d in dead:
             log.warning("%s: to DLQ: %s", stage, d.reason)
+        seconds = time.perf_counter() - batch.started_s
+        metrics.record_batch(stage, len(batch), len(records), len(dead), seconds)
         batch.delivery += await produce_batch(
             app.producer, records, dead, dlq_topic=t.dlq, stage=stage
         )
@@ -233,6 +237,7 @@ def create_app(settings: HeimdallSettings) -> faust.App:
                 records += observations(channel_id, closed)
                 touched.append((channel_id, event))
         if touched:
+            metrics.EVENTS_OUT.labels("associate").inc(len(records))
             futures = await produce_batch(app.producer, records, [], dlq_topic=t.dlq, stage="tick")
             await asyncio.gather(*futures)
             for channel_id, event in touched:
@@ -283,6 +288,7 @@ def create_app(settings: HeimdallSettings) -> faust.App:
         for channel_id in [c for c in tdoa_channel_events if c not in sessions]:
             del tdoa_channel_events[channel_id]
         if records:
+            metrics.EVENTS_OUT.labels("tdoa").inc(len(records))
             futures = await produce_batch(app.producer, records, [], dlq_topic=t.dlq, stage="tdoa")
             await asyncio.gather(*futures)
 
@@ -348,6 +354,9 @@ def create_app(settings: HeimdallSettings) -> faust.App:
                 Record(t.localizations, loc.channel_id.encode(), serde.encode(loc), loc.t_ns / 1e9)
                 for _, loc in estimates
             ]
+            now_s = time.time()
+            for _, loc in estimates:
+                metrics.observe_latency(loc.method, loc.t_ns / 1e9, now_s)
             await send(batch, records, dead, "localize")
 
     return app

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Iterator, Sequence
@@ -68,6 +69,8 @@ class Batch:
 
     events: list[EventT]
     delivery: list[Awaitable[Any]] = field(default_factory=list)
+    started_s: float = field(default_factory=time.perf_counter)
+    """When the batch was taken (``time.perf_counter``): its processing time starts here."""
 
     def __len__(self) -> int:
         return len(self.events)

@@ -17,7 +17,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, TopicPartition
 
-from heimdall.core import kafka
+from heimdall.core import kafka, metrics
 from heimdall.core.errors import HeimdallError
 from heimdall.core.objectstore import storage_options
 from heimdall.core.settings import HeimdallSettings
@@ -66,6 +66,7 @@ class ModelWatcher:
         model = OnnxLocalizer(data, spec, f"{pointer.model_name}:{pointer.version}")
         self.active = model
         self.loaded += 1
+        metrics.set_active_model(pointer.model_name, pointer.version)
         log.warning("model %s is now active", model.version)
         return model
 

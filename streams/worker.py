@@ -6,15 +6,29 @@ from __future__ import annotations
 
 import faust
 
+from heimdall.core import metrics
 from heimdall.core.settings import HeimdallSettings, load_settings
 from heimdall.streams.app import create_app
 
 
 def run_worker(settings: HeimdallSettings, loglevel: str = "warning") -> None:
-    """Run until SIGTERM/SIGINT; Faust stops the agents and commits on the way out."""
+    """Run until SIGTERM/SIGINT; Faust stops the agents and commits on the way out.
+
+    With ``HEIMDALL_METRICS_PORT`` set, serves the metrics (:mod:`heimdall.core.metrics`)
+    and samples the lag of the stream group on the topics the agents read.
+    """
     app = create_app(settings)
+    lag = None
+    if metrics.serve_from_settings(settings) is not None:
+        t = settings.topics
+        topics = [t.iq, t.features, t.observations] + ([t.snippets] if settings.tdoa else [])
+        lag = metrics.LagSampler(settings, settings.streams_app_id, topics).start()
     worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
-    worker.execute_from_commandline()
+    try:
+        worker.execute_from_commandline()
+    finally:
+        if lag is not None:
+            lag.stop()
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import torch
 
 from heimdall.core import kafka
 from heimdall.core.settings import HeimdallSettings
+from heimdall.infra.broker import free_port
 from heimdall.infra.cli_models import pointer_for
 from heimdall.infra.processes import Child, child_env
 from heimdall.infra.topics import ensure_topics, heimdall_topics
@@ -22,6 +23,7 @@ from heimdall.producers.publisher import Publisher
 from heimdall.schemas.dlq import DeadLetter
 from heimdall.schemas.models import Localization
 from heimdall.schemas.serde import Serde
+from tests.integration.streams.test_worker_metrics import scrape
 from tests.unit.ml.test_inference import FRAME, observation
 
 pytestmark = pytest.mark.integration
@@ -60,7 +62,9 @@ def test_models_hot_reload_and_refusal(settings: HeimdallSettings, tmp_path: Pat
     t = settings.topics
     pub.publish(t.models, "setnet", pointer_for(v1))
     pub.flush()
-    worker = Child("streams", ["worker"], child_env(settings.to_env()), tmp_path / "w.log")
+    port = free_port()  # the active model is also a metric
+    env = child_env({**settings.to_env(), "HEIMDALL_METRICS_PORT": str(port)})
+    worker = Child("streams", ["worker"], env, tmp_path / "w.log")
     worker.start()
     locs = kafka.consumer(settings, "locs")
     locs.subscribe([t.localizations])
@@ -88,6 +92,10 @@ def test_models_hot_reload_and_refusal(settings: HeimdallSettings, tmp_path: Pat
             version = onnx_versions(settings, pub, locs, 30)
         assert version == f"setnet:{v2.version}"
         assert worker.running
+        samples = scrape(port)
+        active = {dict(k[1])["version"]: v for k, v in samples.items()
+                  if k[0] == "heimdall_active_model_info"}  # fmt: skip
+        assert active == {v2.version: 1.0}
     finally:
         locs.close()
         worker.stop()
