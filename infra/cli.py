@@ -145,7 +145,7 @@ def sink(
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    s = ClickHouseSink(settings, store, Serde(settings.schema_registry.url), group_id=group_id)
+    s = ClickHouseSink(settings, store, Serde.from_settings(settings), group_id=group_id)
     try:
         s.run(stop)
     finally:
