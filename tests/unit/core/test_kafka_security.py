@@ -98,7 +98,7 @@ def test_bad_security_settings_are_one_clear_line(kafka: dict[str, str], names: 
 
 def test_bad_protocol_from_env_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KAFKA_SECURITY_PROTOCOL", "tls")
-    with pytest.raises(ConfigError, match="^KAFKA_SECURITY_PROTOCOL: must be one of"):
+    with pytest.raises(ConfigError, match=r"^KAFKA_SECURITY_PROTOCOL: must be one of"):
         load_settings()
 
 
