@@ -109,3 +109,17 @@ def make_tls_files(directory: Path) -> TlsFiles:
         client_cert=_write_cert(client, directory / "client.pem"),
         client_key=_write_key(client_key, directory / "client.key"),
     )
+
+
+def encrypted_copy(key_path: Path, password: str, out: Path) -> Path:
+    """Write ``key_path``'s private key to ``out`` encrypted with ``password`` (PKCS#8)."""
+    key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+    out.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(password.encode()),
+        )
+    )
+    out.chmod(0o600)
+    return out
