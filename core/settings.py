@@ -106,6 +106,11 @@ class KafkaSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _complete(self) -> KafkaSettings:
+        if self.embedded and self.security_protocol != "PLAINTEXT":
+            raise ValueError(
+                f"security_protocol {self.security_protocol} needs KAFKA_BOOTSTRAP_SERVERS: "
+                "the embedded broker (Tansu 0.6) speaks only PLAINTEXT on loopback"
+            )
         if self.sasl and not (self.sasl_mechanism and self.sasl_username and self.sasl_password):
             raise ValueError(
                 f"security_protocol {self.security_protocol} needs KAFKA_SASL_MECHANISM, "

@@ -92,8 +92,14 @@ def test_sasl_plaintext_has_no_tls_keys() -> None:
 )
 def test_bad_security_settings_are_one_clear_line(kafka: dict[str, str], names: str) -> None:
     with pytest.raises(ConfigError, match=names) as err:
-        load_settings(kafka=kafka)
+        load_settings(kafka={"bootstrap_servers": "k:9093", **kafka})
     assert "\n" not in str(err.value)
+
+
+def test_the_embedded_broker_is_plaintext_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KAFKA_SECURITY_PROTOCOL", "SSL")
+    with pytest.raises(ConfigError, match="needs KAFKA_BOOTSTRAP_SERVERS"):
+        load_settings()
 
 
 def test_bad_protocol_from_env_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
