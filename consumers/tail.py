@@ -73,7 +73,7 @@ def tail_topic(
 ) -> int:
     """Follow ``topic`` and write JSON lines to ``out``; return how many were written."""
     name = resolve_topic(settings, topic)
-    serde = Serde(settings.schema_registry.url)
+    serde = Serde.from_settings(settings)
     c = kafka.consumer(
         settings,
         f"heimdall-tail-{new_event_id()}",

@@ -17,6 +17,7 @@ and :meth:`HeimdallSettings.describe` masks a password written inside a URL.
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
@@ -39,8 +40,23 @@ def mask_url(url: str | None) -> str | None:
     return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
 
 
+#: ``KAFKA_SECURITY_PROTOCOL`` values (librdkafka's ``security.protocol``).
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+#: ``KAFKA_SASL_MECHANISM`` values that librdkafka and aiokafka (Faust) both speak with a
+#: username and password.
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
 class KafkaSettings(BaseSettings):
-    """Where the broker is and how to authenticate (``KAFKA_*``)."""
+    """Where the broker is and how to authenticate (``KAFKA_*``).
+
+    ``security_protocol`` SSL or SASL_SSL encrypts the connection (TLS): the broker's
+    certificate is checked against ``ssl_ca_location`` (unset: the system's CA store) and,
+    with ``ssl_certificate_location`` and ``ssl_key_location``, this client presents its own
+    certificate (mutual TLS). SASL_PLAINTEXT or SASL_SSL authenticates with
+    ``sasl_mechanism``, ``sasl_username`` and ``sasl_password``. Passwords are
+    :class:`~pydantic.SecretStr`: they never appear in a repr, a log line or a command line.
+    """
 
     model_config = SettingsConfigDict(env_prefix="KAFKA_", frozen=True, extra="ignore")
 
@@ -53,29 +69,147 @@ class KafkaSettings(BaseSettings):
     sasl_mechanism: str | None = Field(None, description="PLAIN, SCRAM-SHA-256, SCRAM-SHA-512")
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
+    ssl_ca_location: Path | None = Field(
+        None, description="PEM file of the CA(s) that signed the broker's certificate"
+    )
+    ssl_certificate_location: Path | None = Field(
+        None, description="PEM client certificate, for brokers that require client TLS auth"
+    )
+    ssl_key_location: Path | None = Field(None, description="PEM private key of that certificate")
+    ssl_key_password: SecretStr | None = Field(None, description="password of an encrypted key")
+    ssl_check_hostname: bool = Field(
+        True, description="check the broker's certificate names the host connected to"
+    )
     compression_type: str = Field("zstd", description="producer compression: none, lz4, zstd")
     session_timeout_ms: int = Field(6000, description="consumer-group session timeout")
     fetch_max_wait_ms: int = Field(
         100, ge=1, description="longest a fetch waits for data (Tansu always waits this long)"
     )
 
+    @field_validator("security_protocol")
+    @classmethod
+    def _known_protocol(cls, v: str) -> str:
+        v = v.strip().upper()
+        if v not in SECURITY_PROTOCOLS:
+            raise ValueError(f"must be one of {', '.join(SECURITY_PROTOCOLS)}, not {v!r}")
+        return v
+
+    @field_validator("sasl_mechanism")
+    @classmethod
+    def _known_mechanism(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        v = v.strip().upper()
+        if v not in SASL_MECHANISMS:
+            raise ValueError(f"must be one of {', '.join(SASL_MECHANISMS)}, not {v!r}")
+        return v
+
+    @model_validator(mode="after")
+    def _complete(self) -> KafkaSettings:
+        if self.embedded and self.security_protocol != "PLAINTEXT":
+            raise ValueError(
+                f"security_protocol {self.security_protocol} needs KAFKA_BOOTSTRAP_SERVERS: "
+                "the embedded broker (Tansu 0.6) speaks only PLAINTEXT on loopback"
+            )
+        if self.sasl and not (self.sasl_mechanism and self.sasl_username and self.sasl_password):
+            raise ValueError(
+                f"security_protocol {self.security_protocol} needs KAFKA_SASL_MECHANISM, "
+                "KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD"
+            )
+        if (self.ssl_certificate_location is None) != (self.ssl_key_location is None):
+            raise ValueError(
+                "KAFKA_SSL_CERTIFICATE_LOCATION and KAFKA_SSL_KEY_LOCATION go together"
+            )
+        for name in ("ssl_ca_location", "ssl_certificate_location", "ssl_key_location"):
+            path = getattr(self, name)
+            if self.tls and path is not None and not Path(path).is_file():
+                raise ValueError(f"KAFKA_{name.upper()}: no file {path}")
+        return self
+
     @property
     def embedded(self) -> bool:
         return not self.bootstrap_servers
 
+    @property
+    def tls(self) -> bool:
+        """Whether connections are encrypted (SSL or SASL_SSL)."""
+        return self.security_protocol in ("SSL", "SASL_SSL")
+
+    @property
+    def sasl(self) -> bool:
+        """Whether connections authenticate with SASL (SASL_PLAINTEXT or SASL_SSL)."""
+        return self.security_protocol.startswith("SASL_")
+
     def client_config(self, bootstrap_servers: str) -> dict[str, Any]:
-        """librdkafka settings common to producers, consumers and the admin client."""
+        """librdkafka settings common to producers, consumers and the admin client.
+
+        The result holds the SASL and key passwords in clear (librdkafka needs them): pass it
+        to a client, never log it.
+        """
         conf: dict[str, Any] = {
             "bootstrap.servers": bootstrap_servers,
             "security.protocol": self.security_protocol,
         }
-        if self.sasl_mechanism:
+        if self.sasl:
             conf["sasl.mechanism"] = self.sasl_mechanism
-        if self.sasl_username:
             conf["sasl.username"] = self.sasl_username
-        if self.sasl_password is not None:
+            assert self.sasl_password is not None  # checked by _complete
             conf["sasl.password"] = self.sasl_password.get_secret_value()
+        if self.tls:
+            if self.ssl_ca_location is not None:
+                conf["ssl.ca.location"] = str(self.ssl_ca_location)
+            if self.ssl_certificate_location is not None:
+                conf["ssl.certificate.location"] = str(self.ssl_certificate_location)
+                conf["ssl.key.location"] = str(self.ssl_key_location)
+            if self.ssl_key_password is not None:
+                conf["ssl.key.password"] = self.ssl_key_password.get_secret_value()
+            conf["ssl.endpoint.identification.algorithm"] = (
+                "https" if self.ssl_check_hostname else "none"
+            )
         return conf
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The same TLS settings as an :class:`ssl.SSLContext` (for aiokafka, i.e. Faust);
+        ``None`` unless the protocol is SSL or SASL_SSL."""
+        if not self.tls:
+            return None
+        ctx = ssl.create_default_context(
+            ssl.Purpose.SERVER_AUTH,
+            cafile=str(self.ssl_ca_location) if self.ssl_ca_location else None,
+        )
+        if self.ssl_certificate_location is not None:
+            ctx.load_cert_chain(
+                str(self.ssl_certificate_location),
+                str(self.ssl_key_location),
+                password=(
+                    self.ssl_key_password.get_secret_value() if self.ssl_key_password else None
+                ),
+            )
+        ctx.check_hostname = self.ssl_check_hostname
+        if not self.ssl_check_hostname:
+            ctx.verify_mode = ssl.CERT_REQUIRED  # the chain is still checked
+        return ctx
+
+    def to_env(self, include_secrets: bool = False) -> dict[str, str]:
+        """The security settings as ``KAFKA_*`` variables, passwords only if asked for."""
+        env = {"KAFKA_SECURITY_PROTOCOL": self.security_protocol}
+        for name in (
+            "sasl_mechanism",
+            "sasl_username",
+            "ssl_ca_location",
+            "ssl_certificate_location",
+            "ssl_key_location",
+        ):
+            value = getattr(self, name)
+            if value is not None:
+                env[f"KAFKA_{name.upper()}"] = str(value)
+        env["KAFKA_SSL_CHECK_HOSTNAME"] = str(self.ssl_check_hostname).lower()
+        if include_secrets:
+            for name in ("sasl_password", "ssl_key_password"):
+                secret = getattr(self, name)
+                if secret is not None:
+                    env[f"KAFKA_{name.upper()}"] = secret.get_secret_value()
+        return env
 
 
 class ClickHouseSettings(BaseSettings):
@@ -126,6 +260,16 @@ class SchemaRegistrySettings(BaseSettings):
 
     url: str | None = Field(None, description="http(s)://host:port, or mock://name in tests")
     basic_auth: SecretStr | None = Field(None, description="user:password for the registry")
+
+    def client_conf(self) -> dict[str, Any]:
+        """``SchemaRegistryClient`` settings: the URL and, when set, the basic auth
+        (``basic.auth.user.info``, in clear: pass it to the client, never log it)."""
+        conf: dict[str, Any] = {}
+        if self.url:
+            conf["url"] = self.url
+        if self.basic_auth is not None:
+            conf["basic.auth.user.info"] = self.basic_auth.get_secret_value()
+        return conf
 
 
 class TopicNames(BaseModel):
@@ -239,10 +383,12 @@ class HeimdallSettings(BaseSettings):
     def chdb_path(self) -> Path:
         return self.data_dir.resolve() / "chdb"
 
-    def to_env(self) -> dict[str, str]:
-        """The non-secret settings as environment variables, for child processes.
+    def to_env(self, include_secrets: bool = False) -> dict[str, str]:
+        """The settings as environment variables, for child processes.
 
-        Secrets are not written out: children inherit them from the parent's environment.
+        Secrets are written out only with ``include_secrets`` (``heimdall up`` passes them to
+        its children in their environment, never on their command line, where ``ps`` shows
+        them to every user; a process's environment is readable only by its owner).
         """
         env = {
             f"HEIMDALL_{name.upper()}": str(value)
@@ -273,6 +419,11 @@ class HeimdallSettings(BaseSettings):
         )
         if self.kafka.bootstrap_servers:
             env["KAFKA_BOOTSTRAP_SERVERS"] = self.kafka.bootstrap_servers
+        env.update(self.kafka.to_env(include_secrets))
+        if self.schema_registry.url:
+            env["SCHEMA_REGISTRY_URL"] = self.schema_registry.url
+        if include_secrets and self.schema_registry.basic_auth is not None:
+            env["SCHEMA_REGISTRY_BASIC_AUTH"] = self.schema_registry.basic_auth.get_secret_value()
         env["KAFKA_FETCH_MAX_WAIT_MS"] = str(self.kafka.fetch_max_wait_ms)
         env["KAFKA_SESSION_TIMEOUT_MS"] = str(self.kafka.session_timeout_ms)
         return env
@@ -296,5 +447,25 @@ def load_settings(**overrides: Any) -> HeimdallSettings:
         return HeimdallSettings(**overrides)
     except ValidationError as exc:
         err = exc.errors()[0]
-        where = "HEIMDALL_" + "__".join(str(p).upper() for p in err["loc"])
-        raise ConfigError(f"{where}: {err['msg']}") from None
+        loc = [str(p).upper() for p in err["loc"]]
+        prefix = _ENV_PREFIX.get(exc.title)
+        if prefix is None and loc and loc[0].lower() in _GROUP_PREFIX:
+            prefix, loc = _GROUP_PREFIX[loc[0].lower()], loc[1:]
+        where = (prefix or "HEIMDALL_") + "__".join(loc)
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        raise ConfigError(f"{where.rstrip('_')}: {msg}") from None
+
+
+#: Environment prefix of each settings group, to name the variable a validation error is about.
+_ENV_PREFIX = {
+    "KafkaSettings": "KAFKA_",
+    "ClickHouseSettings": "CLICKHOUSE_",
+    "ObjectStoreSettings": "OBJECT_STORE_",
+    "SchemaRegistrySettings": "SCHEMA_REGISTRY_",
+}
+_GROUP_PREFIX = {
+    "kafka": "KAFKA_",
+    "clickhouse": "CLICKHOUSE_",
+    "object_store": "OBJECT_STORE_",
+    "schema_registry": "SCHEMA_REGISTRY_",
+}

@@ -146,7 +146,7 @@ def sink(
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    s = ClickHouseSink(settings, store, Serde(settings.schema_registry.url), group_id=group_id)
+    s = ClickHouseSink(settings, store, Serde.from_settings(settings), group_id=group_id)
     lag = None
     if metrics.serve_from_settings(settings) is not None:
         lag = metrics.LagSampler(settings, group_id, s.topics).start()

@@ -84,7 +84,7 @@ def start_dashboard(
         raise
     feed = Feed(
         settings,
-        Serde(settings.schema_registry.url),
+        Serde.from_settings(settings),
         state,
         count_topics=topic_counts,
         history_s=ds.dashboard_history_s,

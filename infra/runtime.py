@@ -237,13 +237,13 @@ class Runtime:
             self._start_broker()
             self._start_metrics()
             ensure_topics(kafka.admin(self.settings), heimdall_topics(self.settings))
-            env = child_env(self.settings.to_env())
+            env = child_env(self.settings.to_env(include_secrets=True))
             self._start_workers(env)  # first: their imports and group join take the longest
             self._start_dashboard(env)
             self._start_archive(env)
             if self.broker is not None:  # a fresh embedded broker knows no model yet
                 announce(self.settings, active_records(self.settings))
-            serde = Serde(self.settings.schema_registry.url)
+            serde = Serde.from_settings(self.settings)
             self._start_sink(serde)
             self.monitor = Monitor(self.settings, serde, started_monotonic=t0).start()
             self._start_producers(env)

@@ -50,7 +50,7 @@ class Publisher:
         producer: Producer | None = None,
     ) -> None:
         self.settings = settings
-        self.serde = serde or Serde(settings.schema_registry.url)
+        self.serde = serde or Serde.from_settings(settings)
         self.producer = producer or kafka.producer(settings)
         self.stats = PublisherStats()
 

@@ -30,16 +30,20 @@ import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 from fastavro.schema import to_parsing_canonical_form
 from fastavro.validation import validate
 
 from heimdall.core.errors import InvalidEventError, SchemaError
+from heimdall.core.settings import mask_url
 from heimdall.schemas import catalog
 from heimdall.schemas.catalog import SchemaEntry
 from heimdall.schemas.models import MODELS
+
+if TYPE_CHECKING:
+    from heimdall.core.settings import HeimdallSettings
 
 __all__ = ["CONFLUENT_MAGIC", "SINGLE_OBJECT_MAGIC", "Payload", "Serde", "subject_for"]
 
@@ -108,6 +112,11 @@ class Serde:
         ``auto.register.schemas`` (default True).
     """
 
+    @classmethod
+    def from_settings(cls, settings: HeimdallSettings) -> Serde:
+        """The serde of ``SCHEMA_REGISTRY_URL``, with ``SCHEMA_REGISTRY_BASIC_AUTH`` if set."""
+        return cls(registry_conf=settings.schema_registry.client_conf())
+
     def __init__(
         self, registry_url: str | None = None, registry_conf: dict[str, Any] | None = None
     ) -> None:
@@ -118,7 +127,8 @@ class Serde:
         if url:
             conf["url"] = url
             self._registry = _registry_client(conf)
-        self.registry_url: str | None = url or None
+        # for messages: a password written in the URL is masked
+        self.registry_url: str | None = mask_url(url) or None
 
         self._current = catalog.current()
         self._entries: dict[str, SchemaEntry] = dict(self._current.entries)

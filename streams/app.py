@@ -91,13 +91,17 @@ def faust_broker_options(settings: HeimdallSettings) -> dict[str, Any]:
         "broker_heartbeat_interval": 1.0,
         "broker_rebalance_timeout": k.session_timeout_ms / 1000.0,
     }
-    if k.sasl_mechanism and k.sasl_username and k.sasl_password is not None:
+    ssl_context = k.ssl_context()  # None unless SSL or SASL_SSL
+    if k.sasl:
+        assert k.sasl_password is not None  # KafkaSettings checks SASL settings are complete
         opts["broker_credentials"] = faust.SASLCredentials(
             username=k.sasl_username,
             password=k.sasl_password.get_secret_value(),
             mechanism=k.sasl_mechanism,
-            ssl_context=None,
+            ssl_context=ssl_context,  # a context makes it SASL_SSL, none SASL_PLAINTEXT
         )
+    elif ssl_context is not None:
+        opts["broker_credentials"] = faust.SSLCredentials(ssl_context)
     return opts
 
 
@@ -133,7 +137,7 @@ def create_app(settings: HeimdallSettings) -> faust.App:
             name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
         )
 
-    serde = Serde(settings.schema_registry.url)
+    serde = Serde.from_settings(settings)
     policy = WindowPolicy.from_seconds(settings.assoc_window_s, settings.assoc_min_receivers)
     max_samples = settings.max_chunk_samples
     batch_max = settings.batch_max_events

@@ -625,7 +625,7 @@ def record_sigmf(
     from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
     topic = settings.topics.iq
-    serde = Serde(settings.schema_registry.url)
+    serde = Serde.from_settings(settings)
     key = receiver_id.encode()
     c = kafka.consumer(settings, f"heimdall-record-{new_event_id()}")
     result = RecordResult(meta_path=None)

@@ -28,6 +28,9 @@ def test_env_moves_parts_to_clusters(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CLICKHOUSE_URL", "https://alice:hunter2@ch:8443/rf")
     monkeypatch.setenv("OBJECT_STORE_URL", "s3://models/heimdall")
     monkeypatch.setenv("SCHEMA_REGISTRY_URL", "http://registry:8081")
+    monkeypatch.setenv("KAFKA_SECURITY_PROTOCOL", "SASL_PLAINTEXT")
+    monkeypatch.setenv("KAFKA_SASL_MECHANISM", "SCRAM-SHA-256")
+    monkeypatch.setenv("KAFKA_SASL_USERNAME", "heimdall")
     monkeypatch.setenv("KAFKA_SASL_PASSWORD", "s3cret")
     s = load_settings()
     assert not s.kafka.embedded
