@@ -98,7 +98,7 @@ def archive_history(
     from heimdall.schemas.serde import Serde
 
     store = ArchiveStore.from_settings(settings)
-    serde = Serde(settings.schema_registry.url)
+    serde = Serde.from_settings(settings)
     problems: list[str] = []
     lo, hi = since_ns - ARCHIVE_PAD_NS, until_ns + ARCHIVE_PAD_NS
     obs = [
