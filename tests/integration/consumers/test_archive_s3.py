@@ -9,6 +9,7 @@ import pytest
 
 from heimdall.consumers.archive_files import ArchivedEvent, CorruptBlock
 from heimdall.consumers.archive_store import ArchiveStore
+from tests.moto_s3 import moto_s3
 
 pytestmark = pytest.mark.integration
 
@@ -18,21 +19,8 @@ T0_MS = 1_796_371_198_000  # 2026-12-04T07:59:58Z
 @pytest.fixture
 def s3_options() -> Iterator[dict[str, Any]]:
     pytest.importorskip("s3fs")
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    opts = {
-        "key": "test",
-        "secret": "test",
-        "client_kwargs": {"endpoint_url": f"http://{host}:{port}"},
-    }
-    import s3fs
-
-    s3fs.S3FileSystem(**opts).mkdir("heimdall-archive-test")
-    yield opts
-    server.stop()
+    with moto_s3("heimdall-archive-test") as opts:
+        yield opts
 
 
 def test_archive_store_on_s3(s3_options: dict[str, Any]) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from heimdall.ml.registry import ModelRegistry, RegistryError, load_model_bytes
+from tests.moto_s3 import moto_s3
 
 pytestmark = pytest.mark.integration
 
@@ -18,21 +19,8 @@ SPEC = {"inputs": {"x": ["batch", "receivers", 6]}, "features": ["e", "n", "rss"
 
 @pytest.fixture(scope="module")
 def s3() -> Iterator[dict[str, Any]]:
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    opts = {
-        "key": "test",
-        "secret": "test",
-        "client_kwargs": {"endpoint_url": f"http://{host}:{port}"},
-    }
-    import s3fs
-
-    s3fs.S3FileSystem(**opts).mkdir("heimdall-test")
-    yield opts
-    server.stop()
+    with moto_s3("heimdall-test") as opts:
+        yield opts
 
 
 def roundtrip(registry: ModelRegistry) -> None:
