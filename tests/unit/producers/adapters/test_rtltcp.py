@@ -17,6 +17,7 @@ import pytest
 from heimdall.core.errors import ConfigError
 from heimdall.producers.adapters.base import AdapterOptions, ProtocolError
 from heimdall.producers.adapters.rtltcp import (
+    DRIFT_PPM,
     NOMINAL_FULL_SCALE_DBM,
     RtlTcpAdapter,
     RtlTcpCommand,
@@ -212,7 +213,12 @@ def test_timestamps_follow_the_sample_clock_and_the_host_clock() -> None:
             now = time.time_ns()
         chunks = drain(a)
         steps = np.diff([c.t_ns for c in chunks[1:]]) / 1e9
-        np.testing.assert_allclose(steps, 0.2, atol=0.005)
+        # the epoch (running minimum of arrival − samples so far) creeps forward by DRIFT_PPM
+        # of the wall time between reads, and steps back at once when a read arrives sooner
+        # than any before (a loaded machine delays the first reads): with reads less than 1 s
+        # apart no step is longer than 0.2 s + 100 µs, and between corrections it is 0.2 s
+        assert np.all(steps <= 0.2 + DRIFT_PPM * 1e-6 * 1.0), steps
+        assert abs(np.median(steps) - 0.2) <= 0.001, steps
         end_s = (chunks[-1].t_ns + 0.2e9 - now) / 1e9
         assert -0.3 < end_s <= 0.0  # the last sample was taken before we read it
 
