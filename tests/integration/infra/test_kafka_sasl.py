@@ -20,7 +20,7 @@ from confluent_kafka import KafkaException
 
 from heimdall.core import kafka
 from heimdall.core.settings import load_settings
-from heimdall.infra.broker import broker_binary, die_with_parent, free_port
+from heimdall.infra.broker import broker_command, die_with_parent, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -33,17 +33,7 @@ def auth_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
     log = tmp_path_factory.mktemp("tansu-auth") / "tansu.log"
     url = f"tcp://127.0.0.1:{port}"
     proc = subprocess.Popen(
-        [
-            broker_binary(),
-            "broker",
-            "--listener-url",
-            url,
-            "--advertised-listener-url",
-            url,
-            "--storage-engine",
-            "memory://tansu/",
-            "--authentication",
-        ],
+        broker_command(url, "--authentication"),
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
