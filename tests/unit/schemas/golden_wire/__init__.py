@@ -65,4 +65,3 @@ def record() -> None:
     serde = Serde()
     for i, e in enumerate(events()):
         path_of(i, e).write_bytes(serde.encode(e))
-
