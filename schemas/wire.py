@@ -66,31 +66,14 @@ def register(*classes: type[WireModel]) -> None:
 
 
 def named_types() -> dict[str, Any]:
-    """Every named Avro type (record or enum) of the current schemas, by full name."""
+    """Every named Avro type (record or enum) of the current schemas, by full name, in the
+    order the files define them."""
     from heimdall.schemas import catalog
 
     out: dict[str, Any] = {}
-
-    def walk(node: Any) -> None:
-        if isinstance(node, list):
-            for n in node:
-                walk(n)
-        elif isinstance(node, dict):
-            kind = node.get("type")
-            if kind in ("record", "enum", "fixed"):
-                out.setdefault(node["name"], node)
-            if kind == "record":
-                for f in node["fields"]:
-                    walk(f["type"])
-            elif kind == "array":
-                walk(node["items"])
-            elif kind == "map":
-                walk(node["values"])
-            elif isinstance(kind, dict | list):
-                walk(kind)
-
     for entry in catalog.current():
-        walk(entry.expanded)
+        for name, definition in catalog.named_definitions(entry.expanded).items():
+            out.setdefault(name, definition)
     return out
 
 
@@ -115,45 +98,28 @@ class _Source:
             return self._type(avro["type"])  # {"type": "string", "logicalType": ...}
         return avro
 
-    def out(self, avro: Any, v: str, depth: int = 0) -> str:
-        """Expression of the wire value of the model value ``v``."""
+    def expr(self, avro: Any, v: str, to_wire: bool, depth: int = 0) -> str:
+        """Expression converting the value ``v`` of Avro type ``avro``: model -> wire
+        (``to_wire``) or wire -> model."""
         t = self._type(avro)
         x = f"x{depth}"
         if isinstance(t, list):
-            return self._nullable(t, v, lambda b: self.out(b, v, depth))
+            return self._nullable(t, v, lambda b: self.expr(b, v, to_wire, depth))
         if not isinstance(t, dict):
             return v  # a primitive
         kind = t["type"]
         if kind == "enum":
-            return f"{self.bind(_enum(t['name']))}({v}).value"
+            enum = self.bind(_enum(t["name"]))
+            return f"{enum}({v}).value" if to_wire else f"{enum}({v})"
         if kind == "record":
-            return f"{v}.to_dict()"
+            model = self.bind(_CLASSES[t["name"]])
+            return f"{v}.to_dict()" if to_wire else f"{model}.from_dict({v})"
         if kind == "array":
-            inner = self.out(t["items"], x, depth + 1)
-            return f"list({v})" if inner == x else f"[{inner} for {x} in {v}]"
+            inner = self.expr(t["items"], x, to_wire, depth + 1)
+            seq = "list" if to_wire else "tuple"
+            return f"{seq}({v})" if inner == x else f"{seq}([{inner} for {x} in {v}])"
         if kind == "map":
-            inner = self.out(t["values"], x, depth + 1)
-            return f"dict({v})" if inner == x else f"{{k: {inner} for k, {x} in {v}.items()}}"
-        return v
-
-    def into(self, avro: Any, v: str, depth: int = 0) -> str:
-        """Expression of the model value of the wire value ``v``."""
-        t = self._type(avro)
-        x = f"x{depth}"
-        if isinstance(t, list):
-            return self._nullable(t, v, lambda b: self.into(b, v, depth))
-        if not isinstance(t, dict):
-            return v
-        kind = t["type"]
-        if kind == "enum":
-            return f"{self.bind(_enum(t['name']))}({v})"
-        if kind == "record":
-            return f"{self.bind(_CLASSES[t['name']])}.from_dict({v})"
-        if kind == "array":
-            inner = self.into(t["items"], x, depth + 1)
-            return f"tuple({v})" if inner == x else f"tuple({inner} for {x} in {v})"
-        if kind == "map":
-            inner = self.into(t["values"], x, depth + 1)
+            inner = self.expr(t["values"], x, to_wire, depth + 1)
             return f"dict({v})" if inner == x else f"{{k: {inner} for k, {x} in {v}.items()}}"
         return v
 
@@ -208,8 +174,8 @@ def _conversion(cls: type[WireModel]) -> _Conversion:
             out.append(f"{name!r}: {src.bind(custom.to_wire)}(self)")
             into.append(f"{custom.attr}={src.bind(custom.from_wire)}(d)")
         else:
-            out.append(f"{name!r}: {src.out(f['type'], f'self.{name}')}")
-            into.append(f"{name}={src.into(f['type'], f'd[{name!r}]')}")
+            out.append(f"{name!r}: {src.expr(f['type'], f'self.{name}', True)}")
+            into.append(f"{name}={src.expr(f['type'], f'd[{name!r}]', False)}")
     code = (
         "def to_dict(self):\n    return {" + ", ".join(out) + "}\n"
         "def from_dict(cls, d):\n    return cls(" + ", ".join(into) + ")\n"
