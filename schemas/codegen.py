@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import keyword
 import sys
 import textwrap
 from dataclasses import dataclass
@@ -176,6 +177,8 @@ def _record(avro: dict[str, Any], named: dict[str, Any]) -> str:
     arrays = False
     docs = ["Parameters", "----------"]
     for f in avro["fields"]:
+        if keyword.iskeyword(f["name"]):
+            raise ValueError(f"{name}.{f['name']}: a Python keyword cannot be a model field")
         over = OVERRIDES.get((name, f["name"]))
         py = over.name if over else f["name"]
         annotation = over.type if over else _annotation(f["type"], named)

@@ -112,7 +112,7 @@ class _Source:
             enum = self.bind(_enum(t["name"]))
             return f"{enum}({v}).value" if to_wire else f"{enum}({v})"
         if kind == "record":
-            model = self.bind(_CLASSES[t["name"]])
+            model = self.bind(_model(t["name"]))
             return f"{v}.to_dict()" if to_wire else f"{model}.from_dict({v})"
         if kind == "array":
             inner = self.expr(t["items"], x, to_wire, depth + 1)
@@ -133,6 +133,15 @@ class _Source:
 
 
 _COMPLEX = frozenset({"record", "enum", "array", "map", "fixed", "error"})
+
+
+def _model(name: str) -> type[Any]:
+    """The registered model of a record, else its generated dataclass."""
+    if name in _CLASSES:
+        return _CLASSES[name]
+    from heimdall.schemas import events_generated
+
+    return getattr(events_generated, f"{name.rsplit('.', 1)[-1]}Fields")
 
 
 def _enum(name: str) -> type[Any]:
