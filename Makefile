@@ -30,10 +30,13 @@ lint: $(STAMP) ## ruff and mypy
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
+schemas: $(STAMP) ## regenerate the event dataclasses (schemas/events_generated.py) from the .avsc files
+	$(BIN)/python -m heimdall.schemas.codegen
+
 bench: $(STAMP) ## run the benchmarks and print their tables
 	$(BIN)/python -m bench
 
 clean: ## remove the embedded state (.heimdall/)
 	rm -rf .heimdall
 
-.PHONY: help install demo test test-unit lint bench clean
+.PHONY: help install demo test test-unit lint schemas bench clean

@@ -1,9 +1,12 @@
 """How the ClickHouse sink turns wire dicts into the columns of the history tables.
 
-Each table is declared once (:data:`ROUTES`): the Avro record its events must have and, column
-by column (the columns of ``infra/clickhouse/schema.sql``), how to read the value from the wire
-dict and the Arrow type it is sent as. Adding a field to a table means adding its column to
-the DDL and one :class:`Column` line here.
+Each table is declared once (:data:`ROUTES`): the Avro record its events must have. Its columns
+are the record's fields by name (:func:`avro_columns`: a nested record flattened, an array of
+records as a ``Nested``), each read from its field and sent as the Arrow type of its Avro type;
+only what differs is declared (:func:`table_spec`): narrower unsigned types, computed columns,
+values deliberately not stored, and the checks of :data:`CHECKS`. The columns of
+``infra/clickhouse/schema.sql`` are the ones that exist, and a unit test holds the two
+together, so adding a field to a table is its Avro field plus its DDL line.
 
 :func:`build_columns` maps a whole batch of wire dicts at once, column by column, into a
 ``pyarrow.Table`` (inserted with ``client.insert_arrow``). Avro decoding already guarantees
@@ -25,7 +28,7 @@ import io
 import operator
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, cast
 
 import numpy as np
@@ -36,6 +39,7 @@ from fastavro.validation import ValidationError, validate
 
 from heimdall.core.errors import InvalidEventError
 from heimdall.schemas import catalog
+from heimdall.schemas.wire import named_types
 
 __all__ = [
     "ROUTES",
@@ -182,28 +186,15 @@ class Column:
     check: Check | None = None
 
 
-def uuid_column(name: str, *path: str) -> Column:
-    return Column(name, wire(name, *path), pa.string(), uuid_text)
-
-
-def position_columns(prefix: str = "", of: str | None = None) -> tuple[Column, ...]:
-    """``lat_deg, lon_deg, alt_m`` of the record's ``position`` (or of each ``of`` member)."""
-    read = (lambda *p: each(of, *p)) if of else wire
-    typ = pa.list_(pa.float64()) if of else pa.float64()
-    return (
-        Column(f"{prefix}lat_deg", read("position", "lat_deg"), typ, LATITUDE),
-        Column(f"{prefix}lon_deg", read("position", "lon_deg"), typ, LONGITUDE),
-        Column(f"{prefix}alt_m", read("position", "alt_m"), typ),
-    )
-
-
 @dataclass(frozen=True)
 class TableSpec:
-    """A history table: the Avro record its events have, and its columns."""
+    """A history table: the Avro record its events have, its columns, and the Avro values
+    it deliberately does not store (column names as :func:`avro_columns` gives them)."""
 
     table: str
     schema: str
     columns: tuple[Column, ...]
+    skipped: tuple[str, ...] = ()
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -214,89 +205,152 @@ class TableSpec:
         return pa.schema([(c.name, c.type) for c in self.columns])
 
 
-F64, I64, STR, BOOL = pa.float64(), pa.int64(), pa.string(), pa.bool_()
-F64S, STRS = pa.list_(F64), pa.list_(STR)
+# --------------------------------------------------------------------------------------------
+# Columns derived from the Avro record
+# --------------------------------------------------------------------------------------------
 
-FEATURES = TableSpec("features", "heimdall.v1.Measurement", (
-    uuid_column("event_id"),
-    uuid_column("chunk_id"),
-    Column("receiver_id", wire("receiver_id"), STR),
-    Column("t_ns", wire("t_ns"), I64),
-    Column("duration_s", wire("duration_s"), F64),
-    Column("clock", wire("clock"), STR),
-    *position_columns(),
-    Column("channel_id", wire("channel_id"), STR),
-    Column("channel_freq_hz", wire("channel_freq_hz"), F64),
-    Column("channel_bw_hz", wire("channel_bw_hz"), F64),
-    Column("power_dbm", wire("power_dbm"), F64),
-    Column("noise_floor_dbm_hz", wire("noise_floor_dbm_hz"), F64),
-    Column("snr_db", wire("snr_db"), F64),
-    Column("freq_offset_hz", wire("freq_offset_hz"), F64),
-    Column("occupied_bw_hz", wire("occupied_bw_hz"), F64),
-    Column("detected", wire("detected"), BOOL),
-    Column("psd_dbm_hz", wire("psd_dbm_hz"), pa.list_(pa.float32())),
-    Column("psd_bin_hz", wire("psd_bin_hz"), F64),
-    Column("chunk_published_ns", wire("chunk_published_ns"), I64),
-    Column("published_ns", wire("published_ns"), I64),
-))  # fmt: skip
+#: Arrow type of each Avro primitive (enums travel as their symbol, UUIDs as text).
+ARROW_TYPES: dict[str, pa.DataType] = {
+    "boolean": pa.bool_(), "int": pa.int32(), "long": pa.int64(), "float": pa.float32(),
+    "double": pa.float64(), "string": pa.string(), "bytes": pa.binary(),
+}  # fmt: skip
 
-OBSERVATIONS = TableSpec("observations", "heimdall.v1.Observation", (
-    uuid_column("event_id"),
-    Column("channel_id", wire("channel_id"), STR),
-    Column("channel_freq_hz", wire("channel_freq_hz"), F64),
-    Column("window_start_ns", wire("window_start_ns"), I64),
-    Column("window_end_ns", wire("window_end_ns"), I64),
-    Column("n_members", count("members"), pa.uint16()),
-    Column("members.receiver_id", each("members", "receiver_id"), STRS),
-    *position_columns("members.", of="members"),
-    Column("members.clock", each("members", "clock"), STRS),
-    Column("members.t_ns", each("members", "t_ns"), pa.list_(I64)),
-    Column("members.power_dbm", each("members", "power_dbm"), F64S),
-    Column("members.power_std_db", each("members", "power_std_db"), F64S),
-    Column("members.snr_db", each("members", "snr_db"), F64S),
-    Column("members.noise_floor_dbm_hz", each("members", "noise_floor_dbm_hz"), F64S),
-    Column("members.freq_offset_hz", each("members", "freq_offset_hz"), F64S),
-    Column("members.n_measurements", each("members", "n_measurements"), pa.list_(pa.uint32())),
-    Column("members.measurement_ids", each("members", "measurement_ids"), pa.list_(STRS)),
-    Column("tdoa_pairs.receiver_a", each("tdoa_pairs", "receiver_a"), STRS),
-    Column("tdoa_pairs.receiver_b", each("tdoa_pairs", "receiver_b"), STRS),
-    Column("tdoa_pairs.tdoa_s", each("tdoa_pairs", "tdoa_s"), F64S),
-    Column("tdoa_pairs.sigma_s", each("tdoa_pairs", "sigma_s"), F64S),
-    Column("latest_chunk_published_ns", wire("latest_chunk_published_ns"), I64),
-    Column("upstream_latency_s", wire("upstream_latency_s"), F64),
-    Column("published_ns", wire("published_ns"), I64),
-))  # fmt: skip
+#: Checks by column name (its last part: ``lat_deg`` and ``members.lat_deg``), in every table.
+CHECKS: dict[str, Check] = {"lat_deg": LATITUDE, "lon_deg": LONGITUDE}
 
-LOCALIZATIONS = TableSpec("localizations", "heimdall.v1.Localization", (
-    uuid_column("event_id"),
-    uuid_column("observation_id"),
-    Column("channel_id", wire("channel_id"), STR),
-    Column("t_ns", wire("t_ns"), I64),
-    *position_columns(),
-    Column("cov_ee_m2", wire("cov_ee_m2"), F64),
-    Column("cov_en_m2", wire("cov_en_m2"), F64),
-    Column("cov_nn_m2", wire("cov_nn_m2"), F64),
-    Column("method", wire("method"), STR),
-    Column("model_version", wire("model_version"), STR),
-    Column("n_receivers", wire("n_receivers"), pa.uint16()),
-    Column("converged", wire("converged"), BOOL),
-    Column("params", wire("params"), pa.map_(STR, F64)),
-    Column("processing_latency_s", wire("processing_latency_s"), F64),
-    Column("published_ns", wire("published_ns"), I64),
-))  # fmt: skip
 
-TRUTH = TableSpec("truth", "heimdall.v1.Truth", (
-    uuid_column("event_id"),
-    Column("source_id", wire("source_id"), STR),
-    Column("t_ns", wire("t_ns"), I64),
-    *position_columns(),
-    Column("channel_id", wire("channel_id"), STR),
-    Column("freq_hz", wire("freq_hz"), F64),
-    Column("tx_power_dbm", wire("tx_power_dbm"), F64),
-    Column("waveform", wire("waveform"), STR),
-    Column("transmitting", wire("transmitting"), BOOL),
-    Column("velocity_enu_mps", wire("velocity_enu_mps"), F64S),
-))  # fmt: skip
+def _resolve(avro: Any, named: Mapping[str, Any]) -> Any:
+    if isinstance(avro, str):
+        return named.get(avro, avro)
+    if isinstance(avro, list):
+        branches = [b for b in avro if b != "null"]
+        if len(branches) != 1:
+            raise TypeError(f"unions other than [null, T] have no column type: {avro!r}")
+        return _resolve(branches[0], named)  # a Nullable column
+    if isinstance(avro, dict) and isinstance(avro["type"], str) and avro["type"] in ARROW_TYPES:
+        return avro  # a primitive with a logical type
+    return avro
+
+
+def _leaves(
+    avro: Any, named: Mapping[str, Any], path: tuple[str, ...]
+) -> list[tuple[tuple[str, ...], Any]]:
+    """(path into the wire dict, Avro type) of every value a column holds; a field of a record
+    field is flattened into its parent (``position.lat_deg`` is the column ``lat_deg``)."""
+    t = _resolve(avro, named)
+    if isinstance(t, dict) and t["type"] == "record":
+        out = []
+        for f in t["fields"]:
+            out += _leaves(f["type"], named, (*path, f["name"]))
+        return out
+    return [(path, t)]
+
+
+def _arrow(t: Any, named: Mapping[str, Any], where: str) -> tuple[pa.DataType, Check | None]:
+    """Arrow type of a (resolved) Avro type, and the check its values need (UUID text)."""
+    if isinstance(t, str):
+        return ARROW_TYPES[t], None
+    kind = t["type"]
+    if kind == "enum":
+        return pa.string(), None
+    if kind == "array":
+        item, check = _arrow(_resolve(t["items"], named), named, where)
+        return pa.list_(item), check
+    if kind == "map":
+        value, check = _arrow(_resolve(t["values"], named), named, where)
+        return pa.map_(pa.string(), value), check
+    if isinstance(kind, str) and kind in ARROW_TYPES:
+        return ARROW_TYPES[kind], uuid_text if t.get("logicalType") == "uuid" else None
+    raise TypeError(f"{where}: Avro type {kind!r} has no column type")
+
+
+def avro_columns(schema: str) -> list[Column]:
+    """A column for every value of an Avro record, named and typed after its field.
+
+    A record field is flattened into its parent's columns (``position`` gives ``lat_deg``,
+    ``lon_deg``, ``alt_m``); an array of records is a ClickHouse ``Nested`` (``members`` gives
+    ``members.receiver_id``, ... , each an array with one item per record); ``["null", T]`` is
+    a ``T`` column that takes NULL; a UUID is text, checked (:func:`uuid_text`); a column
+    named in :data:`CHECKS` gets that check.
+    """
+    named = named_types()
+    columns = []
+    for path, t in _leaves(named[schema], named, ()):
+        if isinstance(t, dict) and t["type"] == "array":
+            item = _resolve(t["items"], named)
+            if isinstance(item, dict) and item["type"] == "record":
+                if len(path) > 1:
+                    raise TypeError(f"{'.'.join(path)}: an array of records in a record")
+                for sub, st in _leaves(item, named, ()):
+                    typ, check = _arrow(st, named, ".".join((*path, *sub)))
+                    columns.append(Column(
+                        f"{path[-1]}.{sub[-1]}", each(*path, *sub), pa.list_(typ),
+                        CHECKS.get(sub[-1], check),
+                    ))  # fmt: skip
+                continue
+        typ, check = _arrow(t, named, ".".join(path))
+        columns.append(Column(path[-1], wire(*path), typ, CHECKS.get(path[-1], check)))
+    return columns
+
+
+def table_spec(
+    table: str,
+    schema: str,
+    *,
+    types: Mapping[str, pa.DataType] | None = None,
+    computed: Sequence[tuple[str, Column]] = (),
+    skip: Sequence[str] = (),
+) -> TableSpec:
+    """The columns of ``table``: those of :func:`avro_columns`, with the declared differences.
+
+    Parameters
+    ----------
+    types : mapping, optional
+        Column -> Arrow type where the DDL's is narrower than the Avro field's (unsigned
+        columns: their values are range-checked).
+    computed : sequence of (column after which, Column), optional
+        Columns that are no Avro field (``n_members`` = the number of members).
+    skip : sequence of str, optional
+        Avro values the table deliberately does not store.
+    """
+    types = dict(types or {})
+    skipped = set(skip)
+    columns = []
+    for col in avro_columns(schema):
+        if col.name in skipped:
+            skipped.discard(col.name)
+            continue
+        if col.name in types:
+            col = replace(col, type=types.pop(col.name))
+        columns.append(col)
+    for after, col in computed:
+        at = next((i for i, c in enumerate(columns) if c.name == after), None)
+        if at is None:
+            raise ValueError(f"{table}: no column {after!r} to put {col.name!r} after")
+        columns.insert(at + 1, col)
+    names = [c.name for c in columns]
+    if len(set(names)) != len(names):
+        raise ValueError(f"{table}: two values of {schema} flatten to one column name")
+    if types or skipped:
+        raise ValueError(f"{table}: no Avro column {sorted({*types, *skipped})} in {schema}")
+    return TableSpec(table, schema, tuple(columns), tuple(skip))
+
+
+FEATURES = table_spec("features", "heimdall.v1.Measurement")
+
+OBSERVATIONS = table_spec(
+    "observations",
+    "heimdall.v1.Observation",
+    types={"members.n_measurements": pa.list_(pa.uint32())},
+    computed=[("window_end_ns", Column("n_members", count("members"), pa.uint16()))],
+    skip=["tdoa_pairs.sigma_sys_s", "tdoa_pairs.quality", "tdoa_pairs.method"],
+)
+
+LOCALIZATIONS = table_spec(
+    "localizations", "heimdall.v1.Localization", types={"n_receivers": pa.uint16()}
+)
+
+TRUTH = table_spec("truth", "heimdall.v1.Truth")
 
 #: Topic role (field of ``TopicNames``) -> its table (the roles are named like the tables).
 ROUTES: dict[str, TableSpec] = {s.table: s for s in (FEATURES, OBSERVATIONS, LOCALIZATIONS, TRUTH)}

@@ -46,6 +46,7 @@ __all__ = [
     "current",
     "expand",
     "load_catalog",
+    "named_definitions",
     "released",
     "schema_for_role",
     "strip_uuid",
@@ -187,6 +188,32 @@ def _expand(node: Any, named: Mapping[str, Any], seen: set[str]) -> Any:
         out["values"] = _expand(node["values"], named, seen)
     elif not (isinstance(kind, str) and kind in _PRIMITIVES | _NAMED):
         out["type"] = _expand(kind, named, seen)
+    return out
+
+
+def named_definitions(schema: Any) -> dict[str, dict[str, Any]]:
+    """Full name -> definition of every named type in a self-contained schema, in order."""
+    out: dict[str, dict[str, Any]] = {}
+
+    def walk(node: Any) -> None:
+        if isinstance(node, list):
+            for n in node:
+                walk(n)
+        elif isinstance(node, dict):
+            kind = node.get("type")
+            if kind in _NAMED:
+                out[node["name"]] = node
+            if kind in ("record", "error"):
+                for f in node["fields"]:
+                    walk(f["type"])
+            elif kind == "array":
+                walk(node["items"])
+            elif kind == "map":
+                walk(node["values"])
+            elif isinstance(kind, dict | list):
+                walk(kind)
+
+    walk(schema)
     return out
 
 

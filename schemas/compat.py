@@ -16,7 +16,7 @@ from typing import Any
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 from fastavro.utils import generate_many
 
-from heimdall.schemas.catalog import SchemaEntry, expand
+from heimdall.schemas.catalog import SchemaEntry, expand, named_definitions
 
 __all__ = ["check_backward"]
 
@@ -70,7 +70,7 @@ def check_backward(
         old = _self_contained(old_schema)
     except Exception as exc:
         return [f"old schema is not valid Avro: {' '.join(str(exc).split())}"]
-    _resolve(old, new, _names(old), _names(new), _root(new), problems, set())
+    _resolve(old, new, named_definitions(old), named_definitions(new), _root(new), problems, set())
     if not problems and samples > 0:
         problems.extend(_round_trip(old, new, samples, seed))
     return problems
@@ -80,32 +80,6 @@ def _root(schema: Any) -> str:
     if isinstance(schema, dict) and "name" in schema:
         return str(schema["name"]).rsplit(".", 1)[-1]
     return "<root>"
-
-
-def _names(schema: Any) -> dict[str, dict[str, Any]]:
-    """Full name -> definition of every named type in a self-contained schema."""
-    out: dict[str, dict[str, Any]] = {}
-
-    def walk(node: Any) -> None:
-        if isinstance(node, list):
-            for n in node:
-                walk(n)
-        elif isinstance(node, dict):
-            kind = node.get("type")
-            if kind in ("record", "error", "enum", "fixed"):
-                out[node["name"]] = node
-            if kind in ("record", "error"):
-                for f in node["fields"]:
-                    walk(f["type"])
-            elif kind == "array":
-                walk(node["items"])
-            elif kind == "map":
-                walk(node["values"])
-            elif isinstance(kind, dict | list):
-                walk(kind)
-
-    walk(schema)
-    return out
 
 
 def _deref(node: Any, names: Mapping[str, dict[str, Any]]) -> Any:

@@ -1,9 +1,14 @@
 """Heimdall's events as Python objects, apart from their Avro wire dicts.
 
-Every model is a frozen, keyword-only dataclass whose field names are the Avro field
-names (one exception: :class:`IqChunk` holds its samples as the complex64 array ``iq``
-where the wire has the ``samples`` bytes). ``to_dict()`` gives the wire dict that the
-serde writes; ``from_dict()`` builds the model from a complete wire dict (as decoded).
+The fields of every model, their types and defaults, and its conversion to and from the wire
+dict come from its ``.avsc`` record: each model subclasses the dataclass generated from it
+(:mod:`heimdall.schemas.events_generated`, by :mod:`heimdall.schemas.codegen`), whose
+``to_dict()``/``from_dict()`` are the one generic conversion of :mod:`heimdall.schemas.wire`.
+This module adds what the schema cannot say: validation, derived quantities, and the three
+fields held as numpy arrays where the wire has bytes (:class:`IqChunk` holds its samples as
+the complex64 array ``iq`` where the wire has ``samples``), each with its declared
+:class:`~heimdall.schemas.wire.FieldConverter`. A new Avro field needs nothing here.
+
 ``SCHEMA`` is the Avro full name of the record. Units are SI and named in the fields.
 """
 
@@ -11,17 +16,21 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
-from enum import StrEnum
-from typing import Any, ClassVar, Self
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
 
 from heimdall.core.errors import InvalidEventError
-from heimdall.core.ids import new_event_id
+from heimdall.schemas import events_generated as gen
+from heimdall.schemas.events_generated import ClockSource, ReceiverState, SampleFormat
+from heimdall.schemas.wire import FieldConverter, register
 
 __all__ = [
+    "CI16_SCALE",
+    "MAX_ABS_DB",
+    "MAX_T_NS",
     "MODELS",
     "AudioChunk",
     "Band",
@@ -39,6 +48,8 @@ __all__ = [
     "TdoaPair",
     "Truth",
     "WaterfallRow",
+    "decode_samples",
+    "encode_samples",
 ]
 
 #: ci16 wire value = clip(round(x * CI16_SCALE), -32768, 32767); decoded x = value / CI16_SCALE.
@@ -75,33 +86,28 @@ def _check_id(name: str, value: str) -> None:
         raise InvalidEventError(f"{name}: empty")
 
 
-class ClockSource(StrEnum):
-    """What disciplines a timestamp: gps (tens of ns), ntp (ms), free (drifting)."""
-
-    GPS = "gps"
-    NTP = "ntp"
-    FREE = "free"
-
-
-class SampleFormat(StrEnum):
-    """IQ sample encoding on the wire: interleaved little-endian int16 or float32 I, Q."""
-
-    CI16 = "ci16"
-    CF32 = "cf32"
+def _array_eq(a: Any, b: Any, array_field: str) -> bool:
+    """Dataclass equality with ``array_field`` compared by ``np.array_equal``."""
+    if type(a) is not type(b):
+        return NotImplemented
+    names = _field_names(type(a))
+    return all(
+        getattr(a, f) == getattr(b, f) for f in names if f != array_field
+    ) and np.array_equal(getattr(a, array_field), getattr(b, array_field))
 
 
-class ReceiverState(StrEnum):
-    """Health of a receiver adapter."""
+_FIELDS: dict[type, tuple[str, ...]] = {}
 
-    CONNECTING = "connecting"
-    ONLINE = "online"
-    STALLED = "stalled"
-    OFFLINE = "offline"
-    ERROR = "error"
+
+def _field_names(cls: type) -> tuple[str, ...]:
+    names = _FIELDS.get(cls)
+    if names is None:
+        names = _FIELDS[cls] = tuple(f.name for f in fields(cls))
+    return names
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Position:
+class Position(gen.PositionFields):
     """WGS84 position.
 
     Parameters
@@ -111,19 +117,6 @@ class Position:
     alt_m : float
         Height above the ellipsoid, m.
     """
-
-    SCHEMA: ClassVar[str] = "heimdall.v1.Position"
-
-    lat_deg: float
-    lon_deg: float
-    alt_m: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"lat_deg": self.lat_deg, "lon_deg": self.lon_deg, "alt_m": self.alt_m}
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> Self:
-        return cls(lat_deg=d["lat_deg"], lon_deg=d["lon_deg"], alt_m=d["alt_m"])
 
     def check(self, prefix: str = "position") -> None:
         """Raise :class:`InvalidEventError` unless lat is in [-90, 90] and lon in [-180, 180]."""
@@ -170,8 +163,16 @@ def decode_samples(data: bytes, fmt: SampleFormat) -> npt.NDArray[np.complex64]:
     return v.view(np.complex64)
 
 
+def _iq_to_wire(chunk: IqChunk) -> bytes:
+    return encode_samples(chunk.iq, SampleFormat(chunk.sample_format))
+
+
+def _iq_from_wire(d: Mapping[str, Any]) -> npt.NDArray[np.complex64]:
+    return decode_samples(d["samples"], SampleFormat(d["sample_format"]))
+
+
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
-class IqChunk:
+class IqChunk(gen.IqChunkFields):
     """A contiguous block of complex baseband samples from one receiver (``rf.iq.v1``).
 
     Parameters
@@ -204,22 +205,9 @@ class IqChunk:
         UUIDv7; a new one by default.
     """
 
-    SCHEMA: ClassVar[str] = "heimdall.v1.IqChunk"
-
-    receiver_id: str
-    seq: int
-    t_ns: int
-    clock: ClockSource
-    center_freq_hz: float
-    sample_rate_hz: float
-    sample_format: SampleFormat
-    iq: npt.NDArray[np.complex64]
-    full_scale_dbm: float
-    position: Position
-    gain_db: float = 0.0
-    source: str = "unknown"
-    published_ns: int = 0
-    event_id: str = field(default_factory=new_event_id)
+    WIRE_FIELDS: ClassVar[Mapping[str, FieldConverter]] = {
+        "samples": FieldConverter("iq", _iq_to_wire, _iq_from_wire)
+    }
 
     @property
     def n_samples(self) -> int:
@@ -231,51 +219,9 @@ class IqChunk:
         return self.n_samples / self.sample_rate_hz
 
     def __eq__(self, other: object) -> bool:
-        if not isinstance(other, IqChunk):
-            return NotImplemented
-        return all(
-            getattr(self, f) == getattr(other, f) for f in _field_names(IqChunk) if f != "iq"
-        ) and np.array_equal(self.iq, other.iq)
+        return _array_eq(self, other, "iq")
 
     __hash__ = None  # type: ignore[assignment]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "event_id": self.event_id,
-            "receiver_id": self.receiver_id,
-            "seq": self.seq,
-            "t_ns": self.t_ns,
-            "clock": ClockSource(self.clock).value,
-            "center_freq_hz": self.center_freq_hz,
-            "sample_rate_hz": self.sample_rate_hz,
-            "sample_format": SampleFormat(self.sample_format).value,
-            "samples": encode_samples(self.iq, SampleFormat(self.sample_format)),
-            "full_scale_dbm": self.full_scale_dbm,
-            "gain_db": self.gain_db,
-            "position": self.position.to_dict(),
-            "source": self.source,
-            "published_ns": self.published_ns,
-        }
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> Self:
-        fmt = SampleFormat(d["sample_format"])
-        return cls(
-            event_id=d["event_id"],
-            receiver_id=d["receiver_id"],
-            seq=d["seq"],
-            t_ns=d["t_ns"],
-            clock=ClockSource(d["clock"]),
-            center_freq_hz=d["center_freq_hz"],
-            sample_rate_hz=d["sample_rate_hz"],
-            sample_format=fmt,
-            iq=decode_samples(d["samples"], fmt),
-            full_scale_dbm=d["full_scale_dbm"],
-            gain_db=d["gain_db"],
-            position=Position.from_dict(d["position"]),
-            source=d["source"],
-            published_ns=d["published_ns"],
-        )
 
     def validate(self, max_samples: int) -> None:
         """Raise :class:`InvalidEventError` (one line naming the field) if unusable.
@@ -311,52 +257,13 @@ class IqChunk:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Measurement:
+class Measurement(gen.MeasurementFields):
     """What the features stage measured of one channel in one IQ chunk (``rf.features.v1``).
 
     Powers in dBm at the antenna port, densities in dBm/Hz, frequencies and bandwidths in
     Hz, times in ns since the epoch, ``duration_s`` in s. ``psd_dbm_hz`` is a Welch PSD
     over the chunk bandwidth, low to high frequency, ``psd_bin_hz`` apart.
     """
-
-    SCHEMA: ClassVar[str] = "heimdall.v1.Measurement"
-
-    chunk_id: str
-    receiver_id: str
-    t_ns: int
-    duration_s: float
-    clock: ClockSource
-    position: Position
-    channel_id: str
-    channel_freq_hz: float
-    channel_bw_hz: float
-    power_dbm: float
-    noise_floor_dbm_hz: float
-    snr_db: float
-    freq_offset_hz: float
-    occupied_bw_hz: float
-    detected: bool
-    psd_dbm_hz: tuple[float, ...] = ()
-    psd_bin_hz: float = 0.0
-    chunk_published_ns: int = 0
-    published_ns: int = 0
-    event_id: str = field(default_factory=new_event_id)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = _plain_fields(self)
-        d["clock"] = ClockSource(self.clock).value
-        d["position"] = self.position.to_dict()
-        d["psd_dbm_hz"] = list(self.psd_dbm_hz)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> Self:
-        return cls(
-            **_take(cls, d),
-            clock=ClockSource(d["clock"]),
-            position=Position.from_dict(d["position"]),
-            psd_dbm_hz=tuple(d["psd_dbm_hz"]),
-        )
 
     def validate(self) -> None:
         """Raise :class:`InvalidEventError` (one line naming the field) if unusable.
@@ -383,46 +290,16 @@ class Measurement:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ObservationMember:
+class ObservationMember(gen.ObservationMemberFields):
     """One receiver's measurements of an emission within a window, averaged.
 
     ``power_dbm`` is the mean of the linear powers, ``power_std_db`` the spread of the
     per-chunk powers (dB), ``t_ns`` the earliest measurement.
     """
 
-    SCHEMA: ClassVar[str] = "heimdall.v1.ObservationMember"
-
-    receiver_id: str
-    position: Position
-    clock: ClockSource
-    t_ns: int
-    power_dbm: float
-    power_std_db: float
-    snr_db: float
-    noise_floor_dbm_hz: float
-    freq_offset_hz: float
-    n_measurements: int
-    measurement_ids: tuple[str, ...]
-
-    def to_dict(self) -> dict[str, Any]:
-        d = _plain_fields(self)
-        d["position"] = self.position.to_dict()
-        d["clock"] = ClockSource(self.clock).value
-        d["measurement_ids"] = list(self.measurement_ids)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> Self:
-        return cls(
-            **_take(cls, d),
-            position=Position.from_dict(d["position"]),
-            clock=ClockSource(d["clock"]),
-            measurement_ids=tuple(d["measurement_ids"]),
-        )
-
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class TdoaPair:
+class TdoaPair(gen.TdoaPairFields):
     """``tdoa_s`` = t(receiver_a) - t(receiver_b) of the emission, s, with 1-sigma ``sigma_s``.
 
     ``sigma_s`` holds the statistical and the systematic parts in quadrature;
@@ -430,57 +307,13 @@ class TdoaPair:
     (0..1) and ``method`` how the lag was measured (``xcorr`` or ``dcf77-pn``).
     """
 
-    SCHEMA: ClassVar[str] = "heimdall.v1.TdoaPair"
-
-    receiver_a: str
-    receiver_b: str
-    tdoa_s: float
-    sigma_s: float
-    sigma_sys_s: float = 0.0
-    quality: float = 0.0
-    method: str = "xcorr"
-
-    def to_dict(self) -> dict[str, Any]:
-        return _plain_fields(self)
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> Self:
-        return cls(**_take(cls, d))
-
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Observation:
+class Observation(gen.ObservationFields):
     """One emission heard by N receivers in one association window (``rf.observations.v1``).
 
     Window bounds in ns since the epoch; ``upstream_latency_s`` in s.
     """
-
-    SCHEMA: ClassVar[str] = "heimdall.v1.Observation"
-
-    channel_id: str
-    channel_freq_hz: float
-    window_start_ns: int
-    window_end_ns: int
-    members: tuple[ObservationMember, ...]
-    tdoa_pairs: tuple[TdoaPair, ...] = ()
-    latest_chunk_published_ns: int = 0
-    upstream_latency_s: float = 0.0
-    published_ns: int = 0
-    event_id: str = field(default_factory=new_event_id)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = _plain_fields(self)
-        d["members"] = [m.to_dict() for m in self.members]
-        d["tdoa_pairs"] = [p.to_dict() for p in self.tdoa_pairs]
-        return d
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> Self:
-        return cls(
-            **_take(cls, d),
-            members=tuple(ObservationMember.from_dict(m) for m in d["members"]),
-            tdoa_pairs=tuple(TdoaPair.from_dict(p) for p in d["tdoa_pairs"]),
-        )
 
     def validate(self) -> None:
         """Raise :class:`InvalidEventError` (one line naming the field) if unusable.
@@ -534,181 +367,55 @@ class Observation:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Localization:
+class Localization(gen.LocalizationFields):
     """Where an emission came from, with its uncertainty (``rf.localizations.v1``).
 
     ``cov_ee_m2``, ``cov_en_m2``, ``cov_nn_m2`` are the position covariance in the local
     ENU frame at the estimate, m^2. ``processing_latency_s`` in s.
     """
 
-    SCHEMA: ClassVar[str] = "heimdall.v1.Localization"
-
-    observation_id: str
-    channel_id: str
-    t_ns: int
-    position: Position
-    cov_ee_m2: float
-    cov_en_m2: float
-    cov_nn_m2: float
-    method: str
-    n_receivers: int
-    model_version: str | None = None
-    converged: bool = True
-    params: Mapping[str, float] = field(default_factory=dict)
-    processing_latency_s: float = 0.0
-    published_ns: int = 0
-    event_id: str = field(default_factory=new_event_id)
-
     @property
     def cov_m2(self) -> npt.NDArray[np.float64]:
         """The 2x2 east/north covariance matrix, m^2."""
         return np.array([[self.cov_ee_m2, self.cov_en_m2], [self.cov_en_m2, self.cov_nn_m2]])
 
-    def to_dict(self) -> dict[str, Any]:
-        d = _plain_fields(self)
-        d["position"] = self.position.to_dict()
-        d["params"] = dict(self.params)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> Self:
-        return cls(
-            **_take(cls, d),
-            position=Position.from_dict(d["position"]),
-            params=dict(d["params"]),
-        )
-
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Truth:
+class Truth(gen.TruthFields):
     """Ground truth of a known or simulated transmitter at one instant (``rf.truth.v1``).
 
     ``freq_hz`` in Hz, ``tx_power_dbm`` in dBm (None = unknown), ``velocity_enu_mps`` the
     east/north/up velocity in m/s (empty = unknown).
     """
 
-    SCHEMA: ClassVar[str] = "heimdall.v1.Truth"
-
-    source_id: str
-    t_ns: int
-    position: Position
-    freq_hz: float
-    channel_id: str | None = None
-    tx_power_dbm: float | None = None
-    waveform: str = "unknown"
-    transmitting: bool = True
-    velocity_enu_mps: tuple[float, ...] = ()
-    event_id: str = field(default_factory=new_event_id)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = _plain_fields(self)
-        d["position"] = self.position.to_dict()
-        d["velocity_enu_mps"] = list(self.velocity_enu_mps)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> Self:
-        return cls(
-            **_take(cls, d),
-            position=Position.from_dict(d["position"]),
-            velocity_enu_mps=tuple(d["velocity_enu_mps"]),
-        )
-
 
 # ------------------------------------------------------------------ receivers
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Band:
+class Band(gen.BandFields):
     """A frequency range a receiver covers, Hz."""
-
-    SCHEMA: ClassVar[str] = "heimdall.v1.Band"
-
-    low_hz: float
-    high_hz: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"low_hz": self.low_hz, "high_hz": self.high_hz}
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> Self:
-        return cls(low_hz=d["low_hz"], high_hz=d["high_hz"])
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ReceiverStatus:
+class ReceiverStatus(gen.ReceiverStatusFields):
     """Description and health of one receiver (compacted ``rf.receivers.v1``).
 
     ``calibration_offset_db`` in dB, ``chunks_per_s`` in 1/s, ``last_data_ns`` and
     ``updated_ns`` in ns since the epoch; ``errors`` and ``dropped`` are running counts.
     """
 
-    SCHEMA: ClassVar[str] = "heimdall.v1.ReceiverStatus"
-
-    receiver_id: str
-    kind: str
-    position: Position
-    state: ReceiverState
-    updated_ns: int
-    url: str | None = None
-    antenna: str | None = None
-    calibration_offset_db: float = 0.0
-    bands: tuple[Band, ...] = ()
-    last_data_ns: int | None = None
-    chunks_per_s: float = 0.0
-    errors: int = 0
-    dropped: int = 0
-    message: str | None = None
-    event_id: str = field(default_factory=new_event_id)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = _plain_fields(self)
-        d["position"] = self.position.to_dict()
-        d["state"] = ReceiverState(self.state).value
-        d["bands"] = [b.to_dict() for b in self.bands]
-        return d
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> Self:
-        return cls(
-            **_take(cls, d),
-            position=Position.from_dict(d["position"]),
-            state=ReceiverState(d["state"]),
-            bands=tuple(Band.from_dict(b) for b in d["bands"]),
-        )
-
 
 # --------------------------------------------------------------------- models
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ModelPointer:
+class ModelPointer(gen.ModelPointerFields):
     """The active model of a name (compacted ``rf.models.v1``).
 
     ``url`` is the object-store URL of the ONNX file, ``input_spec`` a JSON document of
     input names, shapes, dtypes and feature order, ``created_ns`` ns since the epoch.
     """
-
-    SCHEMA: ClassVar[str] = "heimdall.v1.ModelPointer"
-
-    model_name: str
-    version: str
-    url: str
-    sha256: str
-    input_spec: str
-    created_ns: int
-    schema_version: str = "v1"
-    metrics: Mapping[str, float] = field(default_factory=dict)
-    event_id: str = field(default_factory=new_event_id)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = _plain_fields(self)
-        d["metrics"] = dict(self.metrics)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> Self:
-        return cls(**_take(cls, d), metrics=dict(d["metrics"]))
 
 
 # ------------------------------------------------------------ web receivers
@@ -727,15 +434,19 @@ def _array_from_bytes(data: bytes, dtype: str, what: str, n: int | None = None) 
     return out
 
 
-def _eq_with_array(a: Any, b: Any, array_field: str) -> bool:
-    names = _field_names(type(a))
-    return all(
-        getattr(a, f) == getattr(b, f) for f in names if f != array_field
-    ) and np.array_equal(getattr(a, array_field), getattr(b, array_field))
+def _waterfall_to_wire(row: WaterfallRow) -> bytes:
+    values = np.ascontiguousarray(row.values, dtype="<f4").reshape(-1)
+    if values.size != row.n_bins:
+        raise InvalidEventError(f"values: {values.size} values, n_bins is {row.n_bins}")
+    return values.tobytes()
+
+
+def _waterfall_from_wire(d: Mapping[str, Any]) -> npt.NDArray[Any]:
+    return _array_from_bytes(d["values"], "<f4", "values", d["n_bins"])
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
-class WaterfallRow:
+class WaterfallRow(gen.WaterfallRowFields):
     """One waterfall row of a web receiver's whole SDR band (``rf.waterfall.v1``).
 
     ``values`` are the server's numbers, decoded: ``v_k = 10 log10(mean_K |X_k|²) − 70``
@@ -782,26 +493,9 @@ class WaterfallRow:
         UUIDv7; a new one by default.
     """
 
-    SCHEMA: ClassVar[str] = "heimdall.v1.WaterfallRow"
-
-    receiver_id: str
-    seq: int
-    t_ns: int
-    clock: ClockSource
-    position: Position
-    center_freq_hz: float
-    sample_rate_hz: float
-    bin_hz: float
-    n_bins: int
-    values: npt.NDArray[np.float32]
-    row_period_s: float
-    averages: int = 1
-    row_stride: int = 1
-    compression: str = "none"
-    full_scale_dbm: float = 0.0
-    source: str = "unknown"
-    published_ns: int = 0
-    event_id: str = field(default_factory=new_event_id)
+    WIRE_FIELDS: ClassVar[Mapping[str, FieldConverter]] = {
+        "values": FieldConverter("values", _waterfall_to_wire, _waterfall_from_wire)
+    }
 
     def freqs_hz(self) -> npt.NDArray[np.float64]:
         """Centre frequency of every bin, Hz."""
@@ -823,34 +517,21 @@ class WaterfallRow:
         return np.power(10.0, (v + 70.0) / 10.0) / (n * window_power)
 
     def __eq__(self, other: object) -> bool:
-        if not isinstance(other, WaterfallRow):
-            return NotImplemented
-        return _eq_with_array(self, other, "values")
+        return _array_eq(self, other, "values")
 
     __hash__ = None  # type: ignore[assignment]
 
-    def to_dict(self) -> dict[str, Any]:
-        d = _plain_fields(self)
-        d["clock"] = ClockSource(self.clock).value
-        d["position"] = self.position.to_dict()
-        values = np.ascontiguousarray(self.values, dtype="<f4").reshape(-1)
-        if values.size != self.n_bins:
-            raise InvalidEventError(f"values: {values.size} values, n_bins is {self.n_bins}")
-        d["values"] = values.tobytes()
-        return d
 
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> Self:
-        return cls(
-            **_take(cls, d),
-            clock=ClockSource(d["clock"]),
-            position=Position.from_dict(d["position"]),
-            values=_array_from_bytes(d["values"], "<f4", "values", d["n_bins"]),
-        )
+def _audio_to_wire(chunk: AudioChunk) -> bytes:
+    return np.ascontiguousarray(chunk.samples, dtype="<i2").reshape(-1).tobytes()
+
+
+def _audio_from_wire(d: Mapping[str, Any]) -> npt.NDArray[Any]:
+    return _array_from_bytes(d["samples"], "<i2", "samples")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
-class AudioChunk:
+class AudioChunk(gen.AudioChunkFields):
     """A contiguous block of a web receiver's demodulated mono audio (``rf.audio.v1``).
 
     ``samples`` are int16 as the server sends them (the demodulator's float output × 32767,
@@ -889,25 +570,9 @@ class AudioChunk:
         UUIDv7; a new one by default.
     """
 
-    SCHEMA: ClassVar[str] = "heimdall.v1.AudioChunk"
-
-    receiver_id: str
-    seq: int
-    t_ns: int
-    clock: ClockSource
-    position: Position
-    sample_rate_hz: float
-    mode: str
-    freq_hz: float
-    center_freq_hz: float
-    offset_freq_hz: float
-    low_cut_hz: float
-    high_cut_hz: float
-    samples: npt.NDArray[np.int16]
-    compression: str = "none"
-    source: str = "unknown"
-    published_ns: int = 0
-    event_id: str = field(default_factory=new_event_id)
+    WIRE_FIELDS: ClassVar[Mapping[str, FieldConverter]] = {
+        "samples": FieldConverter("samples", _audio_to_wire, _audio_from_wire)
+    }
 
     @property
     def n_samples(self) -> int:
@@ -919,27 +584,9 @@ class AudioChunk:
         return self.n_samples / self.sample_rate_hz
 
     def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AudioChunk):
-            return NotImplemented
-        return _eq_with_array(self, other, "samples")
+        return _array_eq(self, other, "samples")
 
     __hash__ = None  # type: ignore[assignment]
-
-    def to_dict(self) -> dict[str, Any]:
-        d = _plain_fields(self)
-        d["clock"] = ClockSource(self.clock).value
-        d["position"] = self.position.to_dict()
-        d["samples"] = np.ascontiguousarray(self.samples, dtype="<i2").reshape(-1).tobytes()
-        return d
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> Self:
-        return cls(
-            **_take(cls, d),
-            clock=ClockSource(d["clock"]),
-            position=Position.from_dict(d["position"]),
-            samples=_array_from_bytes(d["samples"], "<i2", "samples"),
-        )
 
 
 # -------------------------------------------------------------------- helpers
@@ -960,36 +607,4 @@ MODELS: Mapping[str, type[Any]] = {
     )
 }
 
-# Fields every model converts itself; _plain_fields/_take copy the others as they are.
-_CONVERTED = frozenset(
-    {
-        "clock", "position", "psd_dbm_hz", "measurement_ids", "members", "tdoa_pairs",
-        "params", "velocity_enu_mps", "state", "bands", "metrics", "values", "samples",
-    }
-)  # fmt: skip
-
-
-_FIELDS: dict[type, tuple[str, ...]] = {}
-_PLAIN: dict[type, tuple[str, ...]] = {}
-
-
-def _field_names(cls: type) -> tuple[str, ...]:
-    names = _FIELDS.get(cls)
-    if names is None:
-        names = _FIELDS[cls] = tuple(f.name for f in fields(cls))
-    return names
-
-
-def _plain_names(cls: type) -> tuple[str, ...]:
-    names = _PLAIN.get(cls)
-    if names is None:
-        names = _PLAIN[cls] = tuple(f for f in _field_names(cls) if f not in _CONVERTED)
-    return names
-
-
-def _plain_fields(obj: Any) -> dict[str, Any]:
-    return {f: getattr(obj, f) for f in _field_names(type(obj))}
-
-
-def _take(cls: type[Any], d: Mapping[str, Any]) -> dict[str, Any]:
-    return {f: d[f] for f in _plain_names(cls)}
+register(Position, ObservationMember, TdoaPair, Band, *MODELS.values())
