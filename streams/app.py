@@ -40,6 +40,7 @@ from heimdall.core import metrics
 from heimdall.core.errors import EstimationError, InvalidEventError, SchemaError
 from heimdall.core.settings import HeimdallSettings
 from heimdall.ml.estimators.track import TrackConfig
+from heimdall.ml.tdoa.calibration import PooledVariance
 from heimdall.schemas.models import IqChunk, Localization, Measurement, Observation
 from heimdall.schemas.serde import Serde
 from heimdall.streams.associate import (
@@ -302,11 +303,15 @@ def create_app(settings: HeimdallSettings) -> faust.App:
     async def watch_models() -> None:
         watcher.start()
 
+    #: Per channel: the pooled variance factor of its TDOA fixes (kept by this worker; a
+    #: restarted or rebalanced worker starts again from the prior, i.e. the measured sigmas).
+    tdoa_variance: dict[str, PooledVariance] = {}
+
     def tdoa_fixes(
         event: faust.types.EventT, obs: Observation, dead: list[DeadLetter]
     ) -> list[tuple[faust.types.EventT, Localization]]:
         try:
-            fix = localize_tdoa(obs)
+            fix = localize_tdoa(obs, tdoa_variance.setdefault(obs.channel_id, PooledVariance()))
         except EstimationError as exc:
             dead.append(DeadLetter(event, f"tdoa: {exc}"))
             return []

@@ -18,6 +18,7 @@ from heimdall.core.ids import new_event_id
 from heimdall.ml.estimators.hybrid import estimate_hybrid
 from heimdall.ml.estimators.rss import estimate_rss
 from heimdall.ml.inference import OnnxLocalizer
+from heimdall.ml.tdoa.calibration import PooledVariance
 from heimdall.ml.tdoa.fix import CHI2_ALPHA, fix_from_lags
 from heimdall.ml.tdoa.lags import PairLag
 from heimdall.schemas.models import Localization, Observation, Position
@@ -106,7 +107,7 @@ def localize_rss(obs: Observation) -> Localization:
     )
 
 
-def localize_tdoa(obs: Observation) -> Localization:
+def localize_tdoa(obs: Observation, variance: PooledVariance | None = None) -> Localization:
     """The TDOA fix of an observation with ``tdoa_pairs`` (method ``tdoa``).
 
     The lags, their sigmas (statistical and systematic in quadrature) and the receivers'
@@ -119,6 +120,11 @@ def localize_tdoa(obs: Observation) -> Localization:
     fix as ``heimdall eval tdoa`` makes from recordings (azimuthal-equidistant frame re-centred on
     the fix, so that ranges of hundreds of km are exact geodesics); the covariance is in the
     east/north axes at the fix.
+
+    With ``variance`` (the stream keeps one per channel) the lags' covariance is first
+    multiplied by the pooled a-posteriori variance factor of the channel's earlier fixes
+    (:class:`~heimdall.ml.tdoa.calibration.PooledVariance`: the sigmas calibrated from the
+    fits' redundancy, both ways), and this fix's χ² is added to it afterwards.
     """
     if len(obs.tdoa_pairs) < 2:
         raise EstimationError(f"{len(obs.tdoa_pairs)} TDOA pairs: a 2-D fix needs 2 or more")
@@ -140,8 +146,15 @@ def localize_tdoa(obs: Observation) -> Localization:
     # statistic sees: the covariance is scaled by the reduced χ² when the χ² test rejects
     # the sigmas (as ``heimdall eval tdoa``)
     fix = fix_from_lags(
-        receivers, pairs, shared_receivers=True, scale_by_chi2=True, chi2_alpha=CHI2_ALPHA
+        receivers,
+        pairs,
+        shared_receivers=True,
+        scale_by_chi2=True,
+        chi2_alpha=CHI2_ALPHA,
+        variance_factor=1.0 if variance is None else variance.factor,
     )
+    if variance is not None:
+        variance.update(fix.chi2, fix.dof)
     return _localization(
         obs,
         fix.lat_deg,
@@ -154,6 +167,9 @@ def localize_tdoa(obs: Observation) -> Localization:
             "n_pairs": float(len(obs.tdoa_pairs)),
             "sigma_sys_max_us": max(p.sigma_sys_s for p in obs.tdoa_pairs) * 1e6,
             "ambiguous": float(bool(fix.ambiguous)),
+            "variance_factor": fix.variance_factor,
+            "chi2": fix.chi2,
+            "dof": float(fix.dof),
         },
         now_ns=time.time_ns(),
     )

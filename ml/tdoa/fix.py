@@ -172,6 +172,9 @@ class TdoaFix:
         PROJ string of that frame (AEQD centred within millimetres of the fix).
     frame : AzimuthalFrame
         That frame.
+    variance_factor : float
+        The factor the lags' covariance was multiplied by before the fit
+        (:class:`~.calibration.PooledVariance`); 1 when none.
     """
 
     lat_deg: float
@@ -187,6 +190,17 @@ class TdoaFix:
     estimate: TdoaEstimate
     projection: str
     frame: AzimuthalFrame
+    variance_factor: float = 1.0
+
+    @property
+    def chi2(self) -> float:
+        """The fit's ``χ²`` against the lags' sigmas as measured (before ``variance_factor``)."""
+        return 2.0 * self.estimate.cost * self.variance_factor
+
+    @property
+    def dof(self) -> int:
+        """Degrees of freedom of the fit beyond the position."""
+        return self.estimate.dof
 
 
 #: Level of the χ² test under which a fix's covariance is scaled by its reduced χ² (the stream
@@ -204,6 +218,7 @@ def fix_from_lags(
     scale_by_chi2: bool = False,
     shared_receivers: bool = False,
     chi2_alpha: float = 1.0,
+    variance_factor: float = 1.0,
 ) -> TdoaFix:
     """Position of the emitter from pair lags ``t_b − t_a`` (module docstring).
 
@@ -231,7 +246,11 @@ def fix_from_lags(
         *Pairs that share receivers*). False: the pairs are independent.
     chi2_alpha : float
         With ``scale_by_chi2``: scale only when the χ² test rejects the sigmas at this level
-        (:func:`~heimdall.ml.estimators.tdoa.estimate_tdoa`); 1 scales always.
+        (:func:`~heimdall.ml.estimators.tdoa.estimate_tdoa`); 1 scales always. The test is
+        made on the covariance after ``variance_factor``.
+    variance_factor : float
+        Multiplies the lags' covariance before the fit: the pooled a-posteriori variance
+        factor of earlier fixes (:class:`~.calibration.PooledVariance`).
 
     Returns
     -------
@@ -260,7 +279,9 @@ def fix_from_lags(
     lons = [used[n][1] for n in names]
     idx = {n: i for i, n in enumerate(names)}
     pair_idx = [(idx[p.b], idx[p.a]) for p in pairs]
-    cov_s2 = pair_covariance(pairs, toa_sigma, sigma_floor_s)
+    if not (math.isfinite(variance_factor) and variance_factor > 0):
+        raise EstimationError(f"variance_factor must be positive and finite, got {variance_factor}")
+    cov_s2 = pair_covariance(pairs, toa_sigma, sigma_floor_s) * variance_factor
     lags_s = [p.lag_s for p in pairs]
     proj = AzimuthalFrame(float(np.mean(lats)), float(np.mean(lons)))
     lon_e, lat_e = float(np.mean(lons)), float(np.mean(lats))
@@ -307,4 +328,5 @@ def fix_from_lags(
         estimate=est,
         projection=frame.proj,
         frame=frame,
+        variance_factor=float(variance_factor),
     )

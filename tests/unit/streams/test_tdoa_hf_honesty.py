@@ -4,7 +4,7 @@ The stream's own functions, no broker: :class:`~heimdall.producers.sim.simulator
 → :func:`~heimdall.producers.sim.stream.to_iq_chunk` → :func:`~heimdall.streams.features.
 measure_chunks` → :class:`~heimdall.streams.tdoa.TdoaSessions` (10 s blocks) →
 :func:`~heimdall.streams.tdoa.tdoa_observation` → :func:`~heimdall.streams.localize.
-localize_tdoa`, one 8 s burst of the 2FSK transmitter per seed (seeds 0–39; the CW beacon is
+localize_tdoa`, one 8 s burst of the 2FSK transmitter per seed (seeds 0–119; the CW beacon is
 refused as unresolved). The fix error's Mahalanobis distance ``d²`` in the fix's own
 covariance is χ²₂ for an honest ellipse: 39.3 % within 1σ (``d² ≤ 1``), 86.5 % within 2σ
 (``d² ≤ 4``); required within 5 points (issue 11).
@@ -36,6 +36,15 @@ a window-level error of the signal itself that the standard error counts as nois
 error / sigma is 0.75 at 30 dB, 0.96 at 10 dB and 1.1 at 0 dB per sample). Until the sigma
 separates it, the
 coverage test is an expected failure.
+
+Calibration from the fits' redundancy (:class:`~heimdall.ml.tdoa.calibration.PooledVariance`,
+one per channel as the stream keeps it, fix after fix): the pooled χ²/ν of the first 40 fixes
+is 0.73 ≈ 1/1.14² — the residuals alone see the overstatement the truth shows. With it the
+120 fixes cover the truth 39.2 % within 1σ (target met) and 93.3 % within 2σ (target
+86.5 ± 5: missed by 1.8 points, 2.2 binomial sd; the uncalibrated 40 seeds gave 52.5 % /
+92.5 %); the factor ends at 0.80. The 2σ tail is lighter than χ²₂ says: after scaling, the
+errors are not a scaled Gaussian of the stated shape — the window-level self-noise above is
+not a common factor.
 """
 
 from __future__ import annotations
@@ -49,6 +58,7 @@ from pyproj import Geod
 from heimdall.core.errors import EstimationError
 from heimdall.core.geodesy import AzimuthalFrame
 from heimdall.ml.estimators.tdoa import tdoa_crlb
+from heimdall.ml.tdoa.calibration import PooledVariance
 from heimdall.ml.tdoa.fix import arrival_sigmas, pair_covariance
 from heimdall.ml.tdoa.lags import PairLag
 from heimdall.producers.sim.library import load_scenario
@@ -64,10 +74,10 @@ _G = Geod(ellps="WGS84")
 T0_NS = 1_700_000_000_000_000_000
 START_NS = T0_NS + 9_000_000_000
 SECONDS = 10.0
-SEEDS = range(40)
+SEEDS = range(120)
 
 
-def _fixes(seed: int) -> list[tuple[Observation, Localization]]:
+def _fixes(seed: int, variance: PooledVariance) -> list[tuple[Observation, Localization]]:
     sc = load_scenario("hf-tdoa")
     sim = Simulator(sc, seed=seed)
     gain = StreamGain.for_simulator(sim)
@@ -90,7 +100,7 @@ def _fixes(seed: int) -> list[tuple[Observation, Localization]]:
         except EstimationError:
             continue
         if obs is not None:
-            out.append((obs, localize_tdoa(obs)))
+            out.append((obs, localize_tdoa(obs, variance)))
     return out
 
 
@@ -98,8 +108,9 @@ def _fixes(seed: int) -> list[tuple[Observation, Localization]]:
 def results() -> dict[str, np.ndarray]:
     tx = load_scenario("hf-tdoa").transmitters[1]
     d2, err2, crb = [], [], []
+    variance = PooledVariance()  # the stream keeps one per channel, fix after fix
     for seed in SEEDS:
-        for obs, loc in _fixes(seed):
+        for obs, loc in _fixes(seed, variance):
             az, _, d = _G.inv(tx.lon_deg, tx.lat_deg, loc.position.lon_deg, loc.position.lat_deg)
             e = np.array([d * math.sin(math.radians(az)), d * math.cos(math.radians(az))])
             cov = np.array([[loc.cov_ee_m2, loc.cov_en_m2], [loc.cov_en_m2, loc.cov_nn_m2]])
@@ -127,19 +138,19 @@ def results() -> dict[str, np.ndarray]:
     print(
         f"\nhf-tdoa: {len(d2)} fixes, 1σ {np.mean(out['d2'] <= 1):.3f} 2σ "
         f"{np.mean(out['d2'] <= 4):.3f}, RMSE {math.sqrt(out['err2'].mean()):.0f} m, "
-        f"CRB {math.sqrt(out['crb'].mean()):.0f} m"
+        f"CRB {math.sqrt(out['crb'].mean()):.0f} m, variance factor {variance.factor:.3f}"
     )
     return out
 
 
 @pytest.mark.xfail(
     strict=True,
-    reason="conservative: 52.5 %/92.5 % within 1σ/2σ, the sub-window lag sigmas ~1.14× the "
-    "lag errors' spread (module docstring)",
+    reason="2σ over-covers: 39.2 %/93.3 % within 1σ/2σ with the pooled variance factor "
+    "(module docstring)",
 )
 def test_live_fixes_cover_the_truth_as_stated(results: dict[str, np.ndarray]) -> None:
     d2 = results["d2"]
-    assert d2.size >= 36  # one fix per burst, a few may be refused
+    assert d2.size >= 108  # one fix per burst, a few may be refused
     assert abs(np.mean(d2 <= 1.0) - 0.393) <= 0.05
     assert abs(np.mean(d2 <= 4.0) - 0.865) <= 0.05
 
