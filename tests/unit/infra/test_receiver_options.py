@@ -61,9 +61,7 @@ def _plain(value: Any) -> Any:
 @pytest.mark.parametrize("kind", sorted(CASES))
 def test_cli_flags_are_the_model_fields_with_their_defaults(kind: str) -> None:
     model = _config(kind)
-    options = {
-        p.name: p for p in _command(kind).params if p.param_type_name == "option" and p.name
-    }
+    options = {p.name: p for p in _command(kind).params if p.param_type_name == "option" and p.name}
     assert set(options) - RECEIVER_LEVEL - SHORTHANDS[kind] == set(model.model_fields)
     for name, field in model.model_fields.items():
         opt = options[name]
