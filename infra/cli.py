@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from heimdall.core import metrics
 from heimdall.core.errors import HeimdallError
@@ -237,7 +238,9 @@ def main() -> None:
     try:
         app()
     except HeimdallError as exc:
-        err_console.print(f"[red]error:[/red] {exc}")
+        # one line whatever the terminal's width (soft_wrap); the message's own brackets
+        # ("[and 2 more errors]") are text, not rich markup
+        err_console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
         raise SystemExit(2) from None
 
 
