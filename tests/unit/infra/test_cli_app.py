@@ -13,7 +13,9 @@ command is registered without a case here. The commands' real runs against a bro
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,8 @@ import typer
 
 from heimdall.infra import cli
 
+HAVE_TORCH = importlib.util.find_spec("torch") is not None
+REPO = Path(__file__).resolve().parents[3]
 #: Exit code of a usage error (click) and of a HeimdallError (``cli.main``).
 EXIT_BAD_INPUT = 2
 
@@ -36,7 +40,10 @@ BAD: dict[str, tuple[list[str], str]] = {
     "sink": ([], "HEIMDALL_PARTITIONS: Input should be a valid integer"),
     "tail": (["iq", "--max", "1"], "KAFKA_BOOTSTRAP_SERVERS is not set"),
     "simulate": (["no-such-scenario"], "no-such-scenario"),
-    "train": (["--source", "archive"], "--source archive needs --from and --to"),
+    "train": (
+        ["--source", "archive"],
+        "--source archive needs --from and --to" if HAVE_TORCH else "train needs torch",
+    ),
     "replay": (["iq", "--from", "yesterday", "--to", "now"], "time 'yesterday'"),
     "models list": (["--bogus"], "No such option: --bogus"),
     "models promote": (["no-such-model"], "no model named 'no-such-model'"),
@@ -73,14 +80,14 @@ def registered_commands() -> list[str]:
     out: list[str] = []
 
     def walk(command: Any, path: list[str]) -> None:
-        subcommands = getattr(command, "commands", None)
-        if subcommands is None:
+        if not hasattr(command, "list_commands"):
             out.append(" ".join(path))
             return
         if path and getattr(command, "invoke_without_command", False):
             out.append(" ".join(path))
-        for name, sub in subcommands.items():
-            walk(sub, [*path, name])
+        ctx = command.context_class(command)
+        for name in command.list_commands(ctx):  # the lazy ones too (train)
+            walk(command.get_command(ctx, name), [*path, name])
 
     walk(typer.main.get_command(cli.app), [])
     return sorted(out)
@@ -182,3 +189,63 @@ def test_an_error_message_is_printed_as_it_is(
     assert code == EXIT_BAD_INPUT
     assert err.endswith("[and 2 more errors]\n") and err.count("\n") == 1, err
     assert len(err) > 100, err
+
+
+#: Run in a fresh interpreter: torch made unimportable, as where it is not installed.
+BLOCK_TORCH = """
+import sys
+class _NoTorch:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+sys.meta_path.insert(0, _NoTorch())
+"""
+
+
+def _python(code: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "HEIMDALL_"))}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    env["HEIMDALL_DATA_DIR"] = str(tmp_path / "heimdall")
+    return subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+
+
+def test_up_and_the_commands_it_starts_never_import_torch(tmp_path: Path) -> None:
+    """``heimdall up`` and its children (``receivers run``, ``simulate``, the worker, the
+    dashboard, the archiver) load no torch: ``make demo`` installs no train extra."""
+    code = """
+import importlib, sys
+from heimdall.infra import cli
+for argv in (["up", "--help"], ["receivers", "run", "--help"], ["simulate", "--help"]):
+    sys.argv = ["heimdall", *argv]
+    try:
+        cli.main()
+    except SystemExit as exc:
+        assert exc.code == 0, argv
+for m in ("heimdall.infra.runtime", "heimdall.streams.worker", "heimdall.infra.dashboard",
+          "heimdall.consumers.archive", "heimdall.infra.summary"):
+    importlib.import_module(m)
+print("torch imported:", "torch" in sys.modules, file=sys.stderr)
+"""
+    run = _python(code, tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert run.stderr.strip().endswith("torch imported: False"), run.stderr
+
+
+def test_train_without_torch_is_one_line(tmp_path: Path) -> None:
+    code = (
+        BLOCK_TORCH
+        + """
+from heimdall.infra import cli
+sys.argv = ["heimdall", "train", "--samples", "10"]
+cli.main()
+"""
+    )
+    run = _python(code, tmp_path)
+    assert run.returncode == EXIT_BAD_INPUT, run.stderr
+    assert run.stderr == (
+        "error: heimdall train needs torch, which is not installed: install the train extra "
+        "(pip install -e '.[train]')\n"
+    )
