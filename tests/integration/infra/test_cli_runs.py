@@ -9,17 +9,16 @@ DCF77 recordings through the real app in ``tests/unit/infra/test_cli_tdoa.py``.)
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from heimdall.core.settings import HeimdallSettings
-from heimdall.infra import cli
 from heimdall.ml.registry import ModelRegistry
 from heimdall.schemas.models import IqChunk, Measurement, ModelPointer, ReceiverStatus
 from heimdall.schemas.serde import Serde
+from tests.cli_main import run_main
 from tests.integration.producers.adapters._harness import read, serving
 from tests.unit.producers.adapters.kiwisdr_server import KiwiTestServer
 from tests.unit.producers.adapters.openwebrx_server import OpenWebRxTestServer
@@ -39,20 +38,6 @@ def env(settings: HeimdallSettings, monkeypatch: pytest.MonkeyPatch) -> Heimdall
     for k, v in settings.to_env().items():
         monkeypatch.setenv(k, v)
     return settings
-
-
-def heimdall(
-    args: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> tuple[int, str, str]:
-    """``heimdall ARGS`` through ``cli.main``: (exit code, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["heimdall", *args])
-    code = 0
-    try:
-        cli.main()
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 @pytest.fixture
@@ -88,7 +73,7 @@ def test_receiver_rtltcp_then_tail(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    code, _, err = heimdall(
+    code, _, err = run_main(
         ["receiver", "rtltcp", "--host", "127.0.0.1", "--port", str(rtl.port),
          "--freq", str(F_RTL), "--gain", "20", "--lat", "45.07", "--lon", "7.68",
          "--id", "rtl-cli", "--duration", "2"],
@@ -101,7 +86,7 @@ def test_receiver_rtltcp_then_tail(
     c = chunks[0]
     assert c.center_freq_hz == F_RTL and c.gain_db == 20.0 and c.position.lat_deg == 45.07
     # tail: the same events as JSON lines
-    code, out, err = heimdall(
+    code, out, err = run_main(
         ["tail", "iq", "--from-beginning", "--max", "2", "--timeout", "30"], capsys, monkeypatch
     )
     assert code == 0, err
@@ -116,7 +101,7 @@ def test_receiver_openwebrx(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    code, _, err = heimdall(
+    code, _, err = run_main(
         ["receiver", "openwebrx", "--url", owrx.url, "--freq", str(F_OWRX),
          "--lat", "45.0", "--lon", "7.6", "--id", "owrx-cli", "--integration", "0.5",
          "--duration", "3"],
@@ -136,7 +121,7 @@ def test_receiver_kiwisdr(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    code, _, err = heimdall(
+    code, _, err = run_main(
         ["receiver", "kiwisdr", "--url", f"http://127.0.0.1:{kiwi.port}/", "--freq",
          str(F_KIWI), "--lat", "52.0", "--lon", "5.0", "--id", "kiwi-cli", "--duration", "3"],
         capsys, monkeypatch,
@@ -160,7 +145,7 @@ def test_receivers_run(
         f"  - {{id: rtl-net, kind: rtltcp, address: '127.0.0.1:{rtl.port}',\n"
         f"     position: {{lat: 45.0, lon: 7.0}}, options: {{freq_hz: {F_RTL}}}}}\n"
     )
-    code, _, err = heimdall(["receivers", "run", str(net), "--duration", "2"], capsys, monkeypatch)
+    code, _, err = run_main(["receivers", "run", str(net), "--duration", "2"], capsys, monkeypatch)
     assert code == 0, err
     assert "receivers after 2 s" in err
     chunks = _chunks(env)
@@ -176,10 +161,10 @@ def test_models_list_and_promote(
 ) -> None:
     registry = ModelRegistry(env.object_store_url)
     first = registry.publish("setnet", b"onnx-1", {"features": 3}, metrics={"median_m": 30.0})
-    code, out, err = heimdall(["models", "list"], capsys, monkeypatch)
+    code, out, err = run_main(["models", "list"], capsys, monkeypatch)
     assert code == 0, err
     assert "setnet" in out and first.version in out and "median_m=30" in out
-    code, out, err = heimdall(["models", "promote", "setnet"], capsys, monkeypatch)
+    code, out, err = run_main(["models", "promote", "setnet"], capsys, monkeypatch)
     assert code == 0, err
     assert f"promoted setnet {first.version} on {env.topics.models}" in " ".join(out.split())
     assert registry.active("setnet") == first

@@ -24,6 +24,7 @@ import pytest
 import typer
 
 from heimdall.infra import cli
+from tests.cli_main import run_main
 
 HAVE_TORCH = importlib.util.find_spec("torch") is not None
 REPO = Path(__file__).resolve().parents[3]
@@ -91,20 +92,6 @@ def registered_commands() -> list[str]:
 
     walk(typer.main.get_command(cli.app), [])
     return sorted(out)
-
-
-def run_main(
-    args: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> tuple[int, str, str]:
-    """``heimdall ARGS`` through ``cli.main``: (exit code, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["heimdall", *args])
-    code = 0
-    try:
-        cli.main()
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 @pytest.fixture(autouse=True)
@@ -218,6 +205,7 @@ def test_up_and_the_commands_it_starts_never_import_torch(tmp_path: Path) -> Non
     code = """
 import importlib, sys
 from heimdall.infra import cli
+from tests.cli_main import run_main
 for argv in (["up", "--help"], ["receivers", "run", "--help"], ["simulate", "--help"]):
     sys.argv = ["heimdall", *argv]
     try:
@@ -239,6 +227,7 @@ def test_train_without_torch_is_one_line(tmp_path: Path) -> None:
         BLOCK_TORCH
         + """
 from heimdall.infra import cli
+from tests.cli_main import run_main
 sys.argv = ["heimdall", "train", "--samples", "10"]
 cli.main()
 """
