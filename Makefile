@@ -1,8 +1,10 @@
 # Heimdall — `make help` lists the targets.
+# Python 3.11, 3.12 or 3.13 (make demo PYTHON=python3.13)
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+DEMO_STAMP := $(VENV)/.installed-demo
 
 .DEFAULT_GOAL := help
 
@@ -17,7 +19,14 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## create .venv and install Heimdall with its test and training tools (CPU torch)
 
-demo: $(STAMP) ## run the embedded pipeline on the simulated seed network for 60 s, then print the summary
+# the demo installs only what it runs: no test tools, no torch (the train extra)
+$(DEMO_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	touch $(DEMO_STAMP)
+
+demo: $(DEMO_STAMP) ## install Heimdall alone (no torch), run the embedded pipeline on the simulated seed network for 60 s, print the summary
 	$(BIN)/heimdall up --duration 60
 
 test: $(STAMP) ## run the whole test suite (unit, integration against the real embedded broker and chDB, end-to-end)

@@ -2,18 +2,67 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+from typer.core import TyperGroup
 
 from heimdall.core import metrics
-from heimdall.core.errors import HeimdallError
+from heimdall.core.errors import ConfigError, HeimdallError
 from heimdall.core.settings import HeimdallSettings, load_settings
 
+#: Commands whose module is imported only when the command itself is asked for: ``train``
+#: imports torch (about a second and 500 MB that ``heimdall up`` and its children, which
+#: run this CLI, never need; and torch is only in the ``train`` extra).
+LAZY_COMMANDS = {"train": ("heimdall.infra.cli_train", "train")}
+#: Modules of the ``train`` extra: without them a lazy command says so in one line.
+TRAIN_EXTRA = ("torch", "onnx", "matplotlib")
+
+
+def _lazy_command(name: str) -> Any:
+    """The click command of a lazy command (a one-line ConfigError stub without its extra)."""
+    module, attr = LAZY_COMMANDS[name]
+    settings: dict[str, Any] = {}
+    try:
+        fn: Callable[..., None] = getattr(importlib.import_module(module), attr)
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in TRAIN_EXTRA:
+            raise
+        missing = exc.name
+
+        def fn() -> None:
+            raise ConfigError(
+                f"heimdall {name} needs {missing}, which is not installed: install the train "
+                "extra (pip install -e '.[train]')"
+            )
+
+        fn.__doc__ = f"(needs the train extra: {missing} is not installed)"
+        settings = {"ignore_unknown_options": True, "allow_extra_args": True}
+    one = typer.Typer(add_completion=False)
+    one.command(name, context_settings=settings)(fn)
+    return typer.main.get_command(one)
+
+
+class _LazyGroup(TyperGroup):
+    """The top-level group: :data:`LAZY_COMMANDS` are loaded when asked for."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return [*super().list_commands(ctx), *(n for n in LAZY_COMMANDS if n not in self.commands)]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name in LAZY_COMMANDS and cmd_name not in self.commands:
+            self.add_command(_lazy_command(cmd_name), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+
 app = typer.Typer(
+    cls=_LazyGroup,
     name="heimdall",
     help="Find radio transmitters from a network of receivers (Kafka + Faust + ClickHouse).",
     no_args_is_help=True,
@@ -206,11 +255,9 @@ def _register_subcommands() -> None:
         cli_recordings,
         cli_simulate,
         cli_tdoa,
-        cli_train,
     )
 
     app.command("simulate")(cli_simulate.simulate)
-    app.command("train")(cli_train.train)
     app.add_typer(cli_models.app, name="models")
     app.add_typer(cli_archive.app, name="archive")
     app.command("replay")(cli_archive.replay)
@@ -237,7 +284,9 @@ def main() -> None:
     try:
         app()
     except HeimdallError as exc:
-        err_console.print(f"[red]error:[/red] {exc}")
+        # one line whatever the terminal's width (soft_wrap); the message's own brackets
+        # ("[and 2 more errors]") are text, not rich markup
+        err_console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
         raise SystemExit(2) from None
 
 

@@ -28,31 +28,37 @@ lines, which ``cli.main`` prints without a traceback.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from heimdall.core import kafka
+from heimdall.core.errors import ConfigError
 from heimdall.core.settings import HeimdallSettings, load_settings
+from heimdall.infra.cli_options import model_options, typer_command
 from heimdall.infra.runtime import log_to_file
 from heimdall.infra.topics import ensure_topics, heimdall_topics
 from heimdall.producers.adapters.base import AdapterOptions, ReceiverAdapter, ReceiverInfo
-from heimdall.producers.adapters.kiwisdr import DEFAULT_PORT as KIWI_PORT
 from heimdall.producers.adapters.kiwisdr import KiwiSdrAdapter, KiwiSdrConfig
 from heimdall.producers.adapters.openwebrx import OpenWebRxAdapter, OpenWebRxConfig
-from heimdall.producers.adapters.rtltcp import DEFAULT_PORT, RtlTcpAdapter, RtlTcpConfig
+from heimdall.producers.adapters.options import AdapterConfig, build_config
+from heimdall.producers.adapters.rtltcp import RtlTcpAdapter, RtlTcpConfig
 from heimdall.producers.adapters.runtime import RunSummary, run_adapters
 from heimdall.producers.network import load_network, run_network
 from heimdall.producers.publisher import Publisher
 from heimdall.schemas.models import Position, SampleFormat
 
 __all__ = [
+    "COMMANDS",
+    "ReceiverCommand",
     "print_run_summary",
     "receiver_kiwisdr",
     "receiver_openwebrx",
@@ -137,163 +143,123 @@ def receivers_run(
         raise typer.Exit(1)
 
 
-def receiver_rtltcp(
-    freq: Annotated[float, typer.Option("--freq", help="channel centre frequency, Hz")],
-    lat: Lat,
-    lon: Lon,
-    host: Annotated[str, typer.Option(help="rtl_tcp server address")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="rtl_tcp server port")] = DEFAULT_PORT,
-    receiver_id: ReceiverId = "rtltcp-1",
-    alt: Alt = 0.0,
-    gain: Annotated[
-        float | None, typer.Option(help="manual tuner gain, dB (default: automatic)")
-    ] = None,
-    sample_rate: Annotated[int, typer.Option(help="dongle sample rate, Hz")] = 1_152_000,
-    channel_rate: Annotated[int, typer.Option(help="published channel rate, Hz")] = 12_000,
-    offset: Annotated[
-        float | None, typer.Option(help="tune this far above the channel, Hz (default rate/4)")
-    ] = None,
-    ppm: Annotated[int, typer.Option(help="crystal correction, ppm")] = 0,
-    calibration: Calibration = 0.0,
-    full_scale_dbm: Annotated[
-        float | None, typer.Option(help="calibrated full-scale power, dBm (default nominal)")
-    ] = None,
-    cf32: Annotated[bool, typer.Option("--cf32", help="publish cf32 instead of ci16")] = False,
-    duration: Duration = None,
-) -> None:
-    """Stream one channel of an rtl_tcp server (RTL-SDR dongle) to Kafka."""
-    settings = load_settings()
-    cfg = RtlTcpConfig(
-        host=host,
-        port=port,
-        freq_hz=freq,
-        sample_rate_hz=sample_rate,
-        channel_rate_hz=channel_rate,
-        tune_offset_hz=offset,
-        gain_db=gain,
-        ppm=ppm,
-        full_scale_dbm=full_scale_dbm,
-        sample_format=SampleFormat.CF32 if cf32 else SampleFormat.CI16,
-    )
-    info = ReceiverInfo(
-        receiver_id=receiver_id,
-        kind=RtlTcpAdapter.kind,
-        position=Position(lat_deg=lat, lon_deg=lon, alt_m=alt),
-        url=cfg.address,
-        calibration_offset_db=calibration,
-    )
-    Position.check(info.position)
-    adapter: ReceiverAdapter = RtlTcpAdapter(info, cfg, AdapterOptions())
-    _prepare(settings)
-    summary = run_adapters(settings, [adapter], duration_s=duration)
-    print_run_summary(summary, err_console)
+# --------------------------------------------------- one receiver: options from its model
+
+#: Options of every ``heimdall receiver KIND`` that are the receiver's, not its adapter's.
+_RECEIVER_PARAMS = ("receiver_id", "lat", "lon", "alt", "calibration", "duration")
 
 
-def _run_one(settings: HeimdallSettings, adapter: ReceiverAdapter, duration: float | None) -> None:
-    """Run one adapter with measurements routed to the features topic; print the summary."""
-    Position.check(adapter.info.position)
-    _prepare(settings)
-    summary = run_adapters(settings, [adapter], duration_s=duration, publisher=Publisher(settings))
-    print_run_summary(summary, err_console)
+def _receiver_params(default_id: str) -> list[inspect.Parameter]:
+    kw = inspect.Parameter.KEYWORD_ONLY
+    return [
+        inspect.Parameter("lat", kw, annotation=Lat),
+        inspect.Parameter("lon", kw, annotation=Lon),
+        inspect.Parameter("receiver_id", kw, default=default_id, annotation=ReceiverId),
+        inspect.Parameter("alt", kw, default=0.0, annotation=Alt),
+        inspect.Parameter("calibration", kw, default=0.0, annotation=Calibration),
+        inspect.Parameter("duration", kw, default=None, annotation=Duration),
+    ]
 
 
-def receiver_openwebrx(
-    url: Annotated[
-        str, typer.Option(help="websocket URL, ws://host:8073/ws/ (or http://host:8073/)")
-    ],
-    freq: Annotated[float, typer.Option("--freq", help="channel frequency, Hz")],
-    lat: Lat,
-    lon: Lon,
-    mod: Annotated[str, typer.Option(help="demodulator (nfm, am, usb, ...)")] = "nfm",
-    receiver_id: ReceiverId = "owrx-1",
-    alt: Alt = 0.0,
-    bandwidth: Annotated[float, typer.Option(help="channel width, Hz")] = 12_000.0,
-    profile: Annotated[
-        str | None, typer.Option(help="SDR profile to select, 'sdr_id|profile_id'")
-    ] = None,
-    center: Annotated[
-        float | None, typer.Option(help="ask the server to move the SDR centre here, Hz")
-    ] = None,
-    key: Annotated[str | None, typer.Option(help="the server's magic key, if any")] = None,
-    measure: Annotated[
-        str, typer.Option(help="power from: combined (S-meter + FFT noise), fft, smeter")
-    ] = "combined",
-    integration: Annotated[float, typer.Option(help="seconds per measurement")] = 0.5,
-    calibration: Calibration = 0.0,
-    full_scale_dbm: Annotated[
-        float, typer.Option(help="calibrated full-scale power, dBm (default 0: dBFS)")
-    ] = 0.0,
-    duration: Duration = None,
-) -> None:
-    """Measure one channel of an OpenWebRX(+) receiver (channel power to the features topic)."""
-    settings = load_settings()
-    cfg = OpenWebRxConfig(
-        url=url,
-        freq_hz=freq,
-        mod=mod,
-        channel_bw_hz=bandwidth,
-        profile=profile,
-        center_freq_hz=center,
-        magic_key=key,
-        measure=measure,  # type: ignore[arg-type]  # checked by OpenWebRxConfig.check
-        integration_s=integration,
-        full_scale_dbm=full_scale_dbm,
-    )
-    info = ReceiverInfo(
-        receiver_id=receiver_id,
-        kind=OpenWebRxAdapter.kind,
-        position=Position(lat_deg=lat, lon_deg=lon, alt_m=alt),
-        url=cfg.ws_url,
-        calibration_offset_db=calibration,
-    )
-    _run_one(settings, OpenWebRxAdapter(info, cfg, AdapterOptions()), duration)
+@dataclass(frozen=True)
+class ReceiverCommand:
+    """How ``heimdall receiver KIND`` is made from the adapter's options model.
+
+    ``extra``: options of the command that are not fields (``--cf32``, ``--url``), turned
+    into field values by ``to_fields``; ``optional``: required fields another option may
+    give; ``url``: the receiver's URL in its statuses; ``measurements``: the adapter also
+    publishes measurements (routed to the features topic).
+    """
+
+    config: type[AdapterConfig]
+    adapter: type[ReceiverAdapter]
+    default_id: str
+    doc: str
+    url: Callable[[Any], str]
+    extra: tuple[inspect.Parameter, ...] = ()
+    to_fields: Callable[[dict[str, Any]], dict[str, Any]] = dict
+    optional: tuple[str, ...] = ()
+    measurements: bool = True
+
+    def params(self) -> list[inspect.Parameter]:
+        fields = model_options(self.config, optional=self.optional)
+        return [*_receiver_params(self.default_id), *fields, *self.extra]
+
+    def build(self, values: dict[str, Any]) -> ReceiverAdapter:
+        """The adapter of the command's option values (ConfigError: one line)."""
+        v = dict(values)
+        r = {k: v.pop(k) for k in _RECEIVER_PARAMS}
+        cfg = build_config(self.config, self.to_fields(v))
+        info = ReceiverInfo(
+            receiver_id=r["receiver_id"],
+            kind=self.adapter.kind,
+            position=Position(lat_deg=r["lat"], lon_deg=r["lon"], alt_m=r["alt"]),
+            url=self.url(cfg),
+            calibration_offset_db=r["calibration"],
+        )
+        Position.check(info.position)
+        make: Callable[[ReceiverInfo, Any, AdapterOptions], ReceiverAdapter] = self.adapter
+        return make(info, cfg, AdapterOptions())
+
+    def run(self, **values: Any) -> None:
+        settings = load_settings()
+        adapter = self.build(values)
+        _prepare(settings)
+        publisher = Publisher(settings) if self.measurements else None
+        summary = run_adapters(
+            settings, [adapter], duration_s=values["duration"], publisher=publisher
+        )
+        print_run_summary(summary, err_console)
+
+    def command(self, name: str) -> Callable[..., None]:
+        return typer_command(self.run, self.params(), name, self.doc)
 
 
-def receiver_kiwisdr(
-    freq: Annotated[float, typer.Option("--freq", help="channel centre frequency, Hz")],
-    lat: Lat,
-    lon: Lon,
-    host: Annotated[str | None, typer.Option(help="KiwiSDR host")] = None,
-    port: Annotated[int, typer.Option(help="KiwiSDR port")] = KIWI_PORT,
-    url: Annotated[
-        str | None, typer.Option(help="http://host:port/ of the KiwiSDR (instead of --host)")
-    ] = None,
-    receiver_id: ReceiverId = "kiwi-1",
-    alt: Alt = 0.0,
-    low_cut: Annotated[float, typer.Option(help="IQ pass band low edge, Hz")] = -5000.0,
-    high_cut: Annotated[float, typer.Option(help="IQ pass band high edge, Hz")] = 5000.0,
-    agc: Annotated[bool, typer.Option("--agc/--no-agc", help="the Kiwi's AGC")] = True,
-    gain: Annotated[int, typer.Option(help="manual gain when the AGC is off, dB")] = 50,
-    password: Annotated[str, typer.Option(help="the Kiwi's user password, if any")] = "",
-    rssi: Annotated[
-        bool, typer.Option("--rssi", help="also publish the S-meter as measurements")
-    ] = False,
-    calibration: Calibration = 0.0,
-    duration: Duration = None,
-) -> None:
-    """Stream GPS-timed IQ of one channel of a KiwiSDR to Kafka."""
-    from heimdall.producers.network import split_host_port
+def _rtltcp_fields(v: dict[str, Any]) -> dict[str, Any]:
+    if v.pop("cf32"):
+        v["sample_format"] = SampleFormat.CF32
+    return v
 
-    settings = load_settings()
-    if url is None and host is None:
-        raise typer.BadParameter("give --host (and --port) or --url")
-    h, p = split_host_port(url, KIWI_PORT) if url else (host or "", port)
-    cfg = KiwiSdrConfig(
-        host=h,
-        port=p,
-        freq_hz=freq,
-        low_cut_hz=low_cut,
-        high_cut_hz=high_cut,
-        agc=agc,
-        man_gain_db=gain,
-        password=password,
-        rssi_measurements=rssi,
-    )
-    info = ReceiverInfo(
-        receiver_id=receiver_id,
-        kind=KiwiSdrAdapter.kind,
-        position=Position(lat_deg=lat, lon_deg=lon, alt_m=alt),
-        url=cfg.address,
-        calibration_offset_db=calibration,
-    )
-    _run_one(settings, KiwiSdrAdapter(info, cfg, AdapterOptions()), duration)
+
+def _kiwisdr_fields(v: dict[str, Any]) -> dict[str, Any]:
+    url = v.pop("url")
+    if url is None and v["host"] is None:
+        raise ConfigError("give --host (and --port) or --url")
+    if url is not None:
+        v.update(KiwiSdrConfig.from_address(url))
+    return v
+
+
+_KW = inspect.Parameter.KEYWORD_ONLY
+
+#: kind → how its command is made (the CLI's options are the adapter's model).
+COMMANDS: dict[str, ReceiverCommand] = {
+    "rtltcp": ReceiverCommand(
+        RtlTcpConfig, RtlTcpAdapter, "rtltcp-1",
+        "Stream one channel of an rtl_tcp server (RTL-SDR dongle) to Kafka.",
+        url=lambda c: c.address,
+        extra=(inspect.Parameter("cf32", _KW, default=False, annotation=Annotated[
+            bool, typer.Option("--cf32", help="publish cf32 (same as --sample-format cf32)")]),),
+        to_fields=_rtltcp_fields,
+        measurements=False,
+    ),
+    "openwebrx": ReceiverCommand(
+        OpenWebRxConfig, OpenWebRxAdapter, "owrx-1",
+        "Measure one channel of an OpenWebRX(+) receiver (channel power to the features topic).",
+        url=lambda c: c.ws_url,
+    ),
+    "kiwisdr": ReceiverCommand(
+        KiwiSdrConfig, KiwiSdrAdapter, "kiwi-1",
+        "Stream GPS-timed IQ of one channel of a KiwiSDR to Kafka.",
+        url=lambda c: c.address,
+        extra=(inspect.Parameter("url", _KW, default=None, annotation=Annotated[
+            str | None, typer.Option(help="http://host:port/ of the KiwiSDR (instead of --host)")
+        ]),),
+        to_fields=_kiwisdr_fields,
+        optional=("host",),
+    ),
+}  # fmt: skip
+
+receiver_rtltcp = COMMANDS["rtltcp"].command("receiver_rtltcp")
+receiver_openwebrx = COMMANDS["openwebrx"].command("receiver_openwebrx")
+receiver_kiwisdr = COMMANDS["kiwisdr"].command("receiver_kiwisdr")

@@ -44,17 +44,17 @@ thread of its own when live receivers run too); receivers of kinds that cannot r
 recordings that cannot be used, are reported (one line each), not silently ignored. With
 ``sources``, every IQ chunk published carries the truth of the known sources it hears
 (:class:`~heimdall.producers.known_sources.TruthPublisher`). Adding a kind: an options
-model (pydantic, ``extra="forbid"``) and a builder in :data:`KINDS`.
+model (pydantic, ``extra="forbid"``; for a live receiver the adapter's own config, an
+:class:`~heimdall.producers.adapters.options.AdapterConfig`) and a builder in :data:`KINDS`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import re
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -74,7 +74,11 @@ from heimdall.core.errors import ConfigError, HeimdallError
 from heimdall.core.ids import check_key_id, first_repeated
 from heimdall.core.settings import HeimdallSettings
 from heimdall.producers.adapters.base import AdapterOptions, ReceiverAdapter, ReceiverInfo
+from heimdall.producers.adapters.kiwisdr import KiwiSdrAdapter, KiwiSdrConfig
+from heimdall.producers.adapters.openwebrx import OpenWebRxAdapter, OpenWebRxConfig
+from heimdall.producers.adapters.options import AdapterConfig, one_line, split_host_port
 from heimdall.producers.adapters.pump import EventPublisher
+from heimdall.producers.adapters.rtltcp import RtlTcpAdapter, RtlTcpConfig
 from heimdall.producers.adapters.runtime import RunSummary, run_adapters
 from heimdall.producers.known_sources import SourceSpec, TruthPublisher
 from heimdall.producers.network_recordings import (
@@ -88,22 +92,20 @@ from heimdall.producers.network_recordings import (
 )
 from heimdall.producers.publisher import Publisher
 from heimdall.producers.recordings.replay import ReplayStats
-from heimdall.schemas.models import Band, Position, SampleFormat
+from heimdall.schemas.models import Band, Position
 
 __all__ = [
     "ALL_KINDS",
     "KINDS",
-    "KiwiSdrOptions",
     "NetworkRun",
     "NetworkSpec",
-    "OpenWebRxOptions",
     "ReceiverSpec",
-    "RtlTcpOptions",
     "build_adapters",
     "build_recordings",
     "load_network",
     "parse_network",
     "run_network",
+    "split_host_port",
 ]
 
 log = logging.getLogger(__name__)
@@ -111,6 +113,8 @@ log = logging.getLogger(__name__)
 #: Every receiver kind a network file may name.
 ALL_KINDS = ("openwebrx", "kiwisdr", "rtltcp", "sigmf", "kiwi-wav", "sim")
 Kind = Literal["openwebrx", "kiwisdr", "rtltcp", "sigmf", "kiwi-wav", "sim"]
+#: Makes the adapter of one receiver (ValueError / ConfigError: its options are wrong).
+Builder = Callable[["ReceiverSpec", AdapterOptions], ReceiverAdapter]
 
 
 # ------------------------------------------------------------------------ schema
@@ -236,123 +240,39 @@ class NetworkSpec(_Strict):
         return v
 
 
-# --------------------------------------------------------------- kind: rtltcp
+# ------------------------------------------------------------------ live kinds
 
 
-class RtlTcpOptions(_Strict):
-    """``options`` of an ``rtltcp`` receiver (:class:`~.adapters.rtltcp.RtlTcpConfig`)."""
+def _build_live(
+    config: type[AdapterConfig],
+    adapter: Callable[[ReceiverInfo, Any, AdapterOptions], ReceiverAdapter],
+) -> Builder:
+    """The builder of a live kind: its ``options`` and ``address`` make ``config``.
 
-    freq_hz: float = Field(gt=0)
-    sample_rate_hz: int = 1_152_000
-    channel_rate_hz: int = Field(12_000, gt=0)
-    tune_offset_hz: float | None = None
-    gain_db: float | None = None
-    ppm: int = 0
-    rtl_agc: bool = False
-    chunk_samples: int = Field(2400, ge=1)
-    sample_format: Literal["ci16", "cf32"] = "ci16"
-    full_scale_dbm: float | None = None
-    atten_db: float = Field(60.0, gt=0)
-    settle_s: float = Field(0.1, ge=0)
-
-
-def split_host_port(address: str, default_port: int) -> tuple[str, int]:
-    """``host:port``, ``[v6]:port``, ``host`` or ``scheme://host:port`` → (host, port)."""
-    a = address.split("://", 1)[-1].rstrip("/")
-    m = re.fullmatch(r"\[([^\]]+)\](?::(\d+))?|([^:]+)(?::(\d+))?", a)
-    if not m:
-        raise ValueError(f"{address!r} is not host:port")
-    host = m.group(1) or m.group(3)
-    port = m.group(2) or m.group(4)
-    return host, int(port) if port else default_port
-
-
-def _build_rtltcp(spec: ReceiverSpec, opts: AdapterOptions) -> ReceiverAdapter:
-    from heimdall.producers.adapters.rtltcp import DEFAULT_PORT, RtlTcpAdapter, RtlTcpConfig
-
-    o = RtlTcpOptions.model_validate(spec.options)
-    if not spec.address:
-        raise ValueError("address: an rtltcp receiver needs address: host:port")
-    host, port = split_host_port(spec.address, DEFAULT_PORT)
-    d = o.model_dump()
-    d["sample_format"] = SampleFormat(o.sample_format)
-    cfg = RtlTcpConfig(host=host, port=port, **d)
-    return RtlTcpAdapter(spec.info(), cfg, opts)
-
-
-# ------------------------------------------------------------ kind: openwebrx
-
-
-class OpenWebRxOptions(_Strict):
-    """``options`` of an ``openwebrx`` receiver (:class:`~.adapters.openwebrx.OpenWebRxConfig`).
-
-    The receiver's ``address`` is the server's URL (``ws://host:8073/ws/`` or
-    ``http://host:8073/``).
+    The options model is the adapter's own config (:mod:`.adapters.options`): the file's
+    ``options`` are its fields but the connection fields, which ``address`` gives.
     """
 
-    freq_hz: float = Field(gt=0)
-    mod: str = "nfm"
-    low_cut_hz: float | None = None
-    high_cut_hz: float | None = None
-    channel_bw_hz: float = Field(12_000.0, gt=0)
-    profile: str | None = None
-    center_freq_hz: float | None = None
-    magic_key: str | None = None
-    measure: Literal["combined", "fft", "smeter"] = "combined"
-    integration_s: float = Field(0.5, gt=0)
-    full_scale_dbm: float = 0.0
-    fft_fps: float = Field(9.0, gt=0)
-    fft_voverlap_factor: float = Field(0.3, ge=0, lt=1)
-    noise_span: float = Field(0.8, gt=0, le=1)
-    detect_threshold_db: float = 6.0
-    publish_waterfall: bool = True
-    waterfall_stride: int = Field(1, ge=1)
-    publish_audio: bool = True
-    audio_chunk_s: float = Field(0.25, gt=0)
+    def build(spec: ReceiverSpec, opts: AdapterOptions) -> ReceiverAdapter:
+        cfg = config.model_validate(_live_values(spec, config))
+        return adapter(spec.info(), cfg, opts)
+
+    return build
 
 
-def _build_openwebrx(spec: ReceiverSpec, opts: AdapterOptions) -> ReceiverAdapter:
-    from heimdall.producers.adapters.openwebrx import OpenWebRxAdapter, OpenWebRxConfig
-
-    o = OpenWebRxOptions.model_validate(spec.options)
+def _live_values(spec: ReceiverSpec, config: type[AdapterConfig]) -> dict[str, Any]:
+    """``options`` with the connection fields taken from ``address`` (ValueError if absent)."""
     if not spec.address:
-        raise ValueError("address: an openwebrx receiver needs address: ws://host:port/ws/")
-    return OpenWebRxAdapter(spec.info(), OpenWebRxConfig(url=spec.address, **o.model_dump()), opts)
+        raise ValueError(f"address: a {spec.kind} receiver needs address: {_ADDRESS[spec.kind]}")
+    given = [f for f in config.connection_fields if f in spec.options]
+    if given:
+        raise ValueError(
+            f"options.{given[0]}: give it as the receiver's address: {_ADDRESS[spec.kind]}"
+        )
+    return {**spec.options, **config.from_address(spec.address)}
 
 
-# ------------------------------------------------------------- kind: kiwisdr
-
-
-class KiwiSdrOptions(_Strict):
-    """``options`` of a ``kiwisdr`` receiver (:class:`~.adapters.kiwisdr.KiwiSdrConfig`).
-
-    The receiver's ``address`` is ``host:port`` or ``http://host:port/``.
-    """
-
-    freq_hz: float = Field(gt=0)
-    low_cut_hz: float = -5000.0
-    high_cut_hz: float = 5000.0
-    agc: bool = True
-    man_gain_db: int = 50
-    password: str = ""
-    user: str = "heimdall"
-    chunk_samples: int = Field(2400, ge=16)
-    full_scale_dbm: float | None = None
-    max_solution_age_s: int = Field(254, ge=0, le=255)
-    max_clock_disagreement_s: float = Field(10.0, gt=0)
-    rssi_measurements: bool = False
-    detect_threshold_db: float = 6.0
-
-
-def _build_kiwisdr(spec: ReceiverSpec, opts: AdapterOptions) -> ReceiverAdapter:
-    from heimdall.producers.adapters.kiwisdr import DEFAULT_PORT, KiwiSdrAdapter, KiwiSdrConfig
-
-    o = KiwiSdrOptions.model_validate(spec.options)
-    if not spec.address:
-        raise ValueError("address: a kiwisdr receiver needs address: host:port")
-    host, port = split_host_port(spec.address, DEFAULT_PORT)
-    cfg = KiwiSdrConfig(host=host, port=port, **o.model_dump())
-    return KiwiSdrAdapter(spec.info(), cfg, opts)
+_ADDRESS = {"rtltcp": "host:port", "openwebrx": "ws://host:port/ws/", "kiwisdr": "host:port"}
 
 
 @dataclass(frozen=True)
@@ -363,7 +283,7 @@ class KindSpec:
     ``recording``: the kind is a recording, replayed by :func:`build_recordings`.
     """
 
-    build: Callable[[ReceiverSpec, AdapterOptions], ReceiverAdapter] | None
+    build: Builder | None
     options: type[BaseModel] | None = None
     note: str = ""
     recording: bool = False
@@ -371,9 +291,9 @@ class KindSpec:
 
 #: kind → builder. Kinds with ``build=None`` are valid in a file but cannot run yet.
 KINDS: dict[str, KindSpec] = {
-    "rtltcp": KindSpec(_build_rtltcp, RtlTcpOptions),
-    "openwebrx": KindSpec(_build_openwebrx, OpenWebRxOptions),
-    "kiwisdr": KindSpec(_build_kiwisdr, KiwiSdrOptions),
+    "rtltcp": KindSpec(_build_live(RtlTcpConfig, RtlTcpAdapter), RtlTcpConfig),
+    "openwebrx": KindSpec(_build_live(OpenWebRxConfig, OpenWebRxAdapter), OpenWebRxConfig),
+    "kiwisdr": KindSpec(_build_live(KiwiSdrConfig, KiwiSdrAdapter), KiwiSdrConfig),
     "sigmf": KindSpec(None, SigmfOptions, recording=True),
     "kiwi-wav": KindSpec(None, KiwiWavOptions, recording=True),
     "sim": KindSpec(None, note="simulated receivers run with `heimdall simulate`, not here"),
@@ -381,27 +301,6 @@ KINDS: dict[str, KindSpec] = {
 
 
 # ------------------------------------------------------------------------ loading
-
-
-def _path(loc: Sequence[int | str]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
-def _one_line(exc: ValidationError, prefix: Sequence[int | str] = ()) -> str:
-    err = exc.errors()[0]
-    loc = [*prefix, *err["loc"]]
-    msg = str(err["msg"]).removeprefix("Value error, ")
-    got = err.get("input")
-    shown = ""
-    if err["type"] not in ("missing", "extra_forbidden") and not isinstance(got, dict | list):
-        shown = f" (got {got!r})"
-    where = _path(loc) or "(top level)"
-    more = len(exc.errors()) - 1
-    tail = f" [and {more} more error{'s' if more > 1 else ''}]" if more else ""
-    return f"{where}: {msg}{shown}{tail}"
 
 
 def parse_network(
@@ -415,17 +314,23 @@ def parse_network(
     try:
         net = NetworkSpec.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(f"{source}: {_one_line(exc)}") from None
+        raise ConfigError(f"{source}: {one_line(exc)}") from None
     # kind-specific options, with the full path in the message
     receivers = list(net.receivers)
     for i, r in enumerate(net.receivers):
         kind = KINDS[r.kind]
         if kind.options is None:
             continue
+        values: dict[str, Any] = r.options
+        if issubclass(kind.options, AdapterConfig):  # a live kind: address + options
+            try:
+                values = _live_values(r, kind.options)
+            except ValueError as exc:
+                raise ConfigError(f"{source}: receivers[{i}].{exc}") from None
         try:
-            o = kind.options.model_validate(r.options, context={"base_dir": base_dir})
+            o = kind.options.model_validate(values, context={"base_dir": base_dir})
         except ValidationError as exc:
-            raise ConfigError(f"{source}: {_one_line(exc, ('receivers', i, 'options'))}") from None
+            raise ConfigError(f"{source}: {one_line(exc, ('receivers', i, 'options'))}") from None
         if kind.recording:  # keep the resolved paths
             receivers[i] = r.model_copy(update={"options": o.model_dump(exclude_unset=True)})
     return net.model_copy(update={"receivers": tuple(receivers)})

@@ -10,7 +10,9 @@ Public API::
 
 Modules: :mod:`.base` (the life cycle: backoff, buffer, stall detector, malformed frames,
 statuses), :mod:`.pump` (the Kafka thread), :mod:`.runtime` (running many adapters),
-:mod:`.dsp` (the streaming channeliser), :mod:`.rtltcp` (the rtl_tcp protocol and adapter).
+:mod:`.dsp` (the streaming channeliser), :mod:`.rtltcp` (the rtl_tcp protocol and adapter),
+:mod:`.options` (the base of each adapter's options model: one model for the adapter, the
+network file and ``heimdall receiver KIND``).
 The network file is :mod:`heimdall.producers.network`.
 """
 

@@ -63,11 +63,14 @@ import logging
 import math
 import struct
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any, ClassVar
 from urllib.parse import unquote
 
 import numpy as np
 import numpy.typing as npt
+from pydantic import Field
 
 from heimdall.core.channels import channel_id_for
 from heimdall.core.errors import ConfigError
@@ -78,6 +81,7 @@ from heimdall.producers.adapters.base import (
     ProtocolError,
     ReceiverInfo,
 )
+from heimdall.producers.adapters.options import AdapterConfig, split_host_port
 from heimdall.producers.adapters.wsbase import WebSocketAdapter
 from heimdall.producers.recordings.gpstime import (
     NS_PER_S,
@@ -181,53 +185,60 @@ def gps_stamp_to_utc_ns(gpssec: int, gpsnsec: int, near_utc_ns: int) -> int:
     return gps_ns_to_utc_ns(cand)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class KiwiSdrConfig:
-    """How to reach and tune one KiwiSDR.
+class KiwiSdrConfig(AdapterConfig):
+    """How to reach and tune one KiwiSDR (the options of a ``kiwisdr`` receiver).
 
-    Parameters
-    ----------
-    host, port : str, int
-        The Kiwi's web server.
-    freq_hz : float
-        Channel centre, Hz (the IQ is centred on it).
-    low_cut_hz, high_cut_hz : float
-        IQ pass band (the Kiwi's ``iq`` default is ±5000).
-    agc : bool
-        The Kiwi's AGC (``SET agc=1``); off: fixed ``man_gain_db``.
-    man_gain_db : int
-        Manual gain when the AGC is off (``manGain``).
-    password : str
-        ``SET auth ... p=`` (empty for public Kiwis).
-    user : str
-        ``SET ident_user=`` shown on the Kiwi's user list.
-    chunk_samples : int
-        Samples per published chunk (2400 ≈ 0.2 s).
-    full_scale_dbm : float, optional
-        Calibrated power of a full-scale signal; None = referenced to the S-meter (module doc).
-    max_solution_age_s : int
-        Frames with ``last_gps_solution`` at or above this are not GPS-timed.
-    max_clock_disagreement_s : float
-        A GPS time further than this from the host clock is not trusted.
-    rssi_measurements : bool
-        Also publish the S-meter as measurements (module docstring).
+    One model for the adapter, the network file's ``options`` (all but ``host``/``port``,
+    which come from the receiver's ``address``) and ``heimdall receiver kiwisdr``
+    (:mod:`heimdall.producers.adapters.options`).
     """
 
+    connection_fields: ClassVar[tuple[str, ...]] = ("host", "port")
+    cli_flags: ClassVar[Mapping[str, str]] = {
+        "freq_hz": "--freq",
+        "low_cut_hz": "--low-cut",
+        "high_cut_hz": "--high-cut",
+        "man_gain_db": "--gain",
+        "rssi_measurements": "--rssi",
+    }
+
     host: str
+    """The KiwiSDR's host."""
     port: int = DEFAULT_PORT
-    freq_hz: float
+    """The KiwiSDR's web server port."""
+    freq_hz: float = Field(gt=0)
+    """Channel centre, Hz (the IQ is centred on it)."""
     low_cut_hz: float = -5000.0
+    """IQ pass band low edge from the centre, Hz (the Kiwi's iq default)."""
     high_cut_hz: float = 5000.0
+    """IQ pass band high edge from the centre, Hz."""
     agc: bool = True
+    """The Kiwi's AGC (SET agc=1); off: the fixed manual gain."""
     man_gain_db: int = 50
+    """Manual gain when the AGC is off, dB (manGain)."""
     password: str = ""
+    """The Kiwi's user password (SET auth ... p=; empty for public Kiwis)."""
     user: str = "heimdall"
-    chunk_samples: int = 2400
+    """SET ident_user= shown on the Kiwi's user list."""
+    chunk_samples: int = Field(2400, ge=16)
+    """Samples per published chunk (2400 ≈ 0.2 s)."""
     full_scale_dbm: float | None = None
-    max_solution_age_s: int = 254
-    max_clock_disagreement_s: float = 10.0
+    """Calibrated power of a full-scale signal, dBm (default: referenced to the S-meter,
+    module doc)."""
+    max_solution_age_s: int = Field(254, ge=0, le=255)
+    """Frames with last_gps_solution at or above this are not GPS-timed, s."""
+    max_clock_disagreement_s: float = Field(10.0, gt=0)
+    """A GPS time further than this from the host clock is not trusted, s."""
     rssi_measurements: bool = False
+    """Also publish the S-meter as measurements (module docstring)."""
     detect_threshold_db: float = 6.0
+    """SNR threshold of an S-meter measurement's detected flag, dB."""
+
+    @classmethod
+    def from_address(cls, address: str) -> dict[str, Any]:
+        """``host:port`` or ``http://host:port/`` (port default 8073) → ``{"host", "port"}``."""
+        host, port = split_host_port(address, DEFAULT_PORT)
+        return {"host": host, "port": port}
 
     @property
     def address(self) -> str:
@@ -245,8 +256,6 @@ class KiwiSdrConfig:
             raise ConfigError(f"freq_hz: {self.freq_hz:g} Hz is outside a KiwiSDR's 0–32 MHz")
         if not self.high_cut_hz > self.low_cut_hz:
             raise ConfigError("high_cut_hz must be above low_cut_hz")
-        if self.chunk_samples < 16:
-            raise ConfigError(f"chunk_samples: {self.chunk_samples} must be ≥ 16")
         for name, v in (("password", self.password), ("user", self.user)):
             if any(c.isspace() for c in v):
                 raise ConfigError(f"{name}: must not contain spaces")

@@ -135,10 +135,11 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import numpy.typing as npt
+from pydantic import Field
 from scipy.special import gammaincinv
 
 from heimdall.core.channels import channel_id_for
@@ -155,6 +156,7 @@ from heimdall.producers.adapters.base import (
     ProtocolError,
     ReceiverInfo,
 )
+from heimdall.producers.adapters.options import AdapterConfig
 from heimdall.producers.adapters.wsbase import WebSocketAdapter, ws_address
 from heimdall.schemas.models import AudioChunk, ClockSource, Measurement, WaterfallRow
 
@@ -395,86 +397,82 @@ def _crossing(cum: npt.NDArray[np.float64], edges: npt.NDArray[np.float64], leve
 # ------------------------------------------------------------------------- config
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class OpenWebRxConfig:
-    """How to reach one OpenWebRX server and which channel to measure.
+class OpenWebRxConfig(AdapterConfig):
+    """How to reach one OpenWebRX server and which channel to measure (the options of an
+    ``openwebrx`` receiver).
 
-    Parameters
-    ----------
-    url : str
-        The websocket, ``ws://host:8073/ws/`` (``http(s)://host:port/`` is accepted and
-        becomes ``ws(s)://host:port/ws/``).
-    freq_hz : float
-        Channel frequency, Hz (the demodulator is tuned there).
-    mod : str
-        Demodulator (``nfm``, ``am``, ``usb``, ...): it sets the S-meter's path, not the FFT.
-    low_cut_hz, high_cut_hz : float, optional
-        The channel ``[f + low_cut, f + high_cut]`` (sent as the demodulator's pass band);
-        default ``∓channel_bw_hz/2``.
-    channel_bw_hz : float
-        Channel width when the cuts are not given (12 kHz: 12.5 kHz NFM).
-    profile : str, optional
-        ``"sdr_id|profile_id"`` to select on connect (``selectprofile``).
-    center_freq_hz : float, optional
-        Ask the server to move the SDR's centre here (``setfrequency``; honoured only when
-        its ``allow_center_freq_changes`` is on, with ``magic_key`` when one is set).
-    magic_key : str, optional
-        The server's key for locked profiles and centre changes.
-    squelch_level_db : float
-        Sent as ``squelch_level`` (−150: open; the squelch would gate the audio only).
-    output_rate, hd_output_rate : int
-        Audio rates asked for in ``connectionproperties``.
-    measure : {"combined", "fft", "smeter"}
-        Where the channel power comes from (module docstring): the S-meter with the FFT's
-        noise floor (default), the FFT rows only, or the S-meter only.
-    integration_s : float
-        Rows (and S-meter readings) are averaged over this long per measurement.
-    full_scale_dbm : float
-        Antenna power of a full-scale signal if calibrated, dBm; 0 = report dBFS.
-    fft_fps, fft_voverlap_factor : float
-        The server's ``fft_fps`` and ``fft_voverlap_factor`` (not sent to clients; defaults
-        are the server's): they give the averaging K of each row, hence the noise statistics
-        and the row period.
-    noise_span : float
-        Central fraction of the row used for the noise floor.
-    detect_threshold_db : float
-        SNR threshold of ``detected``.
-    client_name : str
-        ``client=`` of the handshake.
-    publish_waterfall : bool
-        Publish the decoded waterfall rows (:class:`~heimdall.schemas.models.WaterfallRow`).
-    waterfall_stride : int
-        Publish one server row in this many (1 = every row; the others are skipped).
-    publish_audio : bool
-        Publish the decoded audio (:class:`~heimdall.schemas.models.AudioChunk`).
-    audio_chunk_s : float
-        Length of an audio chunk, s (3000 samples at 12 kHz for 0.25 s).
+    One model for the adapter, the network file's ``options`` (all but ``url``, which is
+    the receiver's ``address``) and ``heimdall receiver openwebrx``
+    (:mod:`heimdall.producers.adapters.options`).
     """
 
+    connection_fields: ClassVar[tuple[str, ...]] = ("url",)
+    cli_flags: ClassVar[Mapping[str, str]] = {
+        "freq_hz": "--freq",
+        "channel_bw_hz": "--bandwidth",
+        "center_freq_hz": "--center",
+        "magic_key": "--key",
+        "integration_s": "--integration",
+    }
+
     url: str
-    freq_hz: float
+    """The websocket, ws://host:8073/ws/ (http(s)://host:port/ is accepted and becomes
+    ws(s)://host:port/ws/)."""
+    freq_hz: float = Field(gt=0)
+    """Channel frequency, Hz (the demodulator is tuned there)."""
     mod: str = "nfm"
+    """Demodulator (nfm, am, usb, ...): it sets the S-meter's path, not the FFT."""
     low_cut_hz: float | None = None
+    """Channel low edge from the frequency, Hz, sent as the demodulator's pass band
+    (default −channel width / 2)."""
     high_cut_hz: float | None = None
-    channel_bw_hz: float = 12_000.0
+    """Channel high edge from the frequency, Hz (default +channel width / 2)."""
+    channel_bw_hz: float = Field(12_000.0, gt=0)
+    """Channel width when the cuts are not given, Hz (12 kHz: 12.5 kHz NFM)."""
     profile: str | None = None
+    """SDR profile to select on connect, 'sdr_id|profile_id' (selectprofile)."""
     center_freq_hz: float | None = None
+    """Ask the server to move the SDR's centre here, Hz (setfrequency; honoured only when
+    its allow_center_freq_changes is on, with the magic key when one is set)."""
     magic_key: str | None = None
+    """The server's key for locked profiles and centre changes, if any."""
     squelch_level_db: float = -150.0
-    output_rate: int = 12_000
-    hd_output_rate: int = 48_000
+    """Sent as squelch_level, dB (−150: open; the squelch would gate the audio only)."""
+    output_rate: int = Field(12_000, gt=0)
+    """Audio rate asked for in connectionproperties, Hz."""
+    hd_output_rate: int = Field(48_000, gt=0)
+    """HD audio rate asked for in connectionproperties, Hz."""
     measure: MeasureKind = "combined"
-    integration_s: float = 0.5
+    """Where the channel power comes from: combined (S-meter with the FFT's noise floor),
+    fft (the FFT rows only) or smeter (the S-meter only)."""
+    integration_s: float = Field(0.5, gt=0)
+    """Rows and S-meter readings are averaged over this long per measurement, s."""
     full_scale_dbm: float = 0.0
-    fft_fps: float = DEFAULT_FFT_FPS
-    fft_voverlap_factor: float = DEFAULT_FFT_VOVERLAP
-    noise_span: float = 0.8
+    """Antenna power of a full-scale signal if calibrated, dBm (0: report dBFS)."""
+    fft_fps: float = Field(DEFAULT_FFT_FPS, gt=0)
+    """The server's fft_fps (not sent to clients; default the server's): with the overlap
+    it gives each row's averaging, hence the noise statistics and the row period."""
+    fft_voverlap_factor: float = Field(DEFAULT_FFT_VOVERLAP, ge=0, lt=1)
+    """The server's fft_voverlap_factor (not sent to clients; default the server's)."""
+    noise_span: float = Field(0.8, gt=0, le=1)
+    """Central fraction of the row used for the noise floor."""
     detect_threshold_db: float = 6.0
+    """SNR threshold of a measurement's detected flag, dB."""
     client_name: str = "heimdall"
+    """client= of the handshake."""
     publish_waterfall: bool = True
-    waterfall_stride: int = 1
+    """Publish the decoded waterfall rows (WaterfallRow)."""
+    waterfall_stride: int = Field(1, ge=1)
+    """Publish one server row in this many (1 = every row; the others are skipped)."""
     publish_audio: bool = True
-    audio_chunk_s: float = 0.25
+    """Publish the decoded audio (AudioChunk)."""
+    audio_chunk_s: float = Field(0.25, gt=0)
+    """Length of an audio chunk, s (3000 samples at 12 kHz for 0.25 s)."""
+
+    @classmethod
+    def from_address(cls, address: str) -> dict[str, Any]:
+        """The server's URL is the ``url``."""
+        return {"url": address}
 
     @property
     def ws_url(self) -> str:
@@ -499,32 +497,21 @@ class OpenWebRxConfig:
         return float(lo), float(hi)
 
     def check(self) -> None:
-        """Raise :class:`ConfigError` (one line naming the field) if it cannot work."""
+        """Raise :class:`ConfigError` (one line naming the field) if it cannot work.
+
+        Single-field ranges are the fields' constraints (checked when the model is built).
+        """
         try:
             ws_address(self.ws_url)
         except ValueError as exc:
             raise ConfigError(f"url: {exc}") from None
-        if not self.freq_hz > 0:
-            raise ConfigError(f"freq_hz: {self.freq_hz:g} must be positive")
         lo, hi = self.cuts
         if not hi > lo:
             raise ConfigError(f"high_cut_hz {hi:g} must be above low_cut_hz {lo:g}")
-        if self.measure not in ("combined", "fft", "smeter"):
-            raise ConfigError(f"measure: {self.measure!r} is not combined, fft or smeter")
-        if not self.integration_s > 0:
-            raise ConfigError(f"integration_s: {self.integration_s:g} must be positive")
-        if not 0 < self.noise_span <= 1:
-            raise ConfigError(f"noise_span: {self.noise_span:g} must be in (0, 1]")
-        if not self.fft_fps > 0 or not 0 <= self.fft_voverlap_factor < 1:
-            raise ConfigError("fft_fps must be positive and fft_voverlap_factor in [0, 1)")
         if self.profile is not None and "|" not in self.profile:
             raise ConfigError(f"profile: {self.profile!r} must be 'sdr_id|profile_id'")
         if not self.mod or any(c.isspace() for c in self.mod):
             raise ConfigError(f"mod: {self.mod!r} is not a modulation name")
-        if not self.waterfall_stride >= 1:
-            raise ConfigError(f"waterfall_stride: {self.waterfall_stride} must be at least 1")
-        if not self.audio_chunk_s > 0:
-            raise ConfigError(f"audio_chunk_s: {self.audio_chunk_s:g} must be positive")
         client_handshake(self.client_name)
 
 

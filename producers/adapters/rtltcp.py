@@ -55,10 +55,13 @@ import logging
 import socket
 import struct
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Any, ClassVar
 
 import numpy as np
+from pydantic import Field
 
 from heimdall.core.errors import ConfigError
 from heimdall.producers.adapters.base import (
@@ -68,6 +71,7 @@ from heimdall.producers.adapters.base import (
     ReceiverInfo,
 )
 from heimdall.producers.adapters.dsp import ChannelDecimator
+from heimdall.producers.adapters.options import AdapterConfig, split_host_port
 from heimdall.schemas.models import ClockSource, IqChunk, SampleFormat
 
 __all__ = [
@@ -152,71 +156,71 @@ def parse_header(data: bytes) -> DongleInfo:
     return DongleInfo(tuner, gains)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RtlTcpConfig:
-    """How to reach and tune one rtl_tcp server.
+class RtlTcpConfig(AdapterConfig):
+    """How to reach and tune one rtl_tcp server (the options of an ``rtltcp`` receiver).
 
-    Parameters
-    ----------
-    host, port : str, int
-        The rtl_tcp server (``rtl_tcp -a ADDRESS -p PORT``).
-    freq_hz : float
-        Channel centre frequency, Hz.
-    sample_rate_hz : int
-        Dongle sample rate, Hz: an integer multiple of ``channel_rate_hz`` in
-        (900 kHz, 3.2 MHz] or (225 kHz, 300 kHz]. Default 1.152 MS/s (96 × 12 kHz).
-    channel_rate_hz : int
-        Output rate of the channel, Hz.
-    tune_offset_hz : float, optional
-        The dongle is tuned this far above the channel; default ``sample_rate_hz / 4``. Must
-        keep the DC spike out of the channel (``|offset| ≥ channel_rate_hz``) and the channel
-        inside the dongle's band (``|offset| + channel_rate_hz/2 ≤ 0.4 · sample_rate_hz``).
-    gain_db : float, optional
-        Manual tuner gain, dB (sent in tenths); None = the tuner's automatic gain.
-    ppm : int
-        Crystal correction, parts per million (sent when non-zero).
-    rtl_agc : bool
-        The RTL2832's digital AGC (off: it makes power readings meaningless).
-    chunk_samples : int
-        Samples per published chunk at the channel rate (2400 = 0.2 s at 12 kHz).
-    sample_format : SampleFormat
-        ci16 (48 KB/s at 12 kHz) or cf32.
-    full_scale_dbm : float, optional
-        Calibrated antenna power of a full-scale signal, dBm; None = nominal (module doc).
-    atten_db : float
-        Alias rejection of the decimation chain, dB.
-    settle_s : float
-        Input discarded after the commands are sent (samples taken before the retune).
-    read_size : int
-        Room for one read from the socket beyond the block being gathered, bytes.
-    min_block_s : float
-        Input gathered before it is channelised, s of samples (fewer, larger numpy calls:
-        at 288 kS/s, 100 ms is 57.6 KB; real rtl_tcp sends 256 KiB USB buffers anyway).
-    max_read_pause_s : float
-        Read pacing: after a read that left the kernel's socket buffer empty, reading is
-        paused until about a block (``min_block_s``) should have gathered in the kernel, at
-        most this long, so that each wake-up of the loop reads a whole block at once (50
-        sockets wake the loop ~10×/s each instead of once per TCP segment). 0 = read as
-        data arrives. The socket's receive buffer is raised to :data:`RCVBUF_BYTES`.
+    One model for the adapter, the network file's ``options`` (all but ``host``/``port``,
+    which come from the receiver's ``address``) and ``heimdall receiver rtltcp``
+    (:mod:`heimdall.producers.adapters.options`). What needs several fields together is
+    checked by :meth:`check`.
     """
 
-    host: str
+    connection_fields: ClassVar[tuple[str, ...]] = ("host", "port")
+    cli_flags: ClassVar[Mapping[str, str]] = {
+        "freq_hz": "--freq",
+        "sample_rate_hz": "--sample-rate",
+        "channel_rate_hz": "--channel-rate",
+        "tune_offset_hz": "--offset",
+        "gain_db": "--gain",
+    }
+
+    host: str = "127.0.0.1"
+    """rtl_tcp server address (``rtl_tcp -a ADDRESS``)."""
     port: int = DEFAULT_PORT
-    freq_hz: float
+    """rtl_tcp server port (``rtl_tcp -p PORT``)."""
+    freq_hz: float = Field(gt=0)
+    """Channel centre frequency, Hz."""
     sample_rate_hz: int = 1_152_000
-    channel_rate_hz: int = 12_000
+    """Dongle sample rate, Hz: an integer multiple of the channel rate in (900 kHz, 3.2 MHz]
+    or (225 kHz, 300 kHz]; default 1.152 MS/s (96 × 12 kHz)."""
+    channel_rate_hz: int = Field(12_000, gt=0)
+    """Published channel rate, Hz."""
     tune_offset_hz: float | None = None
+    """Tune the dongle this far above the channel, Hz (default sample rate / 4); must keep
+    the DC spike out of the channel (|offset| ≥ channel rate) and the channel inside the
+    dongle's band (|offset| + channel rate / 2 ≤ 0.4 × sample rate)."""
     gain_db: float | None = None
+    """Manual tuner gain, dB, sent in tenths (default: the tuner's automatic gain)."""
     ppm: int = 0
+    """Crystal correction, parts per million (sent when non-zero)."""
     rtl_agc: bool = False
-    chunk_samples: int = 2400
+    """The RTL2832's digital AGC (off: it makes power readings meaningless)."""
+    chunk_samples: int = Field(2400, ge=1)
+    """Samples per published chunk at the channel rate (2400 = 0.2 s at 12 kHz)."""
     sample_format: SampleFormat = SampleFormat.CI16
+    """Published sample format: ci16 (48 KB/s at 12 kHz) or cf32."""
     full_scale_dbm: float | None = None
-    atten_db: float = 60.0
-    settle_s: float = 0.1
-    read_size: int = 1 << 16
-    min_block_s: float = 0.1
-    max_read_pause_s: float = 0.15
+    """Calibrated antenna power of a full-scale signal, dBm (default: nominal, module doc)."""
+    atten_db: float = Field(60.0, gt=0)
+    """Alias rejection of the decimation chain, dB."""
+    settle_s: float = Field(0.1, ge=0)
+    """Input discarded after the tuning commands are sent (samples taken before the
+    retune), s."""
+    read_size: int = Field(1 << 16, ge=1)
+    """Room for one read from the socket beyond the block being gathered, bytes."""
+    min_block_s: float = Field(0.1, ge=0)
+    """Input gathered before it is channelised, s of samples (fewer, larger numpy calls: at
+    288 kS/s, 100 ms is 57.6 KB; real rtl_tcp sends 256 KiB USB buffers anyway)."""
+    max_read_pause_s: float = Field(0.15, ge=0)
+    """Read pacing: after a read that left the kernel's socket buffer empty, reading pauses
+    until about a block should have gathered, at most this long, s (0: read as data
+    arrives); the socket's receive buffer is raised to RCVBUF_BYTES."""
+
+    @classmethod
+    def from_address(cls, address: str) -> dict[str, Any]:
+        """``host:port`` (port default 1234) → ``{"host", "port"}``."""
+        host, port = split_host_port(address, DEFAULT_PORT)
+        return {"host": host, "port": port}
 
     @property
     def offset_hz(self) -> float:
@@ -261,8 +265,6 @@ class RtlTcpConfig:
             raise ConfigError(f"freq_hz: {self.freq_hz:g} Hz cannot be tuned by rtl_tcp")
         if not 1 <= self.port <= 65535:
             raise ConfigError(f"port: {self.port} is not a TCP port")
-        if self.chunk_samples < 1:
-            raise ConfigError(f"chunk_samples: {self.chunk_samples} must be ≥ 1")
 
 
 def tuning_commands(cfg: RtlTcpConfig) -> list[tuple[RtlTcpCommand, int]]:

@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+pytest.importorskip("torch", reason="needs torch, of the train extra (pip install -e '.[train]')")
+
 from heimdall.consumers.archive_files import ArchivedEvent
 from heimdall.consumers.archive_store import ArchiveStore
 from heimdall.consumers.clickhouse_sink import TABLE_COLUMNS, map_event

@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+pytest.importorskip("torch", reason="needs torch, of the train extra (pip install -e '.[train]')")
+
 from heimdall.consumers.clickhouse_sink import TABLE_COLUMNS, map_event
 from heimdall.core.geodesy import LocalFrame
 from heimdall.core.settings import ClickHouseSettings, HeimdallSettings, load_settings

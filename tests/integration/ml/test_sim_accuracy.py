@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+pytest.importorskip("torch", reason="needs torch, of the train extra (pip install -e '.[train]')")
+
 from heimdall.core.settings import load_settings
 from heimdall.infra.cli_train import Source, run_training
 

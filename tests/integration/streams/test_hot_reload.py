@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+pytest.importorskip("torch", reason="needs torch, of the train extra (pip install -e '.[train]')")
 import torch
 
 from heimdall.core import kafka

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+pytest.importorskip("torch", reason="needs torch, of the train extra (pip install -e '.[train]')")
+
 ROOT = Path(__file__).resolve().parents[3]
 
 

@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+
+pytest.importorskip("torch", reason="needs torch, of the train extra (pip install -e '.[train]')")
 import torch
 
 from heimdall.core.geodesy import LocalFrame

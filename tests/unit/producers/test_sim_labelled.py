@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 
@@ -62,15 +60,12 @@ def test_fast_path_agrees_with_iq_path_through_features() -> None:
     assert np.all((ratio > 1 / 1.5) & (ratio < 1.5)), ratio
 
 
-def test_fast_path_rate_and_truth() -> None:
-    """Uniform sampling: >= 30k samples/s even on a shared CI core (the benchmark reports
-    the rate; >= 100k/s on an idle core), finite measurements, truth inside the box."""
+def test_fast_path_shapes_and_truth() -> None:
+    """Uniform sampling: finite measurements, truth inside the box. Its speed is the
+    benchmark's to report (``bench``: >= 100k samples/s on an idle core), not a test's: a
+    rate measured here depends on the machine's load."""
     gen = LabelledGenerator(load_scenario("seed-network-rich"), seed=1)
-    gen.uniform_samples(1_000)
-    t = time.perf_counter()
     b = gen.uniform_samples(50_000, toa=True)
-    rate = 50_000 / (time.perf_counter() - t)
-    assert rate > 30_000
     assert b.power_dbm.shape == (50_000, 7)
     assert np.all(np.isfinite(b.power_dbm)) and np.all(np.isfinite(b.snr_db))
     assert b.toa_s is not None and np.all(b.toa_s > 0)

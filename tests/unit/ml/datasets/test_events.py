@@ -6,6 +6,9 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pytest
+
+pytest.importorskip("torch", reason="needs torch, of the train extra (pip install -e '.[train]')")
 
 from heimdall.ml.datasets import label_events
 from heimdall.schemas.models import ClockSource, Observation, ObservationMember, Position, Truth

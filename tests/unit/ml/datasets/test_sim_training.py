@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+pytest.importorskip("torch", reason="needs torch, of the train extra (pip install -e '.[train]')")
 import torch
 from typer.testing import CliRunner
 

@@ -6,8 +6,11 @@ import csv
 import json
 from pathlib import Path
 
+import pytest
 import typer
 from typer.testing import CliRunner
+
+pytest.importorskip("torch", reason="needs torch, of the train extra (pip install -e '.[train]')")
 
 from heimdall.infra.cli_powder import eval_powder
 from heimdall.ml.powder.evaluate import PREDICTION_COLUMNS, TRACK_PSDS

@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+pytest.importorskip("torch", reason="needs torch, of the train extra (pip install -e '.[train]')")
+
 from heimdall.ml.estimators.track import TrackConfig, track_positions
 from heimdall.ml.powder.data import load_powder_csv
 from heimdall.ml.powder.evaluate import times_s, track_in_time_order

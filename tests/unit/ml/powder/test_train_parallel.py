@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+pytest.importorskip("torch", reason="needs torch, of the train extra (pip install -e '.[train]')")
+
 from heimdall.ml.powder.data import load_powder_csv
 from heimdall.ml.powder.train import TrainConfig, predict_setnet, train_setnet
 

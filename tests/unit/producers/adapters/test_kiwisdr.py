@@ -25,6 +25,7 @@ from heimdall.producers.adapters.kiwisdr import (
     parse_snd,
     rx_commands,
 )
+from heimdall.producers.adapters.options import build_config
 from heimdall.producers.recordings.gpstime import utc_ns_to_gps_ns
 from heimdall.schemas.models import (
     ClockSource,
@@ -252,4 +253,4 @@ def test_refusals_and_servers_that_are_not_kiwis(
 def test_bad_configs_are_one_line_errors(cfg: dict[str, object], match: str) -> None:
     conf = {"host": "h", "freq_hz": F_CH, **cfg}
     with pytest.raises(ConfigError, match=match):
-        KiwiSdrConfig(**conf).check()  # type: ignore[arg-type]
+        build_config(KiwiSdrConfig, conf).check()

@@ -27,6 +27,7 @@ from heimdall.producers.adapters.openwebrx import (
     client_handshake,
     parse_server_handshake,
 )
+from heimdall.producers.adapters.options import build_config
 from heimdall.schemas.models import (
     AudioChunk,
     ClockSource,
@@ -383,13 +384,13 @@ def test_a_channel_outside_the_band_is_not_measured() -> None:
     [
         ({"url": "ftp://x/"}, "url: "),
         ({"low_cut_hz": 100.0, "high_cut_hz": -100.0}, "high_cut_hz"),
-        ({"measure": "both"}, "measure: 'both'"),
+        ({"measure": "both"}, "measure: Input should be 'combined', 'fft' or 'smeter'"),
         ({"profile": "2m"}, "profile: '2m' must be 'sdr_id|profile_id'"),
-        ({"waterfall_stride": 0}, "waterfall_stride: 0 must be at least 1"),
-        ({"audio_chunk_s": 0.0}, "audio_chunk_s: 0 must be positive"),
+        ({"waterfall_stride": 0}, r"waterfall_stride: .* greater than or equal to 1 \(got 0\)"),
+        ({"audio_chunk_s": 0.0}, r"audio_chunk_s: Input should be greater than 0 \(got 0.0\)"),
     ],
 )
 def test_bad_configs_are_one_line_errors(cfg: dict[str, object], match: str) -> None:
     conf = {"url": "ws://h:8073/ws/", "freq_hz": F_CH, **cfg}
     with pytest.raises(ConfigError, match=match):
-        OpenWebRxConfig(**conf).check()  # type: ignore[arg-type]
+        build_config(OpenWebRxConfig, conf).check()

@@ -16,6 +16,7 @@ import pytest
 
 from heimdall.core.errors import ConfigError
 from heimdall.producers.adapters.base import AdapterOptions, ProtocolError
+from heimdall.producers.adapters.options import build_config
 from heimdall.producers.adapters.rtltcp import (
     DRIFT_PPM,
     NOMINAL_FULL_SCALE_DBM,
@@ -283,4 +284,4 @@ def test_paced_reads_wake_the_loop_once_per_block_and_change_no_sample() -> None
 def test_bad_configs_are_one_line_errors(cfg: dict[str, object], match: str) -> None:
     conf = {"host": "h", "freq_hz": F_CH, **cfg}
     with pytest.raises(ConfigError, match=match):
-        RtlTcpConfig(**conf).check()  # type: ignore[arg-type]
+        build_config(RtlTcpConfig, conf).check()

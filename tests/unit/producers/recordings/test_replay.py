@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
@@ -14,6 +15,7 @@ from heimdall.core.errors import RecordingError
 from heimdall.core.settings import HeimdallSettings, load_settings
 from heimdall.core.shared_data import shared_data_dir
 from heimdall.producers.publisher import Publisher
+from heimdall.producers.recordings import replay as replay_module
 from heimdall.producers.recordings.kiwi_wav import read_kiwi_wav, write_kiwi_wav
 from heimdall.producers.recordings.replay import (
     kiwi_chunks,
@@ -32,16 +34,47 @@ pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason="shared KiwiSDR data n
 
 
 class FakePublisher:
-    """Records what would have been produced."""
+    """Records what would have been produced, and when (by ``clock``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.events: list[tuple[str, str, Any, int | None, float]] = []
+        self.clock = clock
 
     def publish(self, topic: str, key: str, event: Any, t_ns: int | None = None) -> None:
-        self.events.append((topic, key, event, t_ns, time.monotonic()))
+        self.events.append((topic, key, event, t_ns, self.clock()))
 
     def flush(self, timeout_s: float = 30.0) -> int:
         return 0
+
+
+class FakeClock(threading.Event):
+    """The replay's wall clock, which moves only when the replay waits.
+
+    Used as the replay's ``stop`` event (its ``wait(delay)`` is the pacing) and, patched in
+    as ``replay.time``, as its ``time.monotonic``: the pacing is then checked exactly, not
+    against a wall-clock window that a loaded machine stretches. ``stop_after_s`` sets the
+    event when that much time has passed, as a user's Ctrl-C would.
+    """
+
+    def __init__(self, stop_after_s: float | None = None) -> None:
+        super().__init__()
+        self.now_s = 1000.0
+        self.stop_at_s = None if stop_after_s is None else self.now_s + stop_after_s
+
+    def monotonic(self) -> float:
+        return self.now_s
+
+    def time_ns(self) -> int:
+        return time.time_ns()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        assert timeout is not None and timeout > 0
+        if self.stop_at_s is not None and self.now_s + timeout >= self.stop_at_s:
+            self.now_s = self.stop_at_s
+            self.set()
+            return True
+        self.now_s += timeout
+        return False
 
 
 @pytest.fixture
@@ -138,45 +171,53 @@ def test_replay_merges_receivers_in_event_time(offline_settings: HeimdallSetting
     assert max(firsts.values()) - min(firsts.values()) < 0.5e9
 
 
-def test_replay_is_paced(offline_settings: HeimdallSettings) -> None:
-    """At speed 20, 29.3 s of recording take ~1.47 s; each chunk leaves once it 'exists'."""
+def test_replay_is_paced(
+    offline_settings: HeimdallSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At speed 20, 29.3 s of recording take 29.3 / 20 s; each chunk leaves once it 'exists'
+    (its last sample's time, divided by the speed), not before and not later."""
     rec = read_kiwi_wav(WAVS[0])
     src = kiwi_source(rec, position=kiwi_position(rec), blocks_per_chunk=25)
-    pub = FakePublisher()
+    clock = FakeClock()
+    monkeypatch.setattr(replay_module, "time", clock)
+    start = clock.now_s
+    pub = FakePublisher(clock.monotonic)
     seen: list[tuple[int, int]] = []
     stats = replay(
         offline_settings,
         [src],
         speed=20.0,
         publisher=cast(Publisher, pub),
+        stop=clock,
         on_progress=lambda d, n: seen.append((d, n)),
     )
-    assert 1.40 < stats.wall_s < 2.5
     iq = [e for e in pub.events if e[0] == offline_settings.topics.iq]
     t_first = iq[0][2].t_ns
-    wall_first = iq[0][4] - iq[0][2].duration_s / 20  # when replay started, per the first chunk
     for _, _, c, _, wall in iq:
-        due = (c.t_ns + c.duration_s * 1e9 - t_first) / 1e9 / 20
-        assert wall - wall_first >= due - 0.02
-    assert seen[-1] == (rec.n_samples, rec.n_samples)
+        due = (c.t_ns + round(c.duration_s * 1e9) - t_first) / 1e9 / 20
+        assert wall - start == pytest.approx(due, abs=1e-9)
+    last = iq[-1][2]
+    assert stats.wall_s == pytest.approx((last.t_ns - t_first) / 1e9 / 20 + last.duration_s / 20)
+    assert 1.40 < stats.wall_s < 1.50  # 29.3 s of recording / 20
+    assert seen[-1] == (rec.n_samples, rec.n_samples) and not stats.stopped
 
 
-def test_replay_stops_when_told(offline_settings: HeimdallSettings) -> None:
+def test_replay_stops_when_told(
+    offline_settings: HeimdallSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stopped 0.3 s into a real-time replay: the chunks that existed by then were published,
+    the one being waited for was not, and the receiver is reported offline."""
     rec = read_kiwi_wav(WAVS[0])
-    stop = threading.Event()
-    timer = threading.Timer(0.3, stop.set)
-    timer.start()
-    pub = FakePublisher()
-    stats = replay(
-        offline_settings,
-        [kiwi_source(rec, position=kiwi_position(rec))],
-        speed=1.0,
-        publisher=cast(Publisher, pub),
-        stop=stop,
-    )
-    timer.join()
-    assert stats.stopped and stats.wall_s < 1.0
-    assert 0 < sum(stats.chunks.values()) < 5
+    src = kiwi_source(rec, position=kiwi_position(rec))
+    clock = FakeClock(stop_after_s=0.3)
+    monkeypatch.setattr(replay_module, "time", clock)
+    pub = FakePublisher(clock.monotonic)
+    stats = replay(offline_settings, [src], speed=1.0, publisher=cast(Publisher, pub), stop=clock)
+    assert stats.stopped and stats.wall_s == pytest.approx(0.3)
+    chunks = list(kiwi_chunks(rec, position=kiwi_position(rec)))
+    t0 = chunks[0].t_ns
+    existed = [c for c in chunks if (c.t_ns - t0) / 1e9 + c.duration_s <= 0.3]
+    assert sum(stats.chunks.values()) == len(existed) > 0
     assert [e[2].state.value for e in pub.events if e[0] == offline_settings.topics.receivers][
         -1
     ] == "offline"
