@@ -140,7 +140,10 @@ def sink(
     from heimdall.infra.clickhouse.migrate import apply_schema
     from heimdall.schemas.serde import Serde
 
+    from heimdall.infra.topics import ensure_stage_topics
+
     settings = _settings()
+    ensure_stage_topics(settings)
     store = open_clickhouse(settings)
     apply_schema(store, settings.clickhouse.database)
     stop = threading.Event()
@@ -206,6 +209,7 @@ def _register_subcommands() -> None:
         cli_recordings,
         cli_simulate,
         cli_tdoa,
+        cli_topics,
         cli_train,
     )
 
@@ -213,6 +217,7 @@ def _register_subcommands() -> None:
     app.command("train")(cli_train.train)
     app.add_typer(cli_models.app, name="models")
     app.add_typer(cli_archive.app, name="archive")
+    app.add_typer(cli_topics.app, name="topics")
     app.command("replay")(cli_archive.replay)
     app.add_typer(receiver_app, name="receiver")
     app.add_typer(receivers_app, name="receivers")
