@@ -121,7 +121,7 @@ def topic_mismatches(
                 continue
             if got != want:
                 bound = "at least " if key in _AT_LEAST else ""
-                out.append(f"{spec.name}: {key} is {got}, expected {bound}{want}")
+                out.append(f"{spec.name}: {key} is {got or 'unset'}, expected {bound}{want}")
     return sorted(out)
 
 
