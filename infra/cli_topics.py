@@ -39,7 +39,7 @@ def topics_ensure(
         )
     admin = kafka.admin(settings)
     specs = heimdall_topics(settings)
-    created = [] if check else ensure_topics(admin, specs, timeout)
+    created = [] if check else ensure_topics(admin, specs, timeout, validate=False)
     for name in created:
         console.print(f"created {name}")
     mismatches = topic_mismatches(admin, specs, timeout)

@@ -125,12 +125,14 @@ def topic_mismatches(
     return sorted(out)
 
 
-def ensure_topics(admin: AdminClient, specs: list[TopicSpec], timeout_s: float = 15.0) -> list[str]:
+def ensure_topics(
+    admin: AdminClient, specs: list[TopicSpec], timeout_s: float = 15.0, validate: bool = True
+) -> list[str]:
     """Create the topics that do not exist yet; return the names created. Idempotent.
 
-    Topics that already exist are validated (:func:`topic_mismatches`): each mismatch is
-    logged as one warning line, not an error, so that a cluster whose operator chose e.g. a
-    longer retention still runs; ``heimdall topics ensure --check`` makes them an error.
+    With ``validate``, topics that already exist are checked (:func:`topic_mismatches`): each
+    mismatch is logged as one warning line, not an error, so that a cluster whose operator
+    chose e.g. a longer retention still runs; ``heimdall topics ensure`` makes them an error.
     """
     existing = set(admin.list_topics(timeout=timeout_s).topics)
     todo = [s for s in specs if s.name not in existing]
@@ -152,7 +154,7 @@ def ensure_topics(admin: AdminClient, specs: list[TopicSpec], timeout_s: float =
                     raise
         log.info("created topics %s", created)
     others = [s for s in specs if s.name not in created]
-    if others:
+    if others and validate:
         for line in topic_mismatches(admin, others, timeout_s):
             log.warning("topic differs from Heimdall's spec: %s", line)
     return created
