@@ -20,6 +20,7 @@ from bench import (
     bench_serde,
     bench_simulator,
     bench_sink,
+    bench_soak,
     bench_tdoa,
     bench_track,
 )
@@ -41,7 +42,10 @@ BENCHMARKS: dict[str, tuple[Callable[[Context], None], str]] = {
         "archive write MB/s vs plain fsspec; replay events/s vs produce",
     ),
     "tdoa": (bench_tdoa.run, "pair_lags ms per pair (xcorr, dcf77-pn), before/after, profile"),
+    "soak": (bench_soak.run, "heimdall up for --minutes: broker/process RSS, events, lag"),
 }
+#: Run only when named: a soak takes its --minutes (60 by default).
+ON_REQUEST = frozenset({"soak"})
 
 
 def _receivers(text: str) -> tuple[int, ...]:
@@ -78,7 +82,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--workers", type=int, metavar="N", help="pipeline: stream workers (default: cores)"
     )
-    parser.add_argument("--json", metavar="FILE", help="pipeline: also write the rows as JSON")
+    parser.add_argument(
+        "--json", metavar="FILE", help="pipeline, soak: also write the results as JSON"
+    )
+    parser.add_argument(
+        "--minutes", type=float, metavar="M", help="soak: minutes of heimdall up (default 60)"
+    )
+    parser.add_argument(
+        "--sample-s", type=float, metavar="S", help="soak: seconds between samples (default 30)"
+    )
     parser.add_argument(
         "--tdoa", action="store_true",
         help="pipeline: also a real-time row per N with the in-stream TDOA path on",
@@ -95,7 +107,7 @@ def make_console() -> Console:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    names = args.names or list(BENCHMARKS)
+    names = args.names or [n for n in BENCHMARKS if n not in ON_REQUEST]
     console = make_console()
     ctx = Context(
         console=console,
@@ -107,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
             "workers": args.workers,
             "json": args.json,
             "tdoa": args.tdoa,
+            "minutes": args.minutes,
+            "sample_s": args.sample_s,
         },
     )
     warnings.filterwarnings("ignore", category=DeprecationWarning)

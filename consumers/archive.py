@@ -43,6 +43,7 @@ from heimdall.consumers.archive_files import ArchivedEvent, ArchiveFileInfo, hou
 from heimdall.consumers.archive_store import ArchiveSettings, ArchiveStore
 from heimdall.core import kafka, metrics
 from heimdall.core.settings import HeimdallSettings, load_settings
+from heimdall.infra.topics import ensure_stage_topics
 
 __all__ = ["ArchiveStats", "ArchiveWriter", "main"]
 
@@ -305,6 +306,7 @@ def main() -> None:
             level=settings.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s"
         )
         metrics.serve_from_settings(settings)
+        ensure_stage_topics(settings)
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())

@@ -187,9 +187,11 @@ def sink(
     from heimdall.consumers.clickhouse_sink import ClickHouseSink
     from heimdall.core.store import open_clickhouse
     from heimdall.infra.clickhouse.migrate import apply_schema
+    from heimdall.infra.topics import ensure_stage_topics
     from heimdall.schemas.serde import Serde
 
     settings = _settings()
+    ensure_stage_topics(settings)
     store = open_clickhouse(settings)
     apply_schema(store, settings.clickhouse.database)
     stop = threading.Event()
@@ -255,11 +257,13 @@ def _register_subcommands() -> None:
         cli_recordings,
         cli_simulate,
         cli_tdoa,
+        cli_topics,
     )
 
     app.command("simulate")(cli_simulate.simulate)
     app.add_typer(cli_models.app, name="models")
     app.add_typer(cli_archive.app, name="archive")
+    app.add_typer(cli_topics.app, name="topics")
     app.command("replay")(cli_archive.replay)
     app.add_typer(receiver_app, name="receiver")
     app.add_typer(receivers_app, name="receivers")

@@ -8,6 +8,7 @@ import faust
 
 from heimdall.core import metrics
 from heimdall.core.settings import HeimdallSettings, load_settings
+from heimdall.infra.topics import ensure_stage_topics
 from heimdall.streams.app import create_app
 
 
@@ -17,6 +18,8 @@ def run_worker(settings: HeimdallSettings, loglevel: str = "warning") -> None:
     With ``HEIMDALL_METRICS_PORT`` set, serves the metrics (:mod:`heimdall.core.metrics`)
     and samples the lag of the stream group on the topics the agents read.
     """
+    if not settings.kafka.embedded:  # `heimdall up` created them before starting us
+        ensure_stage_topics(settings)
     app = create_app(settings)
     lag = None
     if metrics.serve_from_settings(settings) is not None:
