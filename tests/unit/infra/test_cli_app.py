@@ -50,6 +50,7 @@ BAD: dict[str, tuple[list[str], str]] = {
     "models promote": (["no-such-model"], "no model named 'no-such-model'"),
     "archive": (["--bogus"], "No such option: --bogus"),
     "archive ls": (["--from", "yesterday"], "time 'yesterday'"),
+    "topics ensure": ([], "KAFKA_BOOTSTRAP_SERVERS is not set"),
     "receiver rtltcp": (
         ["--freq", "145e6", "--lat", "45", "--lon", "7", "--sample-rate", "500000"],
         "sample_rate_hz: 500000 is not a rate the RTL2832U supports",
