@@ -24,7 +24,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from heimdall.ml.powder.baselines import KnnFingerprint, RssLogDistance, random_holdout
+from heimdall.ml.powder.baselines import (
+    KnnFingerprint,
+    RssLogDistance,
+    random_holdout,
+    rss_holdout_calibration,
+)
 from heimdall.ml.powder.baselines import spatial_holdout as spatial_cells
 from heimdall.ml.powder.data import (
     DEFAULT_DATA_DIR,
@@ -171,8 +176,12 @@ def evaluate_place_split(
                 "cov_scale": knn.cov_scale,
                 "cov_floor_m2": knn.cov_floor_m2,
             }
+            rs, rf2 = rss_holdout_calibration(train, kind, seed=seed, cell_m=cell_m)
             base["rss"] = {
-                **_metrics(rmu, test.tx_enu, rcov),
+                **_metrics(rmu, test.tx_enu, rs * (rcov + rf2 * np.eye(2)[None])),
+                "cov_scale": rs,
+                "cov_floor_m2": rf2,
+                **{f"uncalibrated_{k}": v for k, v in _coverages(rmu, test.tx_enu, rcov).items()},
                 "exponent": rss.exponent,
                 "sigma_db": rss.sigma_db,
                 "failed": float(rss.n_failed),
