@@ -18,7 +18,11 @@ Methods
     residual fields (the training rows' departures from the law, smoothed over places);
     its temperature (:data:`PLACE_TEMPERATURES`) and field blur
     (:data:`PLACE_RESIDUAL_BLURS_M`) chosen for the smallest median and its covariance
-    recalibrated, both on the cross-day validation below. ``model="setnet"``: the reported
+    recalibrated as :math:`s(\Sigma + f^2 I + (a d)^2 I)` (:func:`place_covariance`, d the
+    estimate's distance to the nearest training transmitter), both on the cross-day
+    validation below. Its grid reaches the network's radius beyond the training
+    transmitters (:func:`~heimdall.ml.powder.rss_grid.network_margin_m`).
+    ``model="setnet"``: the reported
     model of ``heimdall eval powder`` (:mod:`heimdall.ml.powder.evaluate`): the SetNet
     ensemble, or its fusion with a k-NN when that wins on validation rows, with its own
     calibration (hold-out matched in time: whole cells for another day).
