@@ -1,15 +1,18 @@
 """The place model's ellipse: the extrapolation term on synthetic errors, and its coverage on
-the shared POWDER data's ``time`` protocol (issue 14, items 1 and 3)."""
+the shared POWDER data's ``time`` protocol and ``random_test`` split, beside the RSS
+baseline's (issue 14, items 1 and 3). The shared-data tests take a few minutes."""
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
 
 from heimdall.ml.evaluation.metrics import TARGET_COVERAGE, mahalanobis2_batch
 from heimdall.ml.powder.data import DEFAULT_DATA_DIR, load_powder_csv, load_splits
+from heimdall.ml.powder.place_split import evaluate_place_split
 from heimdall.ml.powder.protocol_eval import (
     _place_method,
     fit_place_calibration,
@@ -83,3 +86,29 @@ def test_time_protocol_place_1sigma_within_band(time_protocol_place: dict[str, f
 )
 def test_time_protocol_place_2sigma_within_band(time_protocol_place: dict[str, float]) -> None:
     assert abs(time_protocol_place["coverage_2sigma"] - TARGET_COVERAGE[1]) <= BAND
+
+
+@pytest.fixture(scope="module")
+def random_test_place() -> dict[str, Any]:
+    """``eval powder --split random_test --model place`` (seed 0) on the shared data."""
+    if not _shared():
+        pytest.skip("shared POWDER data not found")
+    return evaluate_place_split(DEFAULT_DATA_DIR / "single_tx.csv", split="random_test")
+
+
+def test_random_test_place_coverage_within_band(random_test_place: dict[str, Any]) -> None:
+    m = random_test_place["models"]["place"]
+    assert abs(m["coverage_1sigma"] - TARGET_COVERAGE[0]) <= BAND
+    assert abs(m["coverage_2sigma"] - TARGET_COVERAGE[1]) <= BAND
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="measured (seed 0): the RSS baseline's calibrated Gauss-Newton ellipse covers "
+    "48.9 % / 80.9 % on random_test (41.7 / 76.7 % on grid_test): its errors are heavier-"
+    "tailed than a Gaussian, and one scale and floor make 1σ too wide and 2σ too narrow",
+)
+def test_random_test_rss_coverage_within_band(random_test_place: dict[str, Any]) -> None:
+    m = random_test_place["baselines"]["rss"]
+    assert abs(m["coverage_1sigma"] - TARGET_COVERAGE[0]) <= BAND
+    assert abs(m["coverage_2sigma"] - TARGET_COVERAGE[1]) <= BAND
