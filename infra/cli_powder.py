@@ -154,13 +154,13 @@ def eval_powder(
     ] = None,
     draws: Annotated[int, typer.Option("--draws", help="churn draws (seeds seed…)")] = 3,
     model: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--model",
-            help="with --protocol: place (RSS grid posterior, receivers as places) or setnet "
-            "(the learned pipeline of eval powder)",
+            help="place (RSS grid posterior, receivers as places) or setnet (the learned "
+            "pipeline); default: place with --protocol, setnet with --split/--test",
         ),
-    ] = "place",
+    ] = None,
 ) -> None:
     """Train the set model on POWDER, evaluate it and the baselines on a split or a test CSV."""
     from heimdall.ml.powder.evaluate import evaluate_powder
@@ -169,7 +169,8 @@ def eval_powder(
     console = Console()
     if protocol is not None:
         cfg_args = (epochs, members)
-        _run_protocol(console, protocol, model, train, draws, seed, cfg_args, json_out, quiet)
+        chosen = model or "place"
+        _run_protocol(console, protocol, chosen, train, draws, seed, cfg_args, json_out, quiet)
         return
     if train is None:
         from heimdall.ml.powder.data import DEFAULT_DATA_DIR
@@ -177,6 +178,18 @@ def eval_powder(
         train = DEFAULT_DATA_DIR / "single_tx.csv"
     if test is None and split is None:
         raise typer.BadParameter("give --test, --split, --protocol, or both --test and --split")
+    if model not in (None, "place", "setnet"):
+        raise typer.BadParameter(f"--model must be place or setnet, not {model!r}")
+    if model == "place":
+        if track or onnx is not None or plot is not None:
+            raise typer.BadParameter("--model place has no --track, --onnx or --plot")
+        from heimdall.ml.powder.place_split import evaluate_place_split
+
+        report = evaluate_place_split(
+            train, test, split, seed=seed, baselines=not no_baselines, predictions=predictions
+        )
+        _print_and_write(console, report, json_out)
+        return
     cfg = TrainConfig(epochs=epochs, members=members, seed=seed)
     report = evaluate_powder(
         train,
@@ -190,6 +203,11 @@ def eval_powder(
         track=track,
         progress=not quiet,
     )
+    _print_and_write(console, report, json_out)
+
+
+def _print_and_write(console: Console, report: dict[str, Any], json_out: Path | None) -> None:
+    """Print a split's table (or the prediction count) and write the JSON report."""
     if report.get("has_truth"):
         console.print(_table(report))
     else:

@@ -59,7 +59,13 @@ from heimdall.ml.estimators.rss import Loss, estimate_rss
 from heimdall.ml.evaluation.metrics import fit_covariance_calibration
 from heimdall.ml.powder.data import MISSING_RSS_DBM, PowderSamples
 
-__all__ = ["KnnFingerprint", "RssLogDistance", "random_holdout", "spatial_holdout"]
+__all__ = [
+    "KnnFingerprint",
+    "RssLogDistance",
+    "random_holdout",
+    "rss_holdout_calibration",
+    "spatial_holdout",
+]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -283,3 +289,30 @@ class RssLogDistance:
                     mu[i] = rx[int(np.argmax(p + cal_col[j]))]
                 cov[i] = self.fallback_sigma_m**2 * np.eye(2)
         return mu, cov
+
+
+def rss_holdout_calibration(
+    samples: PowderSamples,
+    holdout: Literal["random", "spatial"] = "random",
+    *,
+    fraction: float = 0.2,
+    seed: int = 0,
+    cell_m: float = 200.0,
+) -> tuple[float, float]:
+    r"""``(s, f²)`` of :math:`s(\Sigma + f^2 I)` for the RSS estimator's Gauss–Newton
+    covariance, fitted on a hold-out of ``samples`` (the k-NN's kind of hold-out) predicted
+    by the estimator fitted on the rest
+    (:func:`~heimdall.ml.evaluation.metrics.fit_covariance_calibration`). The Jacobian
+    covariance knows only the shadowing's σ, not the law's misfit nor the estimator's
+    threshold regime, so it is too small on real data (issue 14).
+    """
+    if samples.tx_enu is None:
+        raise ValueError("the RSS calibration needs labelled samples")
+    y = np.asarray(samples.tx_enu, dtype=float)
+    if holdout == "spatial":
+        fit_i, ho_i = spatial_holdout(y, fraction, seed, cell_m)
+    else:
+        fit_i, ho_i = random_holdout(len(samples), fraction, seed)
+    mu, cov = RssLogDistance().fit(samples.subset(fit_i)).predict(samples.subset(ho_i))
+    ok = np.all(np.isfinite(mu), axis=1) & np.all(np.isfinite(cov), axis=(1, 2))
+    return fit_covariance_calibration(mu[ok] - y[ho_i][ok], cov[ok])

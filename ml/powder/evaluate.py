@@ -61,7 +61,11 @@ from heimdall.ml.evaluation.metrics import (
     localization_metrics,
     plot_error_cdf,
 )
-from heimdall.ml.powder.baselines import KnnFingerprint, RssLogDistance
+from heimdall.ml.powder.baselines import (
+    KnnFingerprint,
+    RssLogDistance,
+    rss_holdout_calibration,
+)
 from heimdall.ml.powder.data import (
     DEFAULT_DATA_DIR,
     SPECIAL_SPLITS,
@@ -528,8 +532,12 @@ def evaluate_powder(
                 "cov_scale": knn.cov_scale,
                 "cov_floor_m2": knn.cov_floor_m2,
             }
+            rs, rf2 = rss_holdout_calibration(train, kind, seed=cfg.seed, cell_m=cell_m)
             base["rss"] = {
-                **_metrics(rmu, test.tx_enu, rcov),
+                **_metrics(rmu, test.tx_enu, rs * (rcov + rf2 * np.eye(2)[None])),
+                "cov_scale": rs,
+                "cov_floor_m2": rf2,
+                **{f"uncalibrated_{k}": v for k, v in _coverages(rmu, test.tx_enu, rcov).items()},
                 "exponent": rss.exponent,
                 "sigma_db": rss.sigma_db,
                 "failed": float(rss.n_failed),

@@ -18,7 +18,11 @@ Methods
     residual fields (the training rows' departures from the law, smoothed over places);
     its temperature (:data:`PLACE_TEMPERATURES`) and field blur
     (:data:`PLACE_RESIDUAL_BLURS_M`) chosen for the smallest median and its covariance
-    recalibrated, both on the cross-day validation below. ``model="setnet"``: the reported
+    recalibrated as :math:`s(\Sigma + f^2 I + (a d)^2 I)` (:func:`place_covariance`, d the
+    estimate's distance to the nearest training transmitter), both on the cross-day
+    validation below. Its grid reaches the network's radius beyond the training
+    transmitters (:func:`~heimdall.ml.powder.rss_grid.network_margin_m`).
+    ``model="setnet"``: the reported
     model of ``heimdall eval powder`` (:mod:`heimdall.ml.powder.evaluate`): the SetNet
     ensemble, or its fusion with a k-NN when that wins on validation rows, with its own
     calibration (hold-out matched in time: whole cells for another day).
@@ -50,7 +54,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from heimdall.ml.evaluation.metrics import fit_covariance_calibration, mahalanobis2_batch
+from heimdall.ml.evaluation.metrics import (
+    FLOOR_CANDIDATES_M,
+    TARGET_COVERAGE,
+    fit_covariance_calibration,
+    fit_covariance_scale,
+    mahalanobis2_batch,
+)
 from heimdall.ml.powder.baselines import KnnFingerprint, RssLogDistance
 from heimdall.ml.powder.data import (
     DEFAULT_DATA_DIR,
@@ -69,10 +79,11 @@ from heimdall.ml.powder.protocols import (
     reading_fixed_names,
     sample_days,
 )
-from heimdall.ml.powder.rss_grid import RssGridPosterior
+from heimdall.ml.powder.rss_grid import RssGridPosterior, network_margin_m
 
 __all__ = [
     "MODELS",
+    "PLACE_EXTRAPOLATION_SLOPES",
     "PLACE_RESIDUAL_BLURS_M",
     "PLACE_TEMPERATURES",
     "PROTOCOL_KEYS",
@@ -81,8 +92,11 @@ __all__ = [
     "cross_day_cases",
     "evaluate_protocol",
     "fit_knn_for_protocol",
+    "fit_place_calibration",
     "fit_place_for_protocol",
     "fit_rss_for_protocol",
+    "place_covariance",
+    "place_extrapolation_m",
     "pooled_metrics",
 ]
 
@@ -95,6 +109,9 @@ RSS_CV_STRIDE = 3
 PLACE_TEMPERATURES = (0.5, 1.0, 2.0, 4.0)
 #: Residual-field blurs (m; 0: no fields) of the place model chosen among likewise.
 PLACE_RESIDUAL_BLURS_M = (0.0, 100.0)
+#: Slopes a (m of standard deviation per m from the nearest training transmitter) of the
+#: place model's extrapolation term, chosen among on the cross-day validation.
+PLACE_EXTRAPOLATION_SLOPES = (0.0, 0.25, 0.5, 1.0)
 #: What ``model`` can be (module notes).
 MODELS = ("place", "setnet")
 #: A method: (train, test, progress) → (mean (n, 2) m, covariance (n, 2, 2) m²).
@@ -211,29 +228,91 @@ def fit_rss_for_protocol(
     return RssLogDistance().fit(train), (s, f2), folds
 
 
+def place_extrapolation_m(model_train: PowderSamples, mean: FloatArray) -> FloatArray:
+    """Distance of each estimate to the nearest training transmitter of the model, m."""
+    from scipy.spatial import cKDTree
+
+    assert model_train.tx_enu is not None
+    d, _ = cKDTree(model_train.tx_enu).query(mean)
+    return np.asarray(d, dtype=float)
+
+
+def place_covariance(
+    cov: FloatArray, extrapolation_m: FloatArray, cal: tuple[float, float, float]
+) -> FloatArray:
+    r"""The place model's published covariance :math:`s(\Sigma + f^2 I + (a\,d)^2 I)`.
+
+    ``cal`` is ``(s, f², a)`` of :func:`fit_place_calibration`; d the estimate's distance to
+    the nearest training transmitter (:func:`place_extrapolation_m`).
+    """
+    s, f2, a = cal
+    extra = f2 + (a * extrapolation_m) ** 2
+    return s * (cov + extra[:, None, None] * np.eye(2)[None])
+
+
+def fit_place_calibration(
+    err: FloatArray, cov: FloatArray, extrapolation_m: FloatArray
+) -> tuple[float, float, float]:
+    r"""``(s, f², a)`` of :func:`place_covariance` on cross-day predictions.
+
+    The grid posterior knows the shadowing of the places its training rows went to; where
+    it extrapolates (an estimate d metres from every training transmitter) the law's
+    departures there are unknown, and its error grows with d. For each floor f
+    (:data:`~heimdall.ml.evaluation.metrics.FLOOR_CANDIDATES_M`) and slope a
+    (:data:`PLACE_EXTRAPOLATION_SLOPES`) the scale s is fitted to the 1σ/2σ targets
+    (:func:`~heimdall.ml.evaluation.metrics.fit_covariance_scale`); the triple whose
+    coverages are closest (squared deviations; ties: the earlier, smaller one) wins.
+    """
+    best: tuple[float, float, float, float] | None = None
+    eye = np.eye(2)[None]
+    for a in PLACE_EXTRAPOLATION_SLOPES:
+        for f in FLOOR_CANDIDATES_M:
+            c = cov + (f * f + (a * extrapolation_m) ** 2)[:, None, None] * eye
+            s = fit_covariance_scale(err, c)
+            q = mahalanobis2_batch(err, s * c)
+            obj = (np.mean(q <= 1.0) - TARGET_COVERAGE[0]) ** 2 + (
+                np.mean(q <= 4.0) - TARGET_COVERAGE[1]
+            ) ** 2
+            if best is None or obj < best[0] - 1e-12:
+                best = (float(obj), s, f * f, a)
+    assert best is not None
+    return best[1], best[2], best[3]
+
+
+def _place_model(train: PowderSamples, blur: float, temperature: float) -> RssGridPosterior:
+    """A place model whose grid reaches :func:`network_margin_m` beyond the training places."""
+    return RssGridPosterior(
+        residual_blur_m=blur, temperature=temperature, margin_m=network_margin_m(train)
+    ).fit(train)
+
+
 def fit_place_for_protocol(
     train: PowderSamples, protocol: str, seed: int = 0, **churn: int
-) -> tuple[RssGridPosterior, tuple[float, float], dict[str, float]]:
+) -> tuple[RssGridPosterior, tuple[float, float, float], dict[str, float]]:
     """The place model of ``train``: residual-field blur, temperature and calibration
-    ``(s, f²)`` chosen on cross-day validation (every :data:`RSS_CV_STRIDE`-th row), and the
-    validation medians per ``"blur_m/T"``."""
+    ``(s, f², a)`` (:func:`fit_place_calibration`) chosen on cross-day validation (every
+    :data:`RSS_CV_STRIDE`-th row), and the validation medians per ``"blur_m/T"``."""
     keys = [(b, t) for b in PLACE_RESIDUAL_BLURS_M for t in PLACE_TEMPERATURES]
     errs: dict[tuple[float, float], list[FloatArray]] = {k: [] for k in keys}
     covs: dict[tuple[float, float], list[FloatArray]] = {k: [] for k in keys}
+    dists: dict[tuple[float, float], list[FloatArray]] = {k: [] for k in keys}
     for c in cross_day_cases(train, protocol, seed, **churn):
         held = c.test.subset(np.arange(0, len(c.test), RSS_CV_STRIDE))
         assert held.tx_enu is not None
         for blur in PLACE_RESIDUAL_BLURS_M:
-            fold = RssGridPosterior(residual_blur_m=blur).fit(c.train)
+            fold = _place_model(c.train, blur, RssGridPosterior.temperature)
             for t, (mu, cov) in fold.predict_temperatures(held, PLACE_TEMPERATURES).items():
                 errs[blur, t].append(mu - held.tx_enu)
                 covs[blur, t].append(cov)
+                dists[blur, t].append(place_extrapolation_m(c.train, mu))
     if not errs[keys[0]]:
-        return RssGridPosterior().fit(train), (1.0, 0.0), {}
+        return _place_model(train, 0.0, RssGridPosterior.temperature), (1.0, 0.0, 0.0), {}
     med = {k: float(np.median(np.hypot(*np.concatenate(errs[k]).T))) for k in keys}
     best = min(keys, key=lambda k: med[k])
-    cal = fit_covariance_calibration(np.concatenate(errs[best]), np.concatenate(covs[best]))
-    model = RssGridPosterior(residual_blur_m=best[0], temperature=best[1]).fit(train)
+    cal = fit_place_calibration(
+        np.concatenate(errs[best]), np.concatenate(covs[best]), np.concatenate(dists[best])
+    )
+    model = _place_model(train, best[0], best[1])
     return model, cal, {f"{b:g}/{t:g}": m for (b, t), m in med.items()}
 
 
@@ -243,9 +322,9 @@ def _place_method(protocol: str, seed: int, churn: dict[str, int]) -> Method:
     def run(
         train: PowderSamples, test: PowderSamples, _progress: bool
     ) -> tuple[FloatArray, FloatArray]:
-        model, (s, f2), _ = fit_place_for_protocol(train, protocol, seed, **churn)
+        model, cal, _ = fit_place_for_protocol(train, protocol, seed, **churn)
         mu, cov = model.predict(test)
-        return mu, s * (cov + f2 * np.eye(2)[None])
+        return mu, place_covariance(cov, place_extrapolation_m(train, mu), cal)
 
     return run
 

@@ -67,9 +67,25 @@ from scipy.ndimage import gaussian_filter
 from heimdall.ml.powder.baselines import RssLogDistance
 from heimdall.ml.powder.data import PowderSamples
 
-__all__ = ["RssGridPosterior"]
+__all__ = ["RssGridPosterior", "network_margin_m"]
 
 FloatArray = npt.NDArray[np.float64]
+
+
+def network_margin_m(samples: PowderSamples) -> float:
+    r"""Half the larger side of the box of the fixed receivers that read, m.
+
+    A search region drawn around the *training transmitters* misses a transmitter that goes
+    where none went before; the receivers hear further than that. A network of radius R
+    (half its box's larger side) is taken to hear transmitters up to R outside the box of
+    the training transmitters: this margin depends on the receivers' places only, known
+    before any test row.
+    """
+    fixed = samples.mask & ~samples.is_mobile[None, :]
+    if not fixed.any():
+        raise ValueError("no fixed receiver reads in these samples: no network margin")
+    rx = samples.rx_enu[fixed]
+    return float(0.5 * np.max(rx.max(axis=0) - rx.min(axis=0)))
 
 
 @dataclass
