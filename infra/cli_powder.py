@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from heimdall.core.errors import ConfigError
 from heimdall.ml.evaluation.metrics import METRIC_KEYS
 
 __all__ = ["eval_powder"]
@@ -163,6 +164,9 @@ def eval_powder(
     ] = None,
 ) -> None:
     """Train the set model on POWDER, evaluate it and the baselines on a split or a test CSV."""
+    for flag, path in (("--train", train), ("--test", test)):
+        if path is not None and not path.is_file():
+            raise ConfigError(f"{flag} {path}: no such file")
     from heimdall.ml.powder.evaluate import evaluate_powder
     from heimdall.ml.powder.train import TrainConfig
 

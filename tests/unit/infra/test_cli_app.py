@@ -72,7 +72,7 @@ BAD: dict[str, tuple[list[str], str]] = {
         "--to-ns must be after --from-ns",
     ),
     "eval tdoa": ([f"{MISSING}/a.wav", "--method", "gcc"], "--method 'gcc': xcorr or dcf77-pn"),
-    "eval powder": (["--train", f"{MISSING}/train.csv"], "give --test, --split, --protocol"),
+    "eval powder": (["--split", "random_test", "--train", f"{MISSING}/t.csv"], "no such file"),
     "eval sim": (["--scenario", "no-such-scenario"], "no-such-scenario"),
 }  # fmt: skip
 
@@ -137,20 +137,13 @@ def test_bad_input_is_one_line_and_exit_code_2(
         assert "Usage:" in err and "Traceback" not in err, err
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 16 (found here): eval powder reads --train/--test without catching OSError, "
-    "so a missing CSV is a FileNotFoundError traceback, not a one-line error",
-)
 def test_eval_powder_with_a_missing_csv_is_one_line(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     args = ["eval", "powder", "--train", f"{MISSING}/t.csv", "--test", f"{MISSING}/u.csv"]
-    try:
-        code, _, err = run_main(args, capsys, monkeypatch)
-    except FileNotFoundError:
-        code, err = 1, "Traceback"
-    assert code == EXIT_BAD_INPUT and err.startswith("error: ") and err.count("\n") == 1, err
+    code, _, err = run_main(args, capsys, monkeypatch)
+    assert code == EXIT_BAD_INPUT and err.count("\n") == 1, err
+    assert err.startswith("error: --train ") and "t.csv: no such file" in err, err
 
 
 def test_eval_tdoa_reports_unreadable_recordings_and_exits_1(
