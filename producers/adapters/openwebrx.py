@@ -143,6 +143,7 @@ from pydantic import Field
 from scipy.special import gammaincinv
 
 from heimdall.core.channels import channel_id_for
+from heimdall.core.dsp import occupied_band
 from heimdall.core.errors import ConfigError
 from heimdall.core.ids import new_event_id
 from heimdall.producers.adapters.adpcm import (
@@ -181,7 +182,6 @@ FFT_ADD_DB = -70.0
 DEFAULT_FFT_FPS = 9.0
 DEFAULT_FFT_VOVERLAP = 0.3
 _SNR_FLOOR = 1e-6
-_OBW_OUT = 0.01
 
 MeasureKind = Literal["combined", "fft", "smeter"]
 
@@ -360,17 +360,8 @@ def channel_power(
     d = pc - n0
     excess = float(d.sum())
     signal = max(excess, _SNR_FLOOR * noise_in)
-    freq_offset = obw = 0.0
-    if excess > 0.0:
-        cum = np.concatenate(([0.0], np.cumsum(d)))
-        edges = np.concatenate((fc - df / 2.0, [fc[-1] + df / 2.0]))
-        a = _crossing(cum, edges, 0.5 * _OBW_OUT * excess)
-        b = _crossing(cum, edges, (1.0 - 0.5 * _OBW_OUT) * excess)
-        obw = max(b - a, 0.0)
-        band = (fc + df / 2.0 > a) & (fc - df / 2.0 < b)
-        w = np.clip(d[band], 0.0, None)
-        if w.sum() > 0.0:
-            freq_offset = float(np.dot(fc[band], w) / w.sum()) - channel_freq_hz
+    obw, centre_hz = occupied_band(d, fc, df)
+    freq_offset = centre_hz - channel_freq_hz if math.isfinite(centre_hz) else 0.0
     return ChannelPower(
         signal=signal,
         total=total,
@@ -383,15 +374,6 @@ def channel_power(
         bin_hz=df,
         bins=slice(int(np.argmax(in_ch)), int(np.argmax(in_ch)) + int(pc.size)),
     )
-
-
-def _crossing(cum: npt.NDArray[np.float64], edges: npt.NDArray[np.float64], level: float) -> float:
-    i = int(np.argmax(cum >= level))
-    if i == 0:
-        return float(edges[0])
-    c0, c1 = cum[i - 1], cum[i]
-    frac = (level - c0) / (c1 - c0) if c1 > c0 else 1.0
-    return float(edges[i - 1] + frac * (edges[i] - edges[i - 1]))
 
 
 # ------------------------------------------------------------------------- config

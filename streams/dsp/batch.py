@@ -26,11 +26,10 @@ import numpy as np
 import numpy.typing as npt
 from scipy import signal as sps
 
-from heimdall.core.dsp import welch_dof
+from heimdall.core.dsp import OBW_OUT, welch_dof
 from heimdall.core.errors import InvalidEventError
 from heimdall.streams.dsp.features import (
     _KEEP,
-    _OBW_OUT,
     _PSD_FLOOR,
     _SNR_FLOOR,
     _START_Q,
@@ -190,8 +189,8 @@ def measure_channels(
 
     cum = np.concatenate((np.zeros((b, 1)), np.cumsum(d, axis=1)), axis=1)
     edges = np.concatenate((f_ch - df / 2.0, [f_ch[-1] + df / 2.0]))
-    lo = _crossings(cum, edges, 0.5 * _OBW_OUT * total)
-    hi = _crossings(cum, edges, (1.0 - 0.5 * _OBW_OUT) * total)
+    lo = _crossings(cum, edges, 0.5 * OBW_OUT * total)
+    hi = _crossings(cum, edges, (1.0 - 0.5 * OBW_OUT) * total)
     positive = total > 0.0
     obw = np.where(positive, np.maximum(hi - lo, 0.0), 0.0)
     band = (f_ch + df / 2.0 > lo[:, None]) & (f_ch - df / 2.0 < hi[:, None])

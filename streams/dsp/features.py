@@ -96,7 +96,7 @@ import numpy.typing as npt
 from scipy import signal as sps
 from scipy import special
 
-from heimdall.core.dsp import welch_dof
+from heimdall.core.dsp import occupied_band, welch_dof
 from heimdall.core.errors import InvalidEventError
 
 __all__ = [
@@ -110,8 +110,6 @@ __all__ = [
 _KEEP = 0.99
 #: Quantile used for the starting value of the noise-floor iteration.
 _START_Q = 0.10
-#: Fraction of the channel power outside the occupied bandwidth (0.5 % each side).
-_OBW_OUT = 0.01
 #: Smallest PSD value carried (mW/Hz) so that an all-zero chunk gives finite dB numbers.
 _PSD_FLOOR = 1e-30
 #: Signal power clamp as a fraction of the in-channel noise power (−60 dB SNR floor).
@@ -304,19 +302,8 @@ def measure_channel(
     p_sig = max(float(d.sum()) * df, _SNR_FLOOR * noise_in_ch)
     snr_db = 10.0 * math.log10(p_sig / noise_in_ch)
 
-    freq_offset = 0.0
-    obw = 0.0
-    total = float(d.sum())
-    if total > 0.0:
-        cum = np.concatenate(([0.0], np.cumsum(d)))  # cum[i] = power below bin i's lower edge
-        edges = np.concatenate((f_ch - df / 2.0, [f_ch[-1] + df / 2.0]))
-        lo = _crossing(cum, edges, 0.5 * _OBW_OUT * total)
-        hi = _crossing(cum, edges, (1.0 - 0.5 * _OBW_OUT) * total)
-        obw = max(hi - lo, 0.0)
-        band = (f_ch + df / 2.0 > lo) & (f_ch - df / 2.0 < hi)
-        w = np.clip(d[band], 0.0, None)
-        if w.sum() > 0.0:
-            freq_offset = float(np.dot(f_ch[band], w) / w.sum()) - channel_offset_hz
+    obw, centre_hz = occupied_band(d, f_ch, df)
+    freq_offset = centre_hz - channel_offset_hz if math.isfinite(centre_hz) else 0.0
 
     psd_db = (10.0 * np.log10(np.maximum(psd, _PSD_FLOOR))).astype(np.float32)
     return ChannelMeasurement(
@@ -329,13 +316,3 @@ def measure_channel(
         psd_dbm_hz=psd_db,
         psd_bin_hz=df,
     )
-
-
-def _crossing(cum: npt.NDArray[np.float64], edges: npt.NDArray[np.float64], level: float) -> float:
-    """Frequency where the piecewise-linear cumulative power first reaches ``level``."""
-    i = int(np.argmax(cum >= level))  # first edge index at or above level (cum[-1] = total)
-    if i == 0:
-        return float(edges[0])
-    c0, c1 = cum[i - 1], cum[i]
-    frac = (level - c0) / (c1 - c0) if c1 > c0 else 1.0
-    return float(edges[i - 1] + frac * (edges[i] - edges[i - 1]))
