@@ -419,28 +419,7 @@ def evaluate_powder(
         ``n_train``, ``n_test``, ``split``, ``has_truth``; ``predictions`` rows are not
         included (see ``predictions``) but their count is.
     """
-    if test_csv is None and split is None:
-        raise ValueError("give a test CSV, a split name, or both")
-    train_csv = Path(train_csv)
-    data = load_powder_csv(train_csv)
-    sp_path = Path(splits_json) if splits_json is not None else train_csv.parent / "splits.json"
-    if not sp_path.exists():
-        sp_path = DEFAULT_DATA_DIR / "splits.json"
-    splits = load_splits(sp_path) if sp_path.exists() else {}
-
-    if split is not None:
-        tr_i, te_i = train_test_for_split(data, splits, split)
-        train = data.subset(tr_i)
-        test = data.subset(te_i) if test_csv is None else load_powder_csv(test_csv)
-    else:
-        banned: set[str] = set()
-        for name in SPECIAL_SPLITS:
-            banned.update(splits.get(name, ()))
-        train = data.subset(np.array([t not in banned for t in data.timestamps], dtype=bool))
-        assert test_csv is not None
-        test = load_powder_csv(test_csv)
-    if len(train) == 0 or len(test) == 0:
-        raise ValueError(f"empty training ({len(train)}) or test ({len(test)}) set")
+    train, test = train_and_test(train_csv, test_csv, split, splits_json)
 
     cfg = config or TrainConfig(epochs=POWDER_EPOCHS)
     kind, cell_m, matched = _holdout(
@@ -560,9 +539,8 @@ def evaluate_powder(
         spec = input_spec(
             trained.model,
             frame={"lat0_deg": f.lat0_deg, "lon0_deg": f.lon0_deg, "alt0_m": f.alt0_m},
-            rx_names={n: int(i) for n, i in zip(data.rx_names, data.rx_index[0], strict=True)}
-            if len(data)
-            else None,
+            # rx_index is the same in every row (the CSV's receivers → the location indexes)
+            rx_names={n: int(i) for n, i in zip(train.rx_names, train.rx_index[0], strict=True)},
             extra={
                 "training": describe(trained),
                 "dataset": "POWDER single_tx",
@@ -572,3 +550,41 @@ def evaluate_powder(
         )
         export_onnx(trained.model, onnx, spec=spec)
     return report
+
+
+def train_and_test(
+    train_csv: str | Path,
+    test_csv: str | Path | None,
+    split: str | None,
+    splits_json: str | Path | None = None,
+) -> tuple[PowderSamples, PowderSamples]:
+    """The training and test rows of an evaluation: a named split of ``splits.json`` (its
+    test rows replaced by ``test_csv`` when given), or all rows but the special splits'
+    against ``test_csv``. ``splits.json`` is looked for beside ``train_csv``, then in the
+    shared data.
+
+    Raises
+    ------
+    ValueError
+        Neither a test CSV nor a split, or an empty training or test set.
+    """
+    if test_csv is None and split is None:
+        raise ValueError("give a test CSV, a split name, or both")
+    train_csv = Path(train_csv)
+    data = load_powder_csv(train_csv)
+    sp_path = Path(splits_json) if splits_json is not None else train_csv.parent / "splits.json"
+    if not sp_path.exists():
+        sp_path = DEFAULT_DATA_DIR / "splits.json"
+    splits = load_splits(sp_path) if sp_path.exists() else {}
+    if split is not None:
+        tr_i, te_i = train_test_for_split(data, splits, split)
+        train = data.subset(tr_i)
+        test = data.subset(te_i) if test_csv is None else load_powder_csv(test_csv)
+    else:
+        banned = {t for name in SPECIAL_SPLITS for t in splits.get(name, ())}
+        train = data.subset(np.array([t not in banned for t in data.timestamps], dtype=bool))
+        assert test_csv is not None
+        test = load_powder_csv(test_csv)
+    if len(train) == 0 or len(test) == 0:
+        raise ValueError(f"empty training ({len(train)}) or test ({len(test)}) set")
+    return train, test

@@ -32,18 +32,14 @@ from heimdall.ml.powder.baselines import (
 )
 from heimdall.ml.powder.baselines import spatial_holdout as spatial_cells
 from heimdall.ml.powder.data import (
-    DEFAULT_DATA_DIR,
-    SPECIAL_SPLITS,
     PowderSamples,
-    load_powder_csv,
-    load_splits,
-    train_test_for_split,
 )
 from heimdall.ml.powder.evaluate import (
     _coverages,
     _holdout,
     _metrics,
     prediction_rows,
+    train_and_test,
     write_predictions,
 )
 from heimdall.ml.powder.protocol_eval import (
@@ -107,25 +103,7 @@ def evaluate_place_split(
     Returns a report of :func:`~heimdall.ml.powder.evaluate.evaluate_powder`'s layout;
     ``predictions`` keeps the columns ``timestamp,lat,lon,cov_ee,cov_en,cov_nn``.
     """
-    if test_csv is None and split is None:
-        raise ValueError("give a test CSV, a split name, or both")
-    train_csv = Path(train_csv)
-    data = load_powder_csv(train_csv)
-    sp_path = Path(splits_json) if splits_json is not None else train_csv.parent / "splits.json"
-    if not sp_path.exists():
-        sp_path = DEFAULT_DATA_DIR / "splits.json"
-    splits = load_splits(sp_path) if sp_path.exists() else {}
-    if split is not None:
-        tr_i, te_i = train_test_for_split(data, splits, split)
-        train = data.subset(tr_i)
-        test = data.subset(te_i) if test_csv is None else load_powder_csv(test_csv)
-    else:
-        banned = {t for name in SPECIAL_SPLITS for t in splits.get(name, ())}
-        train = data.subset(np.array([t not in banned for t in data.timestamps], dtype=bool))
-        assert test_csv is not None
-        test = load_powder_csv(test_csv)
-    if len(train) == 0 or len(test) == 0:
-        raise ValueError(f"empty training ({len(train)}) or test ({len(test)}) set")
+    train, test = train_and_test(train_csv, test_csv, split, splits_json)
 
     cfg = TrainConfig(seed=seed)
     kind, cell_m, matched = _holdout(
