@@ -44,7 +44,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from heimdall.core.ids import new_event_id
+from heimdall.core.derived_ids import derived_event_id
 from heimdall.schemas.models import (
     ClockSource,
     Measurement,
@@ -236,7 +236,7 @@ def observation_of(
             )
         )
     return Observation(
-        event_id=new_event_id(),
+        event_id=derived_event_id("observation", start_ns, channel_id, start_ns),
         channel_id=channel_id,
         channel_freq_hz=freq_hz,
         window_start_ns=start_ns,
