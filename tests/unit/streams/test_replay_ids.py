@@ -41,3 +41,19 @@ def test_observation_and_localization_ids_repeat_on_replay() -> None:
     ]  # fmt: skip
     assert fixes[0].event_id == fixes[2].event_id and fixes[1].event_id == fixes[3].event_id
     assert fixes[0].event_id != fixes[1].event_id  # one id per method
+
+
+def test_tracked_fix_id_is_derived_from_the_fix() -> None:
+    """A fix replayed into the track (same fix, the state before it) gets the same tracked id."""
+    from heimdall.ml.estimators.track import TrackConfig
+    from heimdall.streams.track import track_localization
+    from tests.unit.streams.test_track import _fix
+
+    cfg = TrackConfig()
+    state, first = track_localization(_fix(0.0, 0.0, 10.0), None, cfg)
+    fix = _fix(10.0, 0.0, 20.0)
+    _, a = track_localization(fix, state, cfg)
+    _, b = track_localization(fix, state, cfg)
+    assert first is not None and a is not None and b is not None
+    assert a.event_id == b.event_id != first.event_id
+    assert a.event_id != fix.event_id  # a result of its own
