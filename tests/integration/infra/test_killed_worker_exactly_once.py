@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
+from heimdall.core.channels import channel_id_for
 from heimdall.core.settings import HeimdallSettings
 from heimdall.infra.runtime import Runtime, UpOptions
 from heimdall.infra.summary import Summary
@@ -76,7 +77,8 @@ def test_killed_worker_loses_nothing_and_duplicates_nothing(settings: HeimdallSe
     assert runtime.failure is None
 
     t = settings.topics
-    chunks = {c.event_id for c in read_all(settings, t.iq) if isinstance(c, IqChunk)}
+    iq = [c for c in read_all(settings, t.iq) if isinstance(c, IqChunk)]
+    chunks = {c.event_id for c in iq}
     measurements = [m for m in read_all(settings, t.features) if isinstance(m, Measurement)]
     observations = [o for o in read_all(settings, t.observations) if isinstance(o, Observation)]
     fixes = [x for x in read_all(settings, t.localizations) if isinstance(x, Localization)]
@@ -98,3 +100,18 @@ def test_killed_worker_loses_nothing_and_duplicates_nothing(settings: HeimdallSe
         assert all(len(ids) == 1 for ids in ids_per_source.values()), name
         replays[name] = len(events) - len(ids_per_source)
     print(f"chunks {len(chunks)}, rows {summary.rows}, same-id replays on the topics {replays}")
+
+    # association state across the restart: does every observation hold all of its window's
+    # measurements? (state lost on restart: the windows open at the kill come out short)
+    window_ns = int(settings.assoc_window_s * 1e9)
+    per_window = collections.Counter(
+        (channel_id_for(c.center_freq_hz), c.t_ns // window_ns) for c in iq
+    )
+    last = {o.event_id: o for o in observations}  # a replay replaces (as in ClickHouse)
+    short = sorted(
+        (o.window_start_ns, sum(m.n_measurements for m in o.members), n)
+        for o in last.values()
+        if (n := per_window[(o.channel_id, o.window_start_ns // window_ns)])
+        > sum(m.n_measurements for m in o.members)
+    )
+    print(f"observations {len(last)}, short of their window's chunks {len(short)}: {short[:8]}")
