@@ -101,17 +101,24 @@ def test_killed_worker_loses_nothing_and_duplicates_nothing(settings: HeimdallSe
         replays[name] = len(events) - len(ids_per_source)
     print(f"chunks {len(chunks)}, rows {summary.rows}, same-id replays on the topics {replays}")
 
-    # association state across the restart: does every observation hold all of its window's
-    # measurements? (state lost on restart: the windows open at the kill come out short)
+    # association across the restart: every observation holds all of its window's
+    # measurements (before streams.associate.resume_after_silence, 9 of 90 observations
+    # after the restart missed 15 of their 35: the receivers whose backlog came later were
+    # refused as late)
     window_ns = int(settings.assoc_window_s * 1e9)
     per_window = collections.Counter(
         (channel_id_for(c.center_freq_hz), c.t_ns // window_ns) for c in iq
     )
     last = {o.event_id: o for o in observations}  # a replay replaces (as in ClickHouse)
     short = sorted(
-        (o.window_start_ns, sum(m.n_measurements for m in o.members), n)
+        (o.window_start_ns, o.channel_id, sum(m.n_measurements for m in o.members), n)
         for o in last.values()
         if (n := per_window[(o.channel_id, o.window_start_ns // window_ns)])
         > sum(m.n_measurements for m in o.members)
     )
     print(f"observations {len(last)}, short of their window's chunks {len(short)}: {short[:8]}")
+    # only a channel's first window may be short (receivers still joining at startup): the
+    # windows open across the kill and the restarted worker's backlog are complete
+    first = {ch: min(o.window_start_ns for o in last.values() if o.channel_id == ch)
+             for ch in {o.channel_id for o in last.values()}}  # fmt: skip
+    assert [x for x in short if x[0] != first[x[1]]] == []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from heimdall.schemas.models import Observation
-from heimdall.streams.associate import add_measurement, build_observation, new_state
+from heimdall.streams.associate import add_measurement, build_observation, close_ready, new_state
 from heimdall.streams.features import measure_chunk, measure_chunks, measurement_id
 from heimdall.streams.localize import _localization
 from tests.unit.schemas.examples import iq_chunk
@@ -57,3 +57,28 @@ def test_tracked_fix_id_is_derived_from_the_fix() -> None:
     assert first is not None and a is not None and b is not None
     assert a.event_id == b.event_id != first.event_id
     assert a.event_id != fix.event_id  # a result of its own
+
+
+def test_backlog_after_a_silent_channel_waits_for_every_receiver() -> None:
+    """The worker was down (every source silent > idle_ns): the backlog of receiver a comes
+    first; window 0 must still wait for b's backlog instead of refusing it as late."""
+    from tests.unit.streams.test_associate import CHUNK, W
+
+    state = new_state()
+    for rx in "abcd":
+        state = add_measurement(state, meas(rx, 0), POLICY, NOW).state
+    restart_ns = NOW + 3 * POLICY.idle_ns  # the restarted worker reads the backlog
+    for rx in "acd":
+        for t in range(CHUNK, 3 * W, CHUNK):
+            r = add_measurement(state, meas(rx, t), POLICY, restart_ns)
+            state = r.state
+            assert r.closed == []  # b, known to the channel, holds the windows
+    r = add_measurement(state, meas("b", CHUNK), POLICY, restart_ns + 1)
+    assert not r.late and r.closed == []
+    state = r.state
+    for t in range(2 * CHUNK, 3 * W, CHUNK):
+        state = add_measurement(state, meas("b", t), POLICY, restart_ns + 2).state
+    # the startup grace again, then the windows every receiver has passed close, complete
+    closed = close_ready(state, POLICY, restart_ns + POLICY.startup_grace_ns)
+    assert [k for k, _ in closed] == [0, 1, 2]
+    assert all(sorted(members) == list("abcd") for _, members in closed)
