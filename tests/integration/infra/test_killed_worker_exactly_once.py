@@ -62,9 +62,11 @@ def test_killed_worker_loses_nothing_and_duplicates_nothing(settings: HeimdallSe
         worker = runtime._workers()[0]
         assert worker.proc is not None
         os.kill(worker.proc.pid, signal.SIGKILL)
+        killed_ns = time.time_ns()
         wait_for(
             "the restart", lambda: runtime.supervisor.restarts.get("streams") == 1, 30, runtime
         )
+        restarted_ns = time.time_ns()
         thread.join(timeout=SIM_SECONDS + 150)  # the simulation ends, `up` drains and stops
     finally:
         runtime.stop_event.set()
@@ -117,6 +119,10 @@ def test_killed_worker_loses_nothing_and_duplicates_nothing(settings: HeimdallSe
         > sum(m.n_measurements for m in o.members)
     )
     print(f"observations {len(last)}, short of their window's chunks {len(short)}: {short[:8]}")
+    observed = {(o.channel_id, o.window_start_ns // window_ns) for o in last.values()}
+    missing = sorted(k for k in per_window if k not in observed)
+    t_kill = (killed_ns // window_ns, restarted_ns // window_ns)
+    print(f"windows without an observation {missing} (kill, restart at windows {t_kill})")
     # only a channel's first window may be short (receivers still joining at startup): the
     # windows open across the kill and the restarted worker's backlog are complete
     first = {ch: min(o.window_start_ns for o in last.values() if o.channel_id == ch)
