@@ -256,8 +256,11 @@ def observation_of(
                 measurement_ids=tuple(a["ids"]),
             )
         )
+    # derived from what it observes: a replayed window gets the same id; a TDOA block (with
+    # lag pairs) that starts with an RSS window is a different result, so a different id
+    kind = "tdoa-observation" if tdoa_pairs else "observation"
     return Observation(
-        event_id=derived_event_id("observation", start_ns, channel_id, start_ns),
+        event_id=derived_event_id(kind, start_ns, channel_id, start_ns, end_ns),
         channel_id=channel_id,
         channel_freq_hz=freq_hz,
         window_start_ns=start_ns,

@@ -82,3 +82,21 @@ def test_backlog_after_a_silent_channel_waits_for_every_receiver() -> None:
     closed = close_ready(state, POLICY, restart_ns + POLICY.startup_grace_ns)
     assert [k for k, _ in closed] == [0, 1, 2]
     assert all(sorted(members) == list("abcd") for _, members in closed)
+
+
+def test_a_tdoa_block_and_a_window_with_the_same_start_have_different_ids() -> None:
+    from heimdall.schemas.models import TdoaPair
+    from heimdall.streams.associate import observation_of
+
+    state = new_state()
+    for rx in "abcd":
+        state = add_measurement(state, meas(rx, 100), POLICY, NOW).state
+    members = state["windows"]["0"]
+    pair = TdoaPair(receiver_a="a", receiver_b="b", tdoa_s=1e-6, sigma_s=1e-7, method="gcc")
+    rss = observation_of("145.5000MHz", 0, POLICY.window_ns, members)
+    tdoa = observation_of("145.5000MHz", 0, POLICY.window_ns, members, (pair,))
+    assert rss.event_id != tdoa.event_id
+    assert (
+        tdoa.event_id
+        == observation_of("145.5000MHz", 0, POLICY.window_ns, members, (pair,)).event_id
+    )
