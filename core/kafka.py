@@ -27,8 +27,29 @@ def bootstrap(settings: HeimdallSettings) -> str:
     return settings.kafka.bootstrap_servers
 
 
+#: How long a produced event may wait for the broker before its delivery fails (librdkafka
+#: ``message.timeout.ms``): a broker outage shorter than this loses nothing, the producer
+#: resends when the broker is back (tests/integration/producers/test_broker_outage.py).
+DELIVERY_TIMEOUT_MS = 120_000
+
+#: The producer's buffer bound (``queue.buffering.max.kbytes``, ``…max.messages``): 128 MiB
+#: hold ~90 s of the seed network's ~1.4 MB/s, i.e. a 30 s outage with room to spare; when
+#: it is full ``produce`` raises ``BufferError`` and the caller waits (backpressure, logged
+#: by :class:`heimdall.producers.publisher.Publisher`), it never drops an event.
+BUFFER_MAX_KBYTES = 128 * 1024
+BUFFER_MAX_MESSAGES = 200_000
+
+
 def producer(settings: HeimdallSettings, **overrides: Any) -> Producer:
-    """An idempotent producer with the configured compression and small linger for low latency."""
+    """An idempotent producer with a bounded buffer that outlasts a broker outage.
+
+    ``enable.idempotence`` (librdkafka: ``acks=all``, retries without reordering, producer id
+    and sequence numbers) makes a resend after a lost acknowledgement land once; Tansu 0.6
+    grants the producer id (``InitProducerId``) and a 30 s outage was survived with every chunk
+    delivered exactly once (README "Outages"). Compression as configured, a 5 ms linger for
+    low latency; buffer and delivery timeout: :data:`BUFFER_MAX_KBYTES`,
+    :data:`DELIVERY_TIMEOUT_MS`.
+    """
     conf = settings.kafka.client_config(bootstrap(settings))
     conf.update(
         {
@@ -37,6 +58,9 @@ def producer(settings: HeimdallSettings, **overrides: Any) -> Producer:
             "compression.type": settings.kafka.compression_type,
             "linger.ms": 5,
             "message.max.bytes": 8 * 1024 * 1024,
+            "message.timeout.ms": DELIVERY_TIMEOUT_MS,
+            "queue.buffering.max.kbytes": BUFFER_MAX_KBYTES,
+            "queue.buffering.max.messages": BUFFER_MAX_MESSAGES,
         }
     )
     conf.update(overrides)

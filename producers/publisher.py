@@ -85,6 +85,11 @@ class Publisher:
                 self.producer.produce(topic, **kwargs)
                 break
             except BufferError:
+                if not self.stats.backpressure_waits % 200:  # once at first, then every ~10 s
+                    log.warning(
+                        "producer buffer full (%d events waiting for the broker): "
+                        "publishing waits until deliveries drain it", len(self.producer),
+                    )  # fmt: skip
                 self.stats.backpressure_waits += 1
                 self.producer.poll(0.05)
         self.producer.poll(0)

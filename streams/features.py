@@ -14,11 +14,20 @@ from collections.abc import Sequence
 import numpy as np
 
 from heimdall.core.channels import channel_id_for
+from heimdall.core.derived_ids import derived_event_id
 from heimdall.core.errors import InvalidEventError
-from heimdall.core.ids import new_event_id
 from heimdall.schemas.models import IqChunk, Measurement
 from heimdall.streams.dsp.batch import measure_channels
 from heimdall.streams.dsp.features import measure_channel
+
+
+def measurement_id(chunk: IqChunk) -> str:
+    """The measurement's event id, derived from the chunk's (:mod:`heimdall.core.derived_ids`).
+
+    A chunk measured again after a crash (its batch was not committed) gets the same id, so
+    the replayed measurement replaces the first one in ClickHouse instead of adding a row.
+    """
+    return derived_event_id("measurement", chunk.t_ns, chunk.event_id)
 
 
 def measure_chunk(chunk: IqChunk, channel_bw_hz: float | None = None) -> Measurement:
@@ -31,7 +40,7 @@ def measure_chunk(chunk: IqChunk, channel_bw_hz: float | None = None) -> Measure
     )
     bw = channel_bw_hz if channel_bw_hz is not None else 0.8 * chunk.sample_rate_hz
     return Measurement(
-        event_id=new_event_id(),
+        event_id=measurement_id(chunk),
         chunk_id=chunk.event_id,
         receiver_id=chunk.receiver_id,
         t_ns=chunk.t_ns,
@@ -94,7 +103,7 @@ def measure_chunks(
         for row, i in enumerate(good):
             c = chunks[i]
             out[i] = Measurement(
-                event_id=new_event_id(),
+                event_id=measurement_id(c),
                 chunk_id=c.event_id,
                 receiver_id=c.receiver_id,
                 t_ns=c.t_ns,

@@ -12,9 +12,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from heimdall.core.derived_ids import derived_event_id
 from heimdall.core.errors import EstimationError
 from heimdall.core.geodesy import AzimuthalFrame, LocalFrame, latlon_of_enu
-from heimdall.core.ids import new_event_id
 from heimdall.ml.estimators.hybrid import estimate_hybrid
 from heimdall.ml.estimators.rss import estimate_rss
 from heimdall.ml.inference import OnnxLocalizer
@@ -60,7 +60,9 @@ def _localization(
     """A fix of ``obs``: at the window's middle, the covariance's east/north terms in m²."""
     cov = np.asarray(cov_en, dtype=float)
     return Localization(
-        event_id=new_event_id(),
+        event_id=derived_event_id(
+            "localization", (obs.window_start_ns + obs.window_end_ns) // 2, obs.event_id, method
+        ),
         observation_id=obs.event_id,
         channel_id=obs.channel_id,
         t_ns=(obs.window_start_ns + obs.window_end_ns) // 2,

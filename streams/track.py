@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from heimdall.core.derived_ids import derived_event_id
 from heimdall.core.geodesy import LocalFrame, latlon_of_enu
-from heimdall.core.ids import new_event_id
 from heimdall.ml.estimators.track import KalmanTracker, TrackConfig
 from heimdall.schemas.models import Localization, Position
 
@@ -77,7 +77,8 @@ def track_localization(
         "tracker": trk.to_dict(),
     }
     tracked = Localization(
-        event_id=new_event_id(),
+        # derived from the fix tracked: a replayed fix replaces its tracked row, not adds one
+        event_id=derived_event_id("track", loc.t_ns, loc.event_id),
         observation_id=loc.observation_id,
         channel_id=loc.channel_id,
         t_ns=loc.t_ns,
