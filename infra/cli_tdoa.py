@@ -249,7 +249,8 @@ def eval_tdoa(
         if report.error_km is not None and report.mahalanobis2 is not None:
             typer.echo(
                 f"error {report.error_km:.2f} km; truth at {math.sqrt(report.mahalanobis2):.2f} σ "
-                f"({'inside' if report.inside_1sigma else 'outside'} the 1σ ellipse)"
+                f"({'inside' if report.inside_1sigma else 'outside'} the 1σ ellipse, "
+                f"{'inside' if report.inside_2sigma else 'outside'} the 2σ ellipse)"
             )
     if json_out is not None:
         json_out.write_text(json.dumps(d, indent=2))

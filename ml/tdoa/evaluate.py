@@ -123,6 +123,22 @@ class TdoaReport:
         """The truth lies inside the 1-σ ellipse (39.3 % for a correct Gaussian ellipse)."""
         return None if self.mahalanobis2 is None else self.mahalanobis2 <= 1.0
 
+    @property
+    def inside_2sigma(self) -> bool | None:
+        """The truth lies inside the 2-σ ellipse (86.5 % for a correct Gaussian ellipse)."""
+        return None if self.mahalanobis2 is None else self.mahalanobis2 <= 4.0
+
+    def coverage(self) -> dict[str, float | int | None]:
+        """``coverage_1sigma``/``coverage_2sigma`` as every ``eval`` reports them: the fraction
+        of this run's fixes (one, or none without truth) whose ellipse holds the truth."""
+        if self.mahalanobis2 is None:
+            return {"n_fixes": 0, "coverage_1sigma": None, "coverage_2sigma": None}
+        return {
+            "n_fixes": 1,
+            "coverage_1sigma": float(bool(self.inside_1sigma)),
+            "coverage_2sigma": float(bool(self.inside_2sigma)),
+        }
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable summary."""
         est = self.estimate
@@ -164,6 +180,8 @@ class TdoaReport:
             "error_km": self.error_km,
             "mahalanobis2": self.mahalanobis2,
             "inside_1sigma": self.inside_1sigma,
+            "inside_2sigma": self.inside_2sigma,
+            **self.coverage(),
             "projection": self.projection,
             "notes": self.notes,
             "method": self.method,

@@ -59,6 +59,10 @@ def test_synthetic_three_receivers_and_a_problem() -> None:
         assert p.error_s is not None and abs(p.error_s) < 2e-6
     d = rep.to_dict()
     assert set(d["receivers"]) == set(STATIONS) and math.isfinite(d["error_km"])
+    # the keys every eval reports: this run's one fix, inside its ellipses or not
+    assert d["n_fixes"] == 1
+    assert d["coverage_1sigma"] == float(rep.mahalanobis2 <= 1.0)
+    assert d["coverage_2sigma"] == float(rep.mahalanobis2 <= 4.0)
 
 
 def test_unmodelled_delay_moves_the_fix_as_reported() -> None:

@@ -69,3 +69,4 @@ def test_xcorr_truth_inside_2sigma(recordings: list[TdoaRecording]) -> None:
     print(f"\nxcorr: error {rep.error_km:.2f} km, truth at {math.sqrt(rep.mahalanobis2):.2f} σ")
     assert all(p.sigma_sys_s is not None and p.sigma_sys_s > 0 for p in rep.pairs)
     assert rep.mahalanobis2 <= 4.0
+    assert rep.to_dict()["coverage_2sigma"] == 1.0
