@@ -44,8 +44,8 @@ import numpy as np
 from bench.common import Context, fmt, machine_line, table
 from heimdall.core import kafka
 from heimdall.core.settings import TopicNames, load_settings
+from heimdall.core.topics import ensure_topics, heimdall_topics
 from heimdall.infra.broker import EmbeddedBroker
-from heimdall.infra.topics import ensure_topics, heimdall_topics
 from heimdall.producers.adapters.base import AdapterOptions, ReceiverAdapter, ReceiverInfo
 from heimdall.producers.adapters.pump import KafkaPump
 from heimdall.producers.adapters.rtltcp import RtlTcpAdapter, RtlTcpConfig

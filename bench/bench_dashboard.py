@@ -36,8 +36,8 @@ import numpy as np
 from bench.common import Context, fmt, table
 from heimdall.core import kafka
 from heimdall.core.settings import load_settings
+from heimdall.core.topics import ensure_topics, heimdall_topics
 from heimdall.infra.broker import EmbeddedBroker
-from heimdall.infra.topics import ensure_topics, heimdall_topics
 from heimdall.producers.publisher import Publisher
 from heimdall.schemas.models import (
     ClockSource,

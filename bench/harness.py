@@ -24,9 +24,9 @@ from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
 
 from heimdall.core import kafka
 from heimdall.core.settings import HeimdallSettings, load_settings
+from heimdall.core.topics import ensure_topics, heimdall_topics
 from heimdall.infra.broker import EmbeddedBroker
 from heimdall.infra.processes import Child, child_env
-from heimdall.infra.topics import ensure_topics, heimdall_topics
 from heimdall.producers.publisher import Publisher
 from heimdall.producers.sim import Scenario, Simulator
 from heimdall.producers.sim.stream import (

@@ -43,7 +43,7 @@ from heimdall.consumers.archive_files import ArchivedEvent, ArchiveFileInfo, hou
 from heimdall.consumers.archive_store import ArchiveSettings, ArchiveStore
 from heimdall.core import kafka, metrics
 from heimdall.core.settings import HeimdallSettings, load_settings
-from heimdall.infra.topics import ensure_stage_topics
+from heimdall.core.topics import ensure_stage_topics
 
 __all__ = ["ArchiveStats", "ArchiveWriter", "main"]
 

@@ -186,8 +186,8 @@ def sink(
 
     from heimdall.consumers.clickhouse_sink import ClickHouseSink
     from heimdall.core.store import open_clickhouse
+    from heimdall.core.topics import ensure_stage_topics
     from heimdall.infra.clickhouse.migrate import apply_schema
-    from heimdall.infra.topics import ensure_stage_topics
     from heimdall.schemas.serde import Serde
 
     settings = _settings()

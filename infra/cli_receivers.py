@@ -43,9 +43,9 @@ from rich.table import Table
 from heimdall.core import kafka
 from heimdall.core.errors import ConfigError
 from heimdall.core.settings import HeimdallSettings, load_settings
+from heimdall.core.topics import ensure_topics, heimdall_topics
 from heimdall.infra.cli_options import model_options, typer_command
 from heimdall.infra.runtime import log_to_file
-from heimdall.infra.topics import ensure_topics, heimdall_topics
 from heimdall.producers.adapters.base import AdapterOptions, ReceiverAdapter, ReceiverInfo
 from heimdall.producers.adapters.kiwisdr import KiwiSdrAdapter, KiwiSdrConfig
 from heimdall.producers.adapters.openwebrx import OpenWebRxAdapter, OpenWebRxConfig

@@ -15,7 +15,7 @@ from rich.console import Console
 from heimdall.core import kafka
 from heimdall.core.errors import ConfigError
 from heimdall.core.settings import load_settings
-from heimdall.infra.topics import ensure_topics, heimdall_topics, topic_mismatches
+from heimdall.core.topics import ensure_topics, heimdall_topics, topic_mismatches
 
 app = typer.Typer(help="Create or check the topics Heimdall uses.", no_args_is_help=True)
 console = Console()

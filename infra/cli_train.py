@@ -374,7 +374,7 @@ def run_training(
     if promote:
         registry.set_active(record)
         if not settings.kafka.embedded:
-            from heimdall.infra.cli_models import announce
+            from heimdall.infra.model_announce import announce
 
             announce(settings, [record])
             announced = True

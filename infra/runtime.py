@@ -51,14 +51,14 @@ from heimdall.consumers.queries import (
 from heimdall.core import kafka, metrics
 from heimdall.core.settings import HeimdallSettings
 from heimdall.core.store import open_clickhouse
+from heimdall.core.topics import ensure_topics, heimdall_topics
 from heimdall.infra.broker import EmbeddedBroker
-from heimdall.infra.cli_models import active_records, announce
 from heimdall.infra.clickhouse.migrate import apply_schema
+from heimdall.infra.model_announce import announce, registry_of
 from heimdall.infra.monitor import LiveStats, Monitor, topic_counts
 from heimdall.infra.processes import Child, child_env
 from heimdall.infra.summary import Summary, build_summary
 from heimdall.infra.supervise import RestartPolicy, Supervisor
-from heimdall.infra.topics import ensure_topics, heimdall_topics
 from heimdall.schemas.serde import Serde
 
 log = logging.getLogger(__name__)
@@ -242,7 +242,7 @@ class Runtime:
             self._start_dashboard(env)
             self._start_archive(env)
             if self.broker is not None:  # a fresh embedded broker knows no model yet
-                announce(self.settings, active_records(self.settings))
+                announce(self.settings, registry_of(self.settings).active_records())
             serde = Serde.from_settings(self.settings)
             self._start_sink(serde)
             self.monitor = Monitor(self.settings, serde, started_monotonic=t0).start()

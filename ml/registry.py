@@ -19,11 +19,13 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from heimdall.core.errors import HeimdallError
 from heimdall.core.objectstore import filesystem
+from heimdall.schemas.models import ModelPointer
 
 MODEL_FILE = "model.onnx"
 METADATA_FILE = "metadata.json"
@@ -47,6 +49,19 @@ class ModelRecord:
     training_data_hash: str = ""
     schema_version: str = "v1"
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def pointer(self, created_ns: int | None = None) -> ModelPointer:
+        """The ``rf.models.v1`` event that makes this version the active one."""
+        return ModelPointer(
+            model_name=self.name,
+            version=self.version,
+            url=self.url,
+            sha256=self.sha256,
+            input_spec=json.dumps(self.input_spec, sort_keys=True),
+            schema_version=self.schema_version,
+            metrics={k: float(v) for k, v in self.metrics.items()},
+            created_ns=time.time_ns() if created_ns is None else created_ns,
+        )
 
 
 class ModelRegistry:
@@ -150,6 +165,10 @@ class ModelRegistry:
             return None
         with self.fs.open(path, "r") as f:
             return self.get(name, f.read().strip())
+
+    def active_records(self) -> list[ModelRecord]:
+        """The active version of every model that has one."""
+        return [r for r in (self.active(n) for n in self.names()) if r is not None]
 
     def load_bytes(self, record: ModelRecord) -> bytes:
         """The ONNX file of ``record``, checked against its SHA-256."""

@@ -7,7 +7,7 @@
                the changelogged table ``associate-windows``)
 ``localize``   rf.observations.v1 → rf.localizations.v1 (the classical RSS estimate, and the
                active ONNX model's beside it, each marked with its ``method``; the model is
-               hot-reloaded from rf.models.v1 by :class:`heimdall.streams.models.ModelWatcher`;
+               hot-reloaded from rf.models.v1 by :class:`heimdall.streams.model_watch.ModelWatcher`;
                with ``HEIMDALL_TRACK`` each is also published tracked in time, method
                ``<method>+track``, the tracks kept in the changelogged table
                ``localize-tracks``: :mod:`heimdall.streams.track`)
@@ -66,7 +66,7 @@ from heimdall.streams.localize import (
     localize_rss,
     localize_tdoa,
 )
-from heimdall.streams.models import ModelWatcher
+from heimdall.streams.model_watch import ModelWatcher
 from heimdall.streams.tdoa import TdoaBlock, TdoaSessions, is_tdoa_snippet, tdoa_observation
 from heimdall.streams.track import STREAM_GATE, track_key, track_localization
 

@@ -8,7 +8,7 @@ import faust
 
 from heimdall.core import metrics
 from heimdall.core.settings import HeimdallSettings, load_settings
-from heimdall.infra.topics import ensure_stage_topics
+from heimdall.core.topics import ensure_stage_topics
 from heimdall.streams.app import create_app
 
 

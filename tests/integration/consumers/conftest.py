@@ -29,8 +29,8 @@ from heimdall.consumers.clickhouse_sink import ClickHouseSink
 from heimdall.core import kafka
 from heimdall.core.settings import ClickHouseSettings, HeimdallSettings
 from heimdall.core.store import open_clickhouse
+from heimdall.core.topics import ensure_topics, heimdall_topics
 from heimdall.infra.clickhouse import apply_schema
-from heimdall.infra.topics import ensure_topics, heimdall_topics
 
 
 @pytest.fixture(scope="session")

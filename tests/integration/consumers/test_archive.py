@@ -23,7 +23,7 @@ from heimdall.core import kafka
 from heimdall.core.errors import ConfigError
 from heimdall.core.ids import new_event_id
 from heimdall.core.settings import HeimdallSettings
-from heimdall.infra.topics import ensure_topics, heimdall_topics
+from heimdall.core.topics import ensure_topics, heimdall_topics
 from heimdall.producers.publisher import Publisher
 from heimdall.schemas.models import ClockSource, IqChunk, Position, SampleFormat
 from heimdall.schemas.serde import Serde

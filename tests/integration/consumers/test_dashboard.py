@@ -21,8 +21,8 @@ from websockets.sync.client import connect
 from heimdall.consumers.dashboard.config import DashboardSettings
 from heimdall.core import kafka
 from heimdall.core.settings import HeimdallSettings
+from heimdall.core.topics import ensure_topics, heimdall_topics
 from heimdall.infra.dashboard import Dashboard, start_dashboard
-from heimdall.infra.topics import ensure_topics, heimdall_topics
 from heimdall.producers.publisher import Publisher
 from heimdall.schemas.dlq import dlq_headers
 from heimdall.schemas.models import Localization, Position, ReceiverState, ReceiverStatus, Truth

@@ -23,8 +23,8 @@ from pydantic import SecretStr
 from heimdall.consumers.dashboard.config import DashboardSettings
 from heimdall.core import kafka
 from heimdall.core.settings import HeimdallSettings
+from heimdall.core.topics import ensure_topics, heimdall_topics
 from heimdall.infra.dashboard import Dashboard, start_dashboard
-from heimdall.infra.topics import ensure_topics, heimdall_topics
 from heimdall.producers.publisher import Publisher
 from heimdall.schemas.models import (
     ClockSource,

@@ -10,7 +10,7 @@ import pytest
 from heimdall.consumers.tail import tail_topic
 from heimdall.core import kafka
 from heimdall.core.settings import HeimdallSettings
-from heimdall.infra.topics import ensure_topics, heimdall_topics
+from heimdall.core.topics import ensure_topics, heimdall_topics
 from heimdall.producers.publisher import Publisher
 from heimdall.schemas.dlq import dlq_headers
 from heimdall.schemas.models import Position, Truth

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -55,3 +56,13 @@ def test_active_version_is_recorded(tmp_path: Path) -> None:
     registry.set_active(a)
     assert registry.active("rssnet") == a
     assert len(registry.versions("rssnet")) == 2  # the ACTIVE marker is not a version
+    registry.publish("other", b"onnx-o", SPEC)  # never promoted: not active
+    assert registry.active_records() == [a]
+
+
+def test_pointer_announces_the_record(tmp_path: Path) -> None:
+    a = ModelRegistry(tmp_path.as_uri()).publish("rssnet", b"x", SPEC, metrics={"median_m": 3})
+    p = a.pointer(created_ns=5)
+    assert (p.model_name, p.version, p.url, p.sha256) == (a.name, a.version, a.url, a.sha256)
+    assert json.loads(p.input_spec) == SPEC and p.metrics == {"median_m": 3.0}
+    assert p.created_ns == 5 and p.schema_version == a.schema_version

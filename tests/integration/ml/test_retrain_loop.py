@@ -40,10 +40,10 @@ from heimdall.consumers.replay import replay
 from heimdall.core import kafka
 from heimdall.core.geodesy import LocalFrame
 from heimdall.core.settings import HeimdallSettings, TopicNames
-from heimdall.infra.cli_models import announce
+from heimdall.core.topics import ensure_topics, heimdall_topics
 from heimdall.infra.cli_train import Source, build_dataset, default_config, run_training
+from heimdall.infra.model_announce import announce
 from heimdall.infra.processes import Child, child_env
-from heimdall.infra.topics import ensure_topics, heimdall_topics
 from heimdall.ml.registry import ModelRegistry
 from heimdall.producers.sim.pathloss import LogDistanceSpec
 from heimdall.producers.sim.scenario import PropagationSpec, Scenario, seed_network

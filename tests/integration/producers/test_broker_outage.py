@@ -25,8 +25,8 @@ import pytest
 
 from heimdall.core import kafka
 from heimdall.core.settings import HeimdallSettings, TopicNames, load_settings
+from heimdall.core.topics import ensure_topics, heimdall_topics
 from heimdall.infra.broker import broker_binary, die_with_parent, free_port
-from heimdall.infra.topics import ensure_topics, heimdall_topics
 from heimdall.producers.publisher import Publisher
 from heimdall.schemas.models import ClockSource, IqChunk, Position, SampleFormat
 from heimdall.schemas.serde import Serde

@@ -13,7 +13,7 @@ import pytest
 
 from heimdall.core import kafka
 from heimdall.core.settings import HeimdallSettings
-from heimdall.infra.topics import ensure_topics, heimdall_topics
+from heimdall.core.topics import ensure_topics, heimdall_topics
 from heimdall.producers.network import load_network, run_network
 from heimdall.producers.network_recordings import ReplaySpec
 from heimdall.producers.recordings.kiwi_wav import read_kiwi_wav

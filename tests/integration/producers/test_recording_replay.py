@@ -12,7 +12,7 @@ import pytest
 from heimdall.core import kafka
 from heimdall.core.settings import HeimdallSettings
 from heimdall.core.shared_data import shared_data_dir
-from heimdall.infra.topics import ensure_topics, heimdall_topics
+from heimdall.core.topics import ensure_topics, heimdall_topics
 from heimdall.producers.recordings.kiwi_wav import read_kiwi_wav
 from heimdall.producers.recordings.replay import kiwi_chunks, kiwi_position, replay_kiwi_wav
 from heimdall.producers.recordings.sigmf_io import (

@@ -24,8 +24,8 @@ import pytest
 
 from heimdall.core import kafka
 from heimdall.core.settings import HeimdallSettings
+from heimdall.core.topics import ensure_topics, heimdall_topics
 from heimdall.infra.processes import Child, child_env
-from heimdall.infra.topics import ensure_topics, heimdall_topics
 from heimdall.producers.publisher import Publisher
 from heimdall.producers.sim.stream import run_simulation
 from heimdall.schemas.dlq import DeadLetter

@@ -15,10 +15,9 @@ import torch
 
 from heimdall.core import kafka
 from heimdall.core.settings import HeimdallSettings
+from heimdall.core.topics import ensure_topics, heimdall_topics
 from heimdall.infra.broker import free_port
-from heimdall.infra.cli_models import pointer_for
 from heimdall.infra.processes import Child, child_env
-from heimdall.infra.topics import ensure_topics, heimdall_topics
 from heimdall.ml.models.setnet import SetNet, SetNetConfig, export_onnx, input_spec
 from heimdall.ml.registry import ModelRegistry
 from heimdall.producers.publisher import Publisher
@@ -62,7 +61,7 @@ def test_models_hot_reload_and_refusal(settings: HeimdallSettings, tmp_path: Pat
     v2 = registry.publish("setnet", *tiny_model(tmp_path, 2))
     pub = Publisher(settings)
     t = settings.topics
-    pub.publish(t.models, "setnet", pointer_for(v1))
+    pub.publish(t.models, "setnet", v1.pointer())
     pub.flush()
     port = free_port()  # the active model is also a metric
     env = child_env({**settings.to_env(), "HEIMDALL_METRICS_PORT": str(port)})
@@ -73,7 +72,7 @@ def test_models_hot_reload_and_refusal(settings: HeimdallSettings, tmp_path: Pat
     try:
         assert onnx_versions(settings, pub, locs, 60) == f"setnet:{v1.version}", worker.tail()
         # a pointer whose file does not match its hash: refused, v1 stays active
-        pub.publish(t.models, "setnet", dataclasses.replace(pointer_for(v2), sha256="0" * 64))
+        pub.publish(t.models, "setnet", dataclasses.replace(v2.pointer(), sha256="0" * 64))
         pub.flush()
         dead = kafka.consumer(settings, "dlq")
         dead.subscribe([t.dlq])
@@ -86,7 +85,7 @@ def test_models_hot_reload_and_refusal(settings: HeimdallSettings, tmp_path: Pat
         assert d.stage == "model-watcher" and "SHA-256" in d.reason
         assert onnx_versions(settings, pub, locs, 30) == f"setnet:{v1.version}"
         # a good new version is picked up without restarting the worker
-        pub.publish(t.models, "setnet", pointer_for(v2))
+        pub.publish(t.models, "setnet", v2.pointer())
         pub.flush()
         deadline = time.monotonic() + 30
         version = ""

@@ -21,8 +21,8 @@ import pytest
 
 from heimdall.core import kafka
 from heimdall.core.settings import HeimdallSettings
+from heimdall.core.topics import ensure_topics, heimdall_topics
 from heimdall.infra.processes import Child, child_env
-from heimdall.infra.topics import ensure_topics, heimdall_topics
 from heimdall.producers.publisher import Publisher
 from heimdall.schemas.models import ClockSource, IqChunk, Measurement, Position, SampleFormat
 from heimdall.schemas.serde import Serde

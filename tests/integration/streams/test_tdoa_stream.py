@@ -21,9 +21,9 @@ from heimdall.core import kafka
 from heimdall.core.geodesy import LocalFrame
 from heimdall.core.settings import HeimdallSettings
 from heimdall.core.shared_data import shared_data_dir
+from heimdall.core.topics import ensure_topics, heimdall_topics
 from heimdall.infra.cli_tdoa import load_kiwi_recordings
 from heimdall.infra.processes import Child, child_env
-from heimdall.infra.topics import ensure_topics, heimdall_topics
 from heimdall.ml.estimators.ellipse import mahalanobis2
 from heimdall.ml.tdoa.evaluate import evaluate_tdoa
 from heimdall.producers.recordings.replay import replay_kiwi_wav

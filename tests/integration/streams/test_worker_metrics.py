@@ -14,9 +14,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from heimdall.core import kafka
 from heimdall.core.settings import HeimdallSettings
+from heimdall.core.topics import ensure_topics, heimdall_topics
 from heimdall.infra.broker import free_port
 from heimdall.infra.processes import Child, child_env
-from heimdall.infra.topics import ensure_topics, heimdall_topics
 from heimdall.producers.publisher import Publisher
 from tests.integration.streams.test_worker import chunk, read
 

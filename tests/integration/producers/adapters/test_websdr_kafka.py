@@ -20,7 +20,7 @@ import pytest
 
 from heimdall.core import kafka
 from heimdall.core.settings import HeimdallSettings
-from heimdall.infra.topics import ensure_topics, heimdall_topics
+from heimdall.core.topics import ensure_topics, heimdall_topics
 from heimdall.producers.adapters.adpcm import SyncAdpcmDecoder
 from heimdall.producers.network import run_network
 from heimdall.schemas.models import (

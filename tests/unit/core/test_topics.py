@@ -10,7 +10,7 @@ from typing import Any
 from confluent_kafka.admin import ConfigResource
 
 from heimdall.core.settings import HeimdallSettings
-from heimdall.infra.topics import TopicSpec, heimdall_topics, topic_mismatches
+from heimdall.core.topics import TopicSpec, heimdall_topics, topic_mismatches
 
 
 class StandInAdmin:
