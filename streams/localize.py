@@ -19,7 +19,7 @@ from heimdall.ml.estimators.hybrid import estimate_hybrid
 from heimdall.ml.estimators.rss import estimate_rss
 from heimdall.ml.inference import OnnxLocalizer
 from heimdall.ml.tdoa.calibration import PooledVariance
-from heimdall.ml.tdoa.fix import CHI2_ALPHA, fix_from_lags
+from heimdall.ml.tdoa.fix import CHI2_ALPHA, arrival_sigmas, fix_from_lags, pair_covariance
 from heimdall.ml.tdoa.lags import PairLag
 from heimdall.schemas.models import Localization, Observation, Position
 
@@ -131,17 +131,7 @@ def localize_tdoa(obs: Observation, variance: PooledVariance | None = None) -> L
     if len(obs.tdoa_pairs) < 2:
         raise EstimationError(f"{len(obs.tdoa_pairs)} TDOA pairs: a 2-D fix needs 2 or more")
     receivers = {m.receiver_id: (m.position.lat_deg, m.position.lon_deg) for m in obs.members}
-    pairs = [
-        PairLag(
-            p.receiver_a,
-            p.receiver_b,
-            -p.tdoa_s,  # PairLag: t_b − t_a
-            p.sigma_s,
-            p.quality,
-            sigma_sys_s=p.sigma_sys_s,
-        )
-        for p in obs.tdoa_pairs
-    ]
+    pairs = _pair_lags(obs)
     # cross-correlation lags share their receivers' noise: per-receiver arrival sigmas
     # (:func:`~heimdall.ml.tdoa.fix.arrival_sigmas`), as ``heimdall eval tdoa`` does
     # with more receivers than unknowns the residual shows per-receiver delays that no pair
@@ -177,6 +167,21 @@ def localize_tdoa(obs: Observation, variance: PooledVariance | None = None) -> L
     )
 
 
+def _pair_lags(obs: Observation) -> list[PairLag]:
+    """The observation's TDOA pairs as :class:`~heimdall.ml.tdoa.lags.PairLag` (t_b − t_a)."""
+    return [
+        PairLag(
+            p.receiver_a,
+            p.receiver_b,
+            -p.tdoa_s,  # Observation: t_a − t_b; PairLag: t_b − t_a
+            p.sigma_s,
+            p.quality,
+            sigma_sys_s=p.sigma_sys_s,
+        )
+        for p in obs.tdoa_pairs
+    ]
+
+
 #: RSS over a TDOA block is usable with this many receivers (position, P0 and n unknown).
 MIN_HYBRID_RSS = 4
 
@@ -187,7 +192,10 @@ def localize_hybrid(obs: Observation, tdoa_fix: Localization) -> Localization:
     Works in the azimuthal-equidistant frame centred on the TDOA fix (exact geodesic ranges
     from the transmitter, as for the TDOA fix itself). The RSS noise is the larger of the
     members' measurement noise and the RSS-only fit's residual scatter (as the RSS stage
-    does); RSS is used only with :data:`MIN_HYBRID_RSS` receivers or more.
+    does); RSS is used only with :data:`MIN_HYBRID_RSS` receivers or more. The lags'
+    covariance is the TDOA fix's: per-receiver arrival sigmas (the N(N − 1)/2 pairs of N
+    receivers hold N − 1 independent differences, :func:`~heimdall.ml.tdoa.fix.arrival_sigmas`)
+    times the variance factor the TDOA fix used (its ``variance_factor`` param).
 
     Raises
     ------
@@ -205,12 +213,14 @@ def localize_hybrid(obs: Observation, tdoa_fix: Localization) -> Localization:
     rss = estimate_rss(rx, power, sigma_db=sigma_db)
     sigma_db = max(sigma_db, float(rss.residual_rms_db))
     idx = {m.receiver_id: i for i, m in enumerate(members)}
+    toa, widened = arrival_sigmas(_pair_lags(obs))
+    factor = float(tdoa_fix.params.get("variance_factor", 1.0))
     est = estimate_hybrid(
         rx,
         power,
-        [p.tdoa_s for p in obs.tdoa_pairs],
-        pairs=[(idx[p.receiver_a], idx[p.receiver_b]) for p in obs.tdoa_pairs],
-        pair_sigma_s=[p.sigma_s for p in obs.tdoa_pairs],
+        [p.lag_s for p in widened],  # t_b − t_a
+        pairs=[(idx[p.b], idx[p.a]) for p in widened],
+        cov_s2=pair_covariance(widened, toa, 0.0) * factor,
         sigma_db=sigma_db,
     )
     lat, lon = frame.from_en(est.east_m, est.north_m)
