@@ -27,10 +27,12 @@ HISTORY_TABLES = ("features", "observations", "localizations", "truth")
 
 
 #: What makes a row the same result twice: the source event it was computed from (a chunk
-#: measured twice has two event ids but one chunk id), or the event id for truth.
+#: measured twice has two event ids but one chunk id), or the event id for truth. An
+#: observation is its channel's window of one kind: an RSS window and a TDOA block (the one
+#: with lags) that start together are two results.
 NATURAL_KEYS = {
     "features": "chunk_id",
-    "observations": "(channel_id, window_start_ns)",
+    "observations": "(channel_id, window_start_ns, notEmpty(`tdoa_pairs.tdoa_s`))",
     "localizations": "(observation_id, method)",
     "truth": "event_id",
 }
