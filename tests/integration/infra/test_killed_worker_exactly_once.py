@@ -100,7 +100,11 @@ def test_killed_worker_loses_nothing_and_duplicates_nothing(settings: HeimdallSe
     replays: dict[str, Any] = {}
     for name, events, source in (
         ("features", measurements, lambda m: m.chunk_id),
-        ("observations", observations, lambda o: (o.channel_id, o.window_start_ns)),
+        (
+            "observations",
+            observations,
+            lambda o: (o.channel_id, o.window_start_ns, bool(o.tdoa_pairs)),
+        ),
         ("localizations", fixes, lambda x: (x.observation_id, x.method)),
     ):
         ids_per_source = collections.defaultdict(set)
